@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite under ASan+UBSan, then each fuzzer for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS="${QFORGE_FUZZ_SECONDS:-60}"
+
+echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+QFORGE_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DQFORGE_SANITIZE=ON -DQFORGE_WERROR=ON
+QFORGE_NO_PROGRESS=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j2
+
+echo "== fuzzers (${FUZZ_SECONDS}s each)"
+scripts/fuzz.sh "$FUZZ_SECONDS"

@@ -1,0 +1,20 @@
+// Each subcommand registers its options on the app and returns the function that runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace qforge::cli {
+
+using Runner = std::function<int()>;
+
+struct Command {
+    CLI::App* app;
+    Runner run;
+};
+
+Command add_inspect(CLI::App& root);
+
+}  // namespace qforge::cli

@@ -35,12 +35,12 @@ int run(int argc, char** argv) {
     }
     if (help->parsed()) {
         if (help_topic.empty()) {
-            std::cout << app.help();
+            std::cout << app.get_formatter()->make_help(&app, "qforge", CLI::AppFormatMode::Normal);
             return 0;
         }
         for (const auto& c : commands) {
             if (c.app->get_name() == help_topic) {
-                std::cout << c.app->help();
+                std::cout << c.app->get_formatter()->make_help(c.app, c.app->get_name(), CLI::AppFormatMode::Normal);
                 return 0;
             }
         }

@@ -10,6 +10,7 @@
 
 #include "qforge/gguf.hpp"
 #include "qforge/quantize.hpp"
+#include "qforge/quantize_model.hpp"
 #include "test_util.hpp"
 
 namespace qforge {
@@ -64,6 +65,47 @@ TEST(QuantGolden, EveryTensorOfTinyDemoMatchesLlamaCpp) {
         ++manifests;
     }
     EXPECT_EQ(manifests, 18);
+}
+
+}  // namespace
+}  // namespace qforge
+
+namespace qforge {
+namespace {
+
+std::string ftype_of_manifest(const std::string& fname, const std::string& model) {
+    // "<model>-Q4_K_M.json" -> "Q4_K_M"; "<model>-F16-from-f32.json" -> "F16"
+    std::string t = fname.substr(model.size() + 1, fname.size() - model.size() - 1 - 5);
+    const auto from = t.find("-from-f32");
+    if (from != std::string::npos) t = t.substr(0, from);
+    return t;
+}
+
+// The whole file: metadata order, tensor order, alignment and data, against llama-quantize's.
+TEST(QuantGolden, QuantizeCommandReproducesLlamaQuantizeFiles) {
+    QFORGE_REQUIRE_SHARED(data);
+    const std::string dir = data + "/reference/tiny-demo-8m";
+    auto src_file = GgufFile::open(dir + "/tiny-demo-8m-bf16.gguf");
+    const SourceModel src = source_from_gguf(*src_file);
+    test::TempDir tmp;
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string fname = e.path().filename().string();
+        if (e.path().extension() != ".json" || fname.find("tiny-demo-8m-") != 0) continue;
+        if (fname == "tiny-demo-8m-bf16.json" || fname == "tiny-demo-8m-f16.json" || fname == "tiny-demo-8m-f32.json")
+            continue;
+        std::ifstream in(e.path());
+        const auto manifest = nlohmann::json::parse(in);
+        QuantizeOptions opt;
+        opt.ftype = ftype_of_manifest(fname, "tiny-demo-8m");
+        opt.threads = 2;
+        const std::string out = tmp.path("out.gguf");
+        quantize_model(src, out, opt);
+        const auto bytes = test::read_file(out);
+        EXPECT_EQ(test::sha256_hex(bytes.data(), bytes.size()), manifest["file_sha256"].get<std::string>()) << fname;
+        ++n;
+    }
+    EXPECT_EQ(n, 18);
 }
 
 }  // namespace

@@ -16,5 +16,7 @@ struct Command {
 };
 
 Command add_inspect(CLI::App& root);
+Command add_quantize(CLI::App& root);
+Command add_dequantize(CLI::App& root);
 
 }  // namespace qforge::cli

@@ -1,5 +1,6 @@
 #include "qforge/quantize.hpp"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -38,6 +39,10 @@ std::vector<uint8_t> quantize_tensor(const float* src, int64_t nrows, int64_t n_
     if (!imatrix.empty() && static_cast<int64_t>(imatrix.size()) != n_per_row)
         throw_usage("importance matrix has " + std::to_string(imatrix.size()) + " values for rows of " +
                     std::to_string(n_per_row));
+    for (int64_t i = 0; i < nrows * n_per_row; ++i) {
+        if (!std::isfinite(src[i]))
+            throw Error(ExitCode::bad_input, "cannot quantize: input contains NaN or Inf (element " + std::to_string(i) + ")");
+    }
     std::vector<uint8_t> out(static_cast<size_t>(*rb * nrows));
     quantize_rows(src, out.data(), nrows, n_per_row, type, imatrix.empty() ? nullptr : imatrix.data(), n_threads);
     return out;

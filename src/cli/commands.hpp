@@ -18,5 +18,6 @@ struct Command {
 Command add_inspect(CLI::App& root);
 Command add_quantize(CLI::App& root);
 Command add_dequantize(CLI::App& root);
+Command add_convert(CLI::App& root);
 
 }  // namespace qforge::cli

@@ -16,6 +16,7 @@ int run(int argc, char** argv) {
     app.require_subcommand(0, 1);
     std::vector<qforge::cli::Command> commands;
     commands.push_back(qforge::cli::add_inspect(app));
+    commands.push_back(qforge::cli::add_convert(app));
     commands.push_back(qforge::cli::add_quantize(app));
     commands.push_back(qforge::cli::add_dequantize(app));
 

@@ -1,0 +1,385 @@
+// Hugging Face (llama family, qwen2) -> GGUF, following llama.cpp's convert_hf_to_gguf.py.
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "formats/hf_vocab.hpp"
+#include "qforge/convert.hpp"
+#include "qforge/error.hpp"
+#include "qforge/half.hpp"
+#include "qforge/progress.hpp"
+#include "qforge/quantize.hpp"
+
+namespace qforge {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& p) {
+    std::ifstream in(p);
+    if (!in) throw_bad_input(p.string(), "cannot open");
+    try {
+        return json::parse(in);
+    } catch (const json::exception&) {
+        throw_bad_input(p.string(), "invalid JSON");
+    }
+}
+
+struct Hparams {
+    int64_t n_layer = 0, n_ctx = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, vocab = 0;
+    std::optional<double> rope_theta, rms_eps;
+    std::optional<int64_t> head_dim_cfg;
+    json rope_scaling;
+    bool tied = false;
+};
+
+int64_t get_int(const json& cfg, std::initializer_list<const char*> keys, const std::string& file, bool required = true) {
+    for (const char* k : keys)
+        if (cfg.contains(k) && cfg[k].is_number_integer()) return cfg[k].get<int64_t>();
+    if (required) throw_bad_input(file, std::string("config.json has no ") + *keys.begin());
+    return 0;
+}
+
+Hparams read_hparams(const json& cfg, const std::string& file) {
+    Hparams h;
+    h.n_layer = get_int(cfg, {"num_hidden_layers", "n_layer"}, file);
+    h.n_ctx = get_int(cfg, {"max_position_embeddings", "n_ctx", "n_positions"}, file, false);
+    h.n_embd = get_int(cfg, {"hidden_size", "n_embd"}, file);
+    h.n_ff = get_int(cfg, {"intermediate_size", "n_inner"}, file, false);
+    h.n_head = get_int(cfg, {"num_attention_heads", "n_head"}, file);
+    h.n_head_kv = cfg.contains("num_key_value_heads") && cfg["num_key_value_heads"].is_number_integer()
+                      ? cfg["num_key_value_heads"].get<int64_t>() : h.n_head;
+    h.vocab = get_int(cfg, {"vocab_size"}, file, false);
+    if (cfg.contains("head_dim") && cfg["head_dim"].is_number_integer()) h.head_dim_cfg = cfg["head_dim"].get<int64_t>();
+    if (h.n_layer <= 0 || h.n_embd <= 0 || h.n_head <= 0 || h.n_head_kv <= 0 || h.n_head % h.n_head_kv != 0)
+        throw_bad_input(file, "inconsistent layer, embedding or head counts");
+    h.head_dim = h.head_dim_cfg.value_or(h.n_embd / h.n_head);
+    if (!h.head_dim_cfg && h.n_embd % h.n_head != 0) throw_bad_input(file, "hidden_size is not a multiple of num_attention_heads");
+    // Older layout: rope_theta at top level; newer: rope_parameters.rope_theta.
+    if (cfg.contains("rope_theta") && cfg["rope_theta"].is_number()) h.rope_theta = cfg["rope_theta"].get<double>();
+    else if (cfg.contains("rope_parameters") && cfg["rope_parameters"].is_object() && cfg["rope_parameters"].contains("rope_theta"))
+        h.rope_theta = cfg["rope_parameters"]["rope_theta"].get<double>();
+    if (cfg.contains("rms_norm_eps") && cfg["rms_norm_eps"].is_number()) h.rms_eps = cfg["rms_norm_eps"].get<double>();
+    if (cfg.contains("rope_scaling") && cfg["rope_scaling"].is_object()) h.rope_scaling = cfg["rope_scaling"];
+    else if (cfg.contains("rope_parameters") && cfg["rope_parameters"].is_object() &&
+             cfg["rope_parameters"].value("rope_type", "default") != "default")
+        h.rope_scaling = cfg["rope_parameters"];
+    h.tied = cfg.value("tie_word_embeddings", false);
+    return h;
+}
+
+// general.name / basename / size_label from the directory name, as gguf-py's heuristics do.
+void general_names(const std::string& dir_name, int64_t n_params, std::vector<GgufKV>& kv) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (size_t i = 0; i <= dir_name.size(); ++i) {
+        if (i == dir_name.size() || dir_name[i] == '-') {
+            if (i > start) parts.push_back(dir_name.substr(start, i - start));
+            start = i + 1;
+        }
+    }
+    static const std::regex size_re("^(\\d+x)?\\d+([._]\\d+)?[kmbtKMBT]$");
+    int size_idx = -1;
+    for (size_t i = 0; i < parts.size(); ++i)
+        if (std::regex_match(parts[i], size_re)) size_idx = static_cast<int>(i);
+    std::string title;
+    for (const auto& w : parts) {
+        std::string t = w;
+        const bool lower = std::none_of(w.begin(), w.end(), [](unsigned char c) { return std::isupper(c); }) &&
+                           std::any_of(w.begin(), w.end(), [](unsigned char c) { return std::isalpha(c); });
+        if (lower && !std::isdigit(static_cast<unsigned char>(w[0])) && !(w[0] == 'v' && w.size() > 1 && std::isdigit(static_cast<unsigned char>(w[1])))) {
+            bool new_word = true;
+            for (auto& c : t) {
+                c = static_cast<char>(new_word ? std::toupper(static_cast<unsigned char>(c)) : c);
+                new_word = !std::isalpha(static_cast<unsigned char>(c));
+            }
+        }
+        title += (title.empty() ? "" : " ") + t;
+    }
+    kv.push_back({"general.name", GgufValue::string(title)});
+    std::string basename, finetune, size_label;
+    if (size_idx >= 0) {
+        for (int i = 0; i < size_idx; ++i) basename += (i ? "-" : "") + parts[static_cast<size_t>(i)];
+        for (size_t i = static_cast<size_t>(size_idx) + 1; i < parts.size(); ++i) finetune += (finetune.empty() ? "" : "-") + parts[i];
+        size_label = parts[static_cast<size_t>(size_idx)];
+        size_label.back() = static_cast<char>(std::toupper(static_cast<unsigned char>(size_label.back())));
+    } else {
+        // Size from the parameter count: two significant digits, e.g. 8.4M, 23M, 1.1B.
+        const char* units[] = {"", "K", "M", "B", "T"};
+        double v = static_cast<double>(n_params);
+        int u = 0;
+        while (v >= 1000.0 && u < 4) {
+            v /= 1000.0;
+            ++u;
+        }
+        char buf[32];
+        std::snprintf(buf, sizeof buf, v < 10 ? "%.1f%s" : "%.0f%s", v, units[u]);
+        size_label = buf;
+    }
+    if (!finetune.empty()) kv.push_back({"general.finetune", GgufValue::string(finetune)});
+    if (!basename.empty()) kv.push_back({"general.basename", GgufValue::string(basename)});
+    kv.push_back({"general.size_label", GgufValue::string(size_label)});
+}
+
+struct TensorMap {
+    std::string gguf_name;
+    int permute_heads = 0;  // llama Q/K: number of heads for the row permutation
+    std::vector<int64_t> expect;  // expected HF shape
+};
+
+// HF tensor name -> GGUF name (and its expected shape), or nullopt for tensors the converter drops.
+std::optional<TensorMap> map_tensor(const std::string& name, const Hparams& h, const std::string& arch) {
+    const int64_t q_dim = h.n_head * h.head_dim, kv_dim = h.n_head_kv * h.head_dim;
+    if (name.find("rotary_emb.inv_freq") != std::string::npos) return std::nullopt;
+    if (name == "model.embed_tokens.weight") return TensorMap{"token_embd.weight", 0, {h.vocab, h.n_embd}};
+    if (name == "model.norm.weight") return TensorMap{"output_norm.weight", 0, {h.n_embd}};
+    if (name == "lm_head.weight") return TensorMap{"output.weight", 0, {h.vocab, h.n_embd}};
+    static const std::regex layer_re("^model\\.layers\\.(\\d+)\\.(.+)$");
+    std::smatch m;
+    if (!std::regex_match(name, m, layer_re)) throw_bad_input(name, "cannot map this tensor to a GGUF name");
+    const std::string bid = m[1];
+    if (std::stoll(bid) >= h.n_layer) throw_bad_input(name, "layer index beyond num_hidden_layers");
+    const std::string rest = m[2];
+    const std::string blk = "blk." + bid + ".";
+    const bool llama = arch == "llama";
+    if (rest == "input_layernorm.weight") return TensorMap{blk + "attn_norm.weight", 0, {h.n_embd}};
+    if (rest == "post_attention_layernorm.weight") return TensorMap{blk + "ffn_norm.weight", 0, {h.n_embd}};
+    if (rest == "self_attn.q_proj.weight") return TensorMap{blk + "attn_q.weight", llama ? static_cast<int>(h.n_head) : 0, {q_dim, h.n_embd}};
+    if (rest == "self_attn.k_proj.weight") return TensorMap{blk + "attn_k.weight", llama ? static_cast<int>(h.n_head_kv) : 0, {kv_dim, h.n_embd}};
+    if (rest == "self_attn.v_proj.weight") return TensorMap{blk + "attn_v.weight", 0, {kv_dim, h.n_embd}};
+    if (rest == "self_attn.o_proj.weight") return TensorMap{blk + "attn_output.weight", 0, {h.n_embd, q_dim}};
+    if (rest == "self_attn.q_proj.bias") return TensorMap{blk + "attn_q.bias", llama ? static_cast<int>(h.n_head) : 0, {q_dim}};
+    if (rest == "self_attn.k_proj.bias") return TensorMap{blk + "attn_k.bias", llama ? static_cast<int>(h.n_head_kv) : 0, {kv_dim}};
+    if (rest == "self_attn.v_proj.bias") return TensorMap{blk + "attn_v.bias", 0, {kv_dim}};
+    if (rest == "mlp.gate_proj.weight") return TensorMap{blk + "ffn_gate.weight", 0, {h.n_ff, h.n_embd}};
+    if (rest == "mlp.up_proj.weight") return TensorMap{blk + "ffn_up.weight", 0, {h.n_ff, h.n_embd}};
+    if (rest == "mlp.down_proj.weight") return TensorMap{blk + "ffn_down.weight", 0, {h.n_embd, h.n_ff}};
+    throw_bad_input(name, "cannot map this tensor to a GGUF name");
+}
+
+GgmlType ggml_type_of(StDtype d, const std::string& name) {
+    switch (d) {
+        case StDtype::F32: return GgmlType::F32;
+        case StDtype::F16: return GgmlType::F16;
+        case StDtype::BF16: return GgmlType::BF16;
+        default: throw_bad_input(name, std::string("unsupported dtype ") + st_dtype_name(d) + " (expected F32, F16 or BF16)");
+    }
+}
+
+float load_float(StDtype d, const uint8_t* p, int64_t i) {
+    if (d == StDtype::F32) {
+        float f;
+        std::memcpy(&f, p + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    return d == StDtype::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+}  // namespace
+
+std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
+    const fs::path dir(dir_str);
+    if (!fs::is_directory(dir)) throw_bad_input(dir_str, "not a directory (expected a Hugging Face model directory)");
+    if (!fs::exists(dir / "config.json")) throw_bad_input(dir_str, "no config.json in this directory");
+    const std::string cfg_file = (dir / "config.json").string();
+    const json cfg = read_json(dir / "config.json");
+    auto m = std::make_unique<HfModel>();
+    m->dir = dir_str;
+    if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty())
+        m->hf_architecture = cfg["architectures"][0].get<std::string>();
+    const std::string& a = m->hf_architecture;
+    if (a == "LlamaForCausalLM" || a == "MistralForCausalLM") m->gguf_architecture = "llama";
+    else if (a == "Qwen2ForCausalLM") m->gguf_architecture = "qwen2";
+    else throw_bad_input(cfg_file, "unsupported architecture '" + a + "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+    const std::string& arch = m->gguf_architecture;
+    Hparams h = read_hparams(cfg, cfg_file);
+    m->weights = SafetensorsModel::open(dir_str);
+
+    // Tensors in converter order, with shape checks.
+    int64_t n_params = 0;
+    auto& src = m->source;
+    src.path = dir_str;
+    for (const auto& f : m->weights.files()) src.inputs.push_back(f->path());
+    if (h.vocab == 0) {
+        if (const StTensor* e = m->weights.find("model.embed_tokens.weight"); e && e->shape.size() == 2) h.vocab = e->shape[0];
+    }
+    for (const StTensor* t : m->weights.tensors()) {
+        const auto map = map_tensor(t->name, h, arch);
+        if (!map) continue;
+        if (t->shape != map->expect)
+            throw_bad_input(t->name, "shape " + shape_str(t->shape) + " does not match config.json (expected " + shape_str(map->expect) + ")");
+        const GgmlType stored = ggml_type_of(t->dtype, t->name);
+        SourceTensor st;
+        st.name = map->gguf_name;
+        st.ne.assign(t->shape.rbegin(), t->shape.rend());
+        n_params += t->n_elements();
+        const bool one_d = t->shape.size() <= 1 || st.name.ends_with("_norm.weight");
+        const int heads = map->permute_heads;
+        const StTensor* tp = t;
+        if (one_d) {
+            st.type = GgmlType::F32;
+            st.read = [tp, heads](uint8_t* dst) {
+                const int64_t n = tp->n_elements();
+                std::vector<float> v(static_cast<size_t>(n));
+                for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = load_float(tp->dtype, tp->data, i);
+                if (heads > 0) {  // a permuted bias: same row order as its weight
+                    const int64_t half = n / heads / 2;
+                    std::vector<float> o(v.size());
+                    for (int64_t hh = 0; hh < heads; ++hh)
+                        for (int64_t i = 0; i < half; ++i)
+                            for (int j = 0; j < 2; ++j) o[static_cast<size_t>(hh * 2 * half + i * 2 + j)] = v[static_cast<size_t>(hh * 2 * half + j * half + i)];
+                    v.swap(o);
+                }
+                std::memcpy(dst, v.data(), v.size() * 4);
+            };
+        } else {
+            st.type = stored;
+            st.read = [tp, heads](uint8_t* dst) {
+                if (heads == 0) {
+                    std::memcpy(dst, tp->data, tp->n_bytes());
+                    return;
+                }
+                // LlamaModel.permute: rows (head, 2, half) -> (head, half, 2).
+                const int64_t rows = tp->shape[0];
+                const size_t row_bytes = static_cast<size_t>(tp->n_bytes() / static_cast<uint64_t>(rows));
+                const int64_t half = rows / heads / 2;
+                for (int64_t hh = 0; hh < heads; ++hh)
+                    for (int64_t i = 0; i < half; ++i)
+                        for (int j = 0; j < 2; ++j) {
+                            const int64_t out_row = hh * 2 * half + i * 2 + j, in_row = hh * 2 * half + j * half + i;
+                            std::memcpy(dst + static_cast<size_t>(out_row) * row_bytes, tp->data + static_cast<size_t>(in_row) * row_bytes, row_bytes);
+                        }
+            };
+        }
+        if (heads > 0 && (map->expect[0] % (2 * heads)) != 0) throw_bad_input(t->name, "rows are not a multiple of 2 x heads");
+        src.tensors.push_back(std::move(st));
+    }
+    auto require = [&](const std::string& name) {
+        for (const auto& t : src.tensors)
+            if (t.name == name) return;
+        throw_bad_input(dir_str, "missing tensor for '" + name + "'");
+    };
+    require("token_embd.weight");
+    require("output_norm.weight");
+    for (int64_t l = 0; l < h.n_layer; ++l)
+        for (const char* n : {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"})
+            require("blk." + std::to_string(l) + "." + n + ".weight");
+
+    // Metadata, in the converter's order.
+    auto& kv = src.metadata;
+    kv.push_back({"general.architecture", GgufValue::string(arch)});
+    kv.push_back({"general.type", GgufValue::string("model")});
+    general_names(dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string(), n_params, kv);
+    const std::string p = arch + ".";
+    kv.push_back({p + "block_count", GgufValue::u32(static_cast<uint32_t>(h.n_layer))});
+    if (h.n_ctx) kv.push_back({p + "context_length", GgufValue::u32(static_cast<uint32_t>(h.n_ctx))});
+    kv.push_back({p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(h.n_embd))});
+    if (h.n_ff) kv.push_back({p + "feed_forward_length", GgufValue::u32(static_cast<uint32_t>(h.n_ff))});
+    kv.push_back({p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(h.n_head))});
+    if (cfg.contains("num_key_value_heads")) kv.push_back({p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(h.n_head_kv))});
+    if (h.rope_theta) kv.push_back({p + "rope.freq_base", GgufValue::f32(static_cast<float>(*h.rope_theta))});
+    if (h.rms_eps) kv.push_back({p + "attention.layer_norm_rms_epsilon", GgufValue::f32(static_cast<float>(*h.rms_eps))});
+    if (h.head_dim_cfg) {
+        kv.push_back({p + "attention.key_length", GgufValue::u32(static_cast<uint32_t>(*h.head_dim_cfg))});
+        kv.push_back({p + "attention.value_length", GgufValue::u32(static_cast<uint32_t>(*h.head_dim_cfg))});
+    }
+    kv.push_back({"general.file_type", GgufValue::u32(1)});
+    const json& rs = h.rope_scaling;
+    const std::string rs_type = rs.is_object() ? rs.value("type", rs.value("rope_type", "")) : "";
+    if (arch == "llama") {
+        kv.push_back({p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(h.vocab))});
+        kv.push_back({p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(h.head_dim))});
+        if (rs.is_object() && rs.contains("factor") && rs_type == "linear") {
+            kv.push_back({p + "rope.scaling.type", GgufValue::string("linear")});
+            kv.push_back({p + "rope.scaling.factor", GgufValue::f32(rs["factor"].get<float>())});
+        }
+    } else if (arch == "qwen2" && rs.is_object() && rs.contains("factor") && rs_type == "yarn") {
+        kv.push_back({p + "rope.scaling.type", GgufValue::string("yarn")});
+        kv.push_back({p + "rope.scaling.factor", GgufValue::f32(rs["factor"].get<float>())});
+        if (rs.contains("original_max_position_embeddings"))
+            kv.push_back({p + "rope.scaling.original_context_length", GgufValue::u32(rs["original_max_position_embeddings"].get<uint32_t>())});
+    }
+    append_hf_vocab(dir, h.vocab, arch, kv);
+    kv.push_back({"general.quantization_version", GgufValue::u32(2)});
+    return m;
+}
+
+GgmlType converter_tensor_type(const SourceTensor& t, GgmlType outtype) {
+    if (t.ne.size() <= 1 || t.name.ends_with("_norm.weight")) return GgmlType::F32;
+    return outtype;
+}
+
+QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, const std::string& outtype_in, int threads,
+                                const Imatrix* imatrix, const std::string& imatrix_file) {
+    std::string outtype;
+    for (char c : outtype_in) outtype += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const Ftype* ft = find_ftype(outtype);
+    if (!ft) throw_usage("--outtype: unknown type '" + outtype_in + "'");
+    const bool converter_type = outtype == "f32" || outtype == "f16" || outtype == "bf16" || outtype == "q8_0";
+    if (!converter_type || imatrix) {
+        // Any other type: exactly what quantizing the converter's f32 output with llama-quantize gives.
+        QuantizeOptions opt;
+        opt.ftype = ft->name;
+        opt.threads = threads;
+        opt.imatrix = imatrix;
+        opt.imatrix_file = imatrix_file;
+        return quantize_model(model.source, out, opt);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    GgufWriter w(out, model.source.inputs);
+    for (const auto& kv : model.source.metadata) {
+        if (kv.key == "general.file_type") w.add_kv(kv.key, GgufValue::u32(ft->id));
+        else w.add_kv(kv.key, kv.value);
+    }
+    QuantizeReport report;
+    for (const auto& t : model.source.tensors) {
+        const GgmlType to = converter_tensor_type(t, ft->default_type);
+        w.add_tensor(t.name, to, t.ne);
+        const uint64_t bytes_out = *row_bytes(type_traits(to), t.ne[0]) * static_cast<uint64_t>(t.n_elements() / t.ne[0]);
+        report.tensors.push_back({t.name, t.ne, t.type, to, t.n_bytes(), bytes_out});
+        report.bytes_in += t.n_bytes();
+        report.bytes_out += bytes_out;
+    }
+    report.file_size = w.predicted_size();
+    w.write_header();
+    Progress progress("convert", report.bytes_in);
+    std::vector<uint8_t> raw, q;
+    std::vector<float> f32;
+    for (size_t i = 0; i < model.source.tensors.size(); ++i) {
+        const auto& t = model.source.tensors[i];
+        const auto& info = report.tensors[i];
+        raw.resize(t.n_bytes());
+        t.read(raw.data());
+        if (info.to == t.type) {
+            w.write_tensor_data(raw.data(), raw.size());
+        } else {
+            f32.resize(static_cast<size_t>(t.n_elements()));
+            dequantize(t.type, raw.data(), f32.data(), t.n_elements());
+            q.resize(info.bytes_out);
+            quantize_rows(f32.data(), q.data(), t.n_elements() / t.ne[0], t.ne[0], info.to, nullptr, threads > 0 ? threads : 1);
+            w.write_tensor_data(q.data(), q.size());
+        }
+        progress.add(info.bytes_in);
+    }
+    w.finish();
+    progress.finish();
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+}
+
+}  // namespace qforge

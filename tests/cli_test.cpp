@@ -47,6 +47,11 @@ TEST(Cli, InspectDemoModel) {
     EXPECT_EQ(j["architecture"], "LlamaForCausalLM");
     EXPECT_EQ(j["hyperparameters"]["num_hidden_layers"], 8);
     EXPECT_EQ(j["tensors"].size(), 75u);
+    // What convert would produce.
+    EXPECT_EQ(j["convert_preview"]["architecture"], "llama");
+    EXPECT_EQ(j["convert_preview"]["tensors"].size(), 75u);
+    EXPECT_EQ(j["convert_preview"]["tensors"][0]["name"], "token_embd.weight");
+    EXPECT_EQ(j["convert_preview"]["metadata"]["tokenizer.ggml.model"], "llama");
 }
 
 TEST(Cli, BadInputFilesExitTwoWithOneLine) {

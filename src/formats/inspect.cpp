@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
 #include "qforge/safetensors.hpp"
@@ -143,6 +144,31 @@ ojson inspect_safetensors_file(const std::string& path) {
     return j;
 }
 
+// What `qforge convert` would write (default outtype f16): GGUF metadata and tensors.
+ojson convert_preview(const std::string& path) {
+    ojson p;
+    std::unique_ptr<HfModel> m;
+    try {
+        m = open_hf_model(path);
+    } catch (const Error& e) {
+        p["error"] = e.what();
+        return p;
+    }
+    p["architecture"] = m->gguf_architecture;
+    p["outtype"] = "f16";
+    ojson md = ojson::object();
+    for (const auto& kv : m->source.metadata) md[kv.key] = kv.key == "general.file_type" ? ojson(1) : metadata_json(kv.value);
+    p["metadata"] = md;
+    ojson ts = ojson::array();
+    for (const auto& t : m->source.tensors) {
+        const GgmlType to = converter_tensor_type(t, GgmlType::F16);
+        ts.push_back({{"name", t.name}, {"type", type_traits(to).name}, {"shape", t.ne},
+                      {"bytes", *row_bytes(type_traits(to), t.ne[0]) * static_cast<uint64_t>(t.n_elements() / t.ne[0])}});
+    }
+    p["tensors"] = ts;
+    return p;
+}
+
 ojson inspect_model_dir(const std::string& path) {
     const fs::path dir(path);
     if (!fs::exists(dir / "config.json")) throw_bad_input(path, "directory has no config.json (not a Hugging Face or MLX model)");
@@ -188,6 +214,7 @@ ojson inspect_model_dir(const std::string& path) {
     std::sort(files.begin(), files.end());
     j["files"] = files;
     j["tensors"] = tensors;
+    if (!mlx) j["convert_preview"] = convert_preview(path);
     return j;
 }
 
@@ -274,6 +301,24 @@ std::string render_inspect_text(const ojson& j, size_t max_tensors) {
         os << "\nmetadata\n";
         for (auto it = j["metadata"].begin(); it != j["metadata"].end(); ++it)
             os << "  " << std::left << std::setw(40) << it.key() << " " << value_text(it.value()) << "\n";
+    }
+    if (j.contains("convert_preview")) {
+        const auto& p = j["convert_preview"];
+        if (p.contains("error")) {
+            os << "\nqforge convert: not convertible (" << p["error"].get<std::string>() << ")\n";
+        } else {
+            os << "\nqforge convert would write (GGUF, --outtype f16): architecture " << p["architecture"].get<std::string>()
+               << ", " << p["metadata"].size() << " metadata keys, " << p["tensors"].size() << " tensors\n";
+            size_t k = 0;
+            for (const auto& t : p["tensors"]) {
+                if (max_tensors && k++ == 6) {
+                    os << "  ...\n";
+                    break;
+                }
+                os << "  " << std::left << std::setw(48) << t["name"].get<std::string>() << std::setw(8) << t["type"].get<std::string>()
+                   << shape_string(t["shape"].get<std::vector<int64_t>>()) << "\n";
+            }
+        }
     }
     os << "\ntensors\n";
     os << "  " << std::left << std::setw(48) << "name" << std::setw(8) << "type" << std::setw(22) << "shape"

@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${QFORGE_FUZZ_SECONDS:-60}"
 
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-QFORGE_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=Debug -DQFORGE_SANITIZE=ON -DQFORGE_WERROR=ON
+QFORGE_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQFORGE_SANITIZE=ON -DQFORGE_WERROR=ON
 QFORGE_NO_PROGRESS=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j2
 

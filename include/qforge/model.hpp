@@ -1,0 +1,123 @@
+// A loaded language model (llama family, qwen2) and its evaluation state.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qforge/gguf.hpp"
+#include "qforge/thread_pool.hpp"
+#include "qforge/tokenizer.hpp"
+#include "qforge/types.hpp"
+
+namespace qforge {
+
+struct ModelHparams {
+    std::string arch;
+    int n_layer = 0, n_embd = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_vocab = 0, n_ctx_train = 0;
+    int n_rot = 0;  // rotary dimensions
+    float rms_eps = 1e-5f, rope_base = 10000.f, rope_freq_scale = 1.f;
+    bool rope_neox = false;
+};
+
+// A weight matrix (or vector) in its stored type: rows of ne[0] elements.
+struct WeightView {
+    GgmlType type = GgmlType::F32;
+    std::vector<int64_t> ne;
+    const uint8_t* data = nullptr;
+    bool present() const { return data != nullptr; }
+    int64_t cols() const { return ne.empty() ? 0 : ne[0]; }
+    int64_t rows() const { return ne.size() < 2 ? 1 : ne[1]; }
+    size_t row_bytes() const;
+};
+
+struct LayerWeights {
+    WeightView attn_norm, wq, wk, wv, wo, bq, bk, bv, ffn_norm, w_gate, w_up, w_down;
+};
+
+class Model {
+public:
+    // A GGUF file or a Hugging Face model directory (converted in memory).
+    static std::unique_ptr<Model> load(const std::string& path);
+    ~Model();
+
+    const ModelHparams& hparams() const { return hp_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    const std::vector<GgufKV>& metadata() const { return metadata_; }
+    const std::string& path() const { return path_; }
+    std::string chat_template() const;
+    uint64_t weight_bytes() const { return weight_bytes_; }
+    int64_t n_params() const { return n_params_; }
+
+    WeightView tok_embd, output_norm, output;
+    std::vector<LayerWeights> layers;
+
+private:
+    Model() = default;
+    void bind(const std::string& source);
+    struct Storage;
+    std::unique_ptr<Storage> storage_;
+    ModelHparams hp_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::vector<GgufKV> metadata_;
+    std::vector<std::pair<std::string, WeightView>> tensors_;
+    std::string path_;
+    uint64_t weight_bytes_ = 0;
+    int64_t n_params_ = 0;
+};
+
+enum class KvCacheType { F32, F16, Q8_0 };
+KvCacheType parse_cache_type(const std::string& s);  // "f32", "f16", "q8_0"
+
+// Evaluation state: the KV cache and scratch buffers for one sequence.
+class Context {
+public:
+    Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads);
+    ~Context();
+
+    // Evaluate `tokens` after the n_past already in the cache. Fills logits for the last token
+    // (n_vocab values) or, with all_logits, for every token (tokens.size() x n_vocab).
+    void eval(const std::vector<int32_t>& tokens, std::vector<float>& logits, bool all_logits = false, int batch = 512);
+    int n_past() const { return n_past_; }
+    int n_ctx() const { return n_ctx_; }
+    void reset() { n_past_ = 0; }
+    uint64_t kv_bytes() const;
+    const Model& model() const { return model_; }
+
+private:
+    void eval_batch(const int32_t* tokens, int n, float* logits, bool all_logits);
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    const Model& model_;
+    int n_ctx_;
+    int n_past_ = 0;
+};
+
+struct SamplerParams {
+    float temp = 0.8f;
+    int top_k = 40;
+    float top_p = 0.95f;
+    float min_p = 0.05f;
+    float repeat_penalty = 1.0f;
+    int repeat_last_n = 64;
+    uint32_t seed = 0xFFFFFFFF;  // random when left at this value
+};
+
+class Sampler {
+public:
+    explicit Sampler(const SamplerParams& p);
+    int32_t sample(const float* logits, int n_vocab);
+    void accept(int32_t token);
+
+private:
+    SamplerParams p_;
+    std::mt19937 rng_;
+    std::vector<int32_t> recent_;
+};
+
+// Peak resident memory of this process, in bytes.
+uint64_t peak_rss_bytes();
+
+}  // namespace qforge

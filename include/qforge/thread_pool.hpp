@@ -1,0 +1,39 @@
+// A fixed pool of worker threads for data-parallel loops. parallel_for splits [0, n) into one
+// contiguous chunk per thread, so each index is always handled by exactly one thread and the
+// results do not depend on the thread count.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace qforge {
+
+class ThreadPool {
+public:
+    explicit ThreadPool(int n_threads);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    int size() const { return n_threads_; }
+    // fn(begin, end, thread_index) over chunks of [0, n).
+    void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+
+private:
+    void worker(int index);
+    int n_threads_;
+    std::vector<std::thread> workers_;
+    std::mutex mu_;
+    std::condition_variable cv_start_, cv_done_;
+    const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+    int64_t job_n_ = 0;
+    uint64_t generation_ = 0;
+    int pending_ = 0;
+    bool stop_ = false;
+};
+
+}  // namespace qforge

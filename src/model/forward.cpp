@@ -1,0 +1,315 @@
+// The transformer forward pass (llama family, qwen2), written for clarity: RMSNorm, rotary
+// attention with grouped KV heads over a KV cache, SwiGLU feed-forward. Weights stay in their
+// stored type; each weight row is converted to f32 once per batch and dotted with every token.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "qforge/error.hpp"
+#include "qforge/half.hpp"
+#include "qforge/model.hpp"
+#include "qforge/quantize.hpp"
+
+namespace qforge {
+
+namespace {
+
+// Dot product with eight independent partial sums (vectorisable, fixed order: deterministic).
+float dot(const float* a, const float* b, int64_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; ++i) r += a[i] * b[i];
+    return r;
+}
+
+void load_vector(const WeightView& w, float* out) { dequantize(w.type, w.data, out, w.cols()); }
+
+void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
+    double ss = 0;
+    for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+    const float scale = 1.0f / std::sqrt(static_cast<float>(ss / n) + eps);
+    for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+}  // namespace
+
+struct Context::Impl {
+    const Model& m;
+    KvCacheType cache_type;
+    ThreadPool pool;
+    int n_ctx;
+    int kv_dim;
+    size_t kv_row_bytes;
+    std::vector<std::vector<uint8_t>> k_cache, v_cache;  // per layer: n_ctx rows
+    // Norm weights and biases as f32, converted once.
+    std::vector<std::vector<float>> attn_norm, ffn_norm, bq, bk, bv;
+    std::vector<float> out_norm;
+    std::vector<float> inv_freq;
+    std::vector<std::vector<float>> row_buf;  // per thread
+
+    Impl(const Model& model, int ctx, KvCacheType ct, int threads) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
+        const auto& hp = m.hparams();
+        kv_dim = hp.n_head_kv * hp.head_dim;
+        if (ct == KvCacheType::Q8_0 && kv_dim % 32 != 0) throw_usage("--cache-type q8_0 needs KV rows that are a multiple of 32");
+        kv_row_bytes = ct == KvCacheType::F32 ? kv_dim * 4u : ct == KvCacheType::F16 ? kv_dim * 2u : kv_dim / 32u * 34u;
+        k_cache.assign(static_cast<size_t>(hp.n_layer), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
+        v_cache.assign(static_cast<size_t>(hp.n_layer), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
+        auto vec = [](const WeightView& w) {
+            std::vector<float> v(static_cast<size_t>(w.present() ? w.cols() : 0));
+            if (w.present()) load_vector(w, v.data());
+            return v;
+        };
+        for (const auto& L : m.layers) {
+            attn_norm.push_back(vec(L.attn_norm));
+            ffn_norm.push_back(vec(L.ffn_norm));
+            bq.push_back(vec(L.bq));
+            bk.push_back(vec(L.bk));
+            bv.push_back(vec(L.bv));
+        }
+        out_norm = vec(m.output_norm);
+        // Rotary frequencies as Hugging Face computes them (float32).
+        for (int i = 0; i < hp.n_rot / 2; ++i)
+            inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
+        row_buf.resize(static_cast<size_t>(pool.size()));
+    }
+
+    // Y[b][r] = W[r] . X[b] for B tokens.
+    void matmul(const WeightView& w, const float* x, int B, float* y) {
+        const int64_t rows = w.rows(), cols = w.cols();
+        const size_t rb = w.row_bytes();
+        pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int t) {
+            auto& buf = row_buf[static_cast<size_t>(t)];
+            buf.resize(static_cast<size_t>(cols));
+            for (int64_t r = r0; r < r1; ++r) {
+                const float* row;
+                if (w.type == GgmlType::F32) {
+                    row = reinterpret_cast<const float*>(w.data + r * rb);
+                } else {
+                    dequantize(w.type, w.data + r * rb, buf.data(), cols);
+                    row = buf.data();
+                }
+                for (int b = 0; b < B; ++b) y[static_cast<size_t>(b) * rows + r] = dot(row, x + static_cast<size_t>(b) * cols, cols);
+            }
+        });
+    }
+
+    void rope(float* v, int n_heads, int pos) {
+        const auto& hp = m.hparams();
+        const float p = static_cast<float>(pos) * hp.rope_freq_scale;
+        for (int h = 0; h < n_heads; ++h) {
+            float* x = v + static_cast<size_t>(h) * hp.head_dim;
+            for (int i = 0; i < hp.n_rot / 2; ++i) {
+                const float theta = p * inv_freq[static_cast<size_t>(i)];
+                const float c = std::cos(theta), s = std::sin(theta);
+                // llama GGUFs have Q/K rows permuted so that pairs are adjacent; qwen2 uses NEOX halves.
+                const int i0 = hp.rope_neox ? i : 2 * i, i1 = hp.rope_neox ? i + hp.n_rot / 2 : 2 * i + 1;
+                const float a = x[i0], b = x[i1];
+                x[i0] = a * c - b * s;
+                x[i1] = a * s + b * c;
+            }
+        }
+    }
+
+    void store_kv(std::vector<uint8_t>& cache, int pos, const float* src) {
+        uint8_t* dst = cache.data() + static_cast<size_t>(pos) * kv_row_bytes;
+        switch (cache_type) {
+            case KvCacheType::F32: std::memcpy(dst, src, kv_row_bytes); break;
+            case KvCacheType::F16:
+                for (int i = 0; i < kv_dim; ++i) reinterpret_cast<uint16_t*>(dst)[i] = fp32_to_fp16(src[i]);
+                break;
+            case KvCacheType::Q8_0: type_traits(GgmlType::Q8_0).quantize(src, dst, kv_dim, nullptr); break;
+        }
+    }
+
+    void load_kv(const std::vector<uint8_t>& cache, int pos, float* dst) const {
+        const uint8_t* src = cache.data() + static_cast<size_t>(pos) * kv_row_bytes;
+        switch (cache_type) {
+            case KvCacheType::F32: std::memcpy(dst, src, kv_row_bytes); break;
+            case KvCacheType::F16:
+                for (int i = 0; i < kv_dim; ++i) dst[i] = fp16_to_fp32(reinterpret_cast<const uint16_t*>(src)[i]);
+                break;
+            case KvCacheType::Q8_0: dequantize(GgmlType::Q8_0, src, dst, kv_dim); break;
+        }
+    }
+};
+
+Context::Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads)
+    : model_(model), n_ctx_(n_ctx) {
+    if (n_ctx <= 0) throw_usage("context size must be positive");
+    if (n_ctx > model.hparams().n_ctx_train)
+        throw_usage("context size " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(model.hparams().n_ctx_train));
+    impl_ = std::make_unique<Impl>(model, n_ctx, cache_type, n_threads);
+}
+
+Context::~Context() = default;
+
+uint64_t Context::kv_bytes() const { return 2ull * impl_->k_cache.size() * impl_->kv_row_bytes * static_cast<uint64_t>(n_ctx_); }
+
+void Context::eval(const std::vector<int32_t>& tokens, std::vector<float>& logits, bool all_logits, int batch) {
+    const int n_vocab = model_.hparams().n_vocab;
+    const int n = static_cast<int>(tokens.size());
+    if (n == 0) return;
+    if (n_past_ + n > n_ctx_)
+        throw Error(ExitCode::usage, "context overflow: " + std::to_string(n_past_ + n) + " tokens do not fit in a context of " +
+                                         std::to_string(n_ctx_) + " (use -c to enlarge it, up to the model's " +
+                                         std::to_string(model_.hparams().n_ctx_train) + ")");
+    for (int32_t t : tokens)
+        if (t < 0 || t >= n_vocab) throw_usage("token id " + std::to_string(t) + " is out of range");
+    logits.assign(static_cast<size_t>(all_logits ? n : 1) * n_vocab, 0.f);
+    batch = std::max(1, batch);
+    for (int i = 0; i < n; i += batch) {
+        const int nb = std::min(batch, n - i);
+        const bool last = i + nb == n;
+        float* out = all_logits ? logits.data() + static_cast<size_t>(i) * n_vocab : (last ? logits.data() : nullptr);
+        eval_batch(tokens.data() + i, nb, out, all_logits);
+    }
+}
+
+void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_logits) {
+    Impl& I = *impl_;
+    const auto& hp = model_.hparams();
+    const int E = hp.n_embd, HD = hp.head_dim, NH = hp.n_head, NKV = hp.n_head_kv, F = hp.n_ff;
+    const int Q = NH * HD, KV = NKV * HD;
+    const size_t b = static_cast<size_t>(B);
+    std::vector<float> x(b * E), xn(b * E), q(b * Q), k(b * KV), v(b * KV), att(b * Q), tmp(b * E), gate(b * F), up(b * F);
+
+    for (int t = 0; t < B; ++t) {
+        const WeightView& emb = model_.tok_embd;
+        dequantize(emb.type, emb.data + static_cast<size_t>(tokens[t]) * emb.row_bytes(), x.data() + static_cast<size_t>(t) * E, E);
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
+    for (int l = 0; l < hp.n_layer; ++l) {
+        const LayerWeights& L = model_.layers[static_cast<size_t>(l)];
+        const size_t ls = static_cast<size_t>(l);
+        for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.attn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        I.matmul(L.wq, xn.data(), B, q.data());
+        I.matmul(L.wk, xn.data(), B, k.data());
+        I.matmul(L.wv, xn.data(), B, v.data());
+        for (int t = 0; t < B; ++t) {
+            float* qt = &q[static_cast<size_t>(t) * Q];
+            float* kt = &k[static_cast<size_t>(t) * KV];
+            float* vt = &v[static_cast<size_t>(t) * KV];
+            if (!I.bq[ls].empty())
+                for (int i = 0; i < Q; ++i) qt[i] += I.bq[ls][static_cast<size_t>(i)];
+            if (!I.bk[ls].empty())
+                for (int i = 0; i < KV; ++i) kt[i] += I.bk[ls][static_cast<size_t>(i)];
+            if (!I.bv[ls].empty())
+                for (int i = 0; i < KV; ++i) vt[i] += I.bv[ls][static_cast<size_t>(i)];
+            I.rope(qt, NH, n_past_ + t);
+            I.rope(kt, NKV, n_past_ + t);
+            I.store_kv(I.k_cache[ls], n_past_ + t, kt);
+            I.store_kv(I.v_cache[ls], n_past_ + t, vt);
+        }
+        // Causal attention, one (token, head) pair per work item.
+        const int group = NH / NKV;
+        I.pool.parallel_for(static_cast<int64_t>(B) * NH, [&](int64_t w0, int64_t w1, int) {
+            std::vector<float> scores(static_cast<size_t>(n_past_ + B)), krow(static_cast<size_t>(KV)), acc(static_cast<size_t>(HD));
+            for (int64_t w = w0; w < w1; ++w) {
+                const int t = static_cast<int>(w / NH), h = static_cast<int>(w % NH), kvh = h / group;
+                const int n_kv = n_past_ + t + 1;
+                const float* qh = &q[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD];
+                float mx = -INFINITY;
+                for (int p = 0; p < n_kv; ++p) {
+                    I.load_kv(I.k_cache[ls], p, krow.data());
+                    const float s = dot(qh, krow.data() + static_cast<size_t>(kvh) * HD, HD) * scale;
+                    scores[static_cast<size_t>(p)] = s;
+                    mx = std::max(mx, s);
+                }
+                float sum = 0;
+                for (int p = 0; p < n_kv; ++p) {
+                    scores[static_cast<size_t>(p)] = std::exp(scores[static_cast<size_t>(p)] - mx);
+                    sum += scores[static_cast<size_t>(p)];
+                }
+                std::fill(acc.begin(), acc.end(), 0.f);
+                for (int p = 0; p < n_kv; ++p) {
+                    I.load_kv(I.v_cache[ls], p, krow.data());
+                    const float a = scores[static_cast<size_t>(p)] / sum;
+                    const float* vh = krow.data() + static_cast<size_t>(kvh) * HD;
+                    for (int d = 0; d < HD; ++d) acc[static_cast<size_t>(d)] += a * vh[d];
+                }
+                std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);
+            }
+        });
+        I.matmul(L.wo, att.data(), B, tmp.data());
+        for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
+        // SwiGLU feed-forward.
+        for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.ffn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        I.matmul(L.w_gate, xn.data(), B, gate.data());
+        I.matmul(L.w_up, xn.data(), B, up.data());
+        for (size_t i = 0; i < b * F; ++i) {
+            const float g = gate[i];
+            gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+        }
+        I.matmul(L.w_down, gate.data(), B, tmp.data());
+        for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
+    }
+    n_past_ += B;
+    if (!logits) return;
+    // Output head: every token's logits, or only the last one's.
+    const int first = all_logits ? 0 : B - 1;
+    const int nl = B - first;
+    for (int t = first; t < B; ++t)
+        rms_norm(&x[static_cast<size_t>(t) * E], I.out_norm.data(), E, hp.rms_eps, &xn[static_cast<size_t>(t - first) * E]);
+    I.matmul(model_.output, xn.data(), nl, logits);
+}
+
+// ---- sampling --------------------------------------------------------------------------------
+
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed == 0xFFFFFFFF ? std::random_device{}() : p.seed) {}
+
+void Sampler::accept(int32_t token) {
+    recent_.push_back(token);
+    if (static_cast<int>(recent_.size()) > std::max(0, p_.repeat_last_n)) recent_.erase(recent_.begin());
+}
+
+int32_t Sampler::sample(const float* logits_in, int n_vocab) {
+    std::vector<float> logits(logits_in, logits_in + n_vocab);
+    if (p_.repeat_penalty != 1.0f) {
+        for (int32_t t : recent_) {
+            float& l = logits[static_cast<size_t>(t)];
+            l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+        }
+    }
+    if (p_.temp <= 0) return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    std::vector<int32_t> ids(static_cast<size_t>(n_vocab));
+    for (int i = 0; i < n_vocab; ++i) ids[static_cast<size_t>(i)] = i;
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)] || (logits[static_cast<size_t>(a)] == logits[static_cast<size_t>(b)] && a < b); });
+    if (p_.top_k > 0 && p_.top_k < n_vocab) ids.resize(static_cast<size_t>(p_.top_k));
+    // Softmax over the candidates (before temperature, as llama.cpp's top-p/min-p see them).
+    auto probs_of = [&](float temp) {
+        std::vector<double> pr(ids.size());
+        const double mx = logits[static_cast<size_t>(ids[0])];
+        double sum = 0;
+        for (size_t i = 0; i < ids.size(); ++i) sum += pr[i] = std::exp((logits[static_cast<size_t>(ids[i])] - mx) / temp);
+        for (auto& v : pr) v /= sum;
+        return pr;
+    };
+    auto pr = probs_of(1.0f);
+    if (p_.top_p < 1.0f) {
+        double cum = 0;
+        size_t keep = ids.size();
+        for (size_t i = 0; i < pr.size(); ++i) {
+            cum += pr[i];
+            if (cum >= p_.top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        ids.resize(keep);
+        pr.resize(keep);
+    }
+    if (p_.min_p > 0.0f) {
+        const double thr = pr[0] * p_.min_p;
+        size_t keep = 1;
+        while (keep < pr.size() && pr[keep] >= thr) ++keep;
+        ids.resize(keep);
+    }
+    pr = probs_of(p_.temp);
+    std::discrete_distribution<size_t> dist(pr.begin(), pr.end());
+    return ids[dist(rng_)];
+}
+
+}  // namespace qforge

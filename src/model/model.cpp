@@ -1,0 +1,169 @@
+// Model loading: hyper-parameters and weight views from a GGUF (zero-copy) or a Hugging Face
+// directory (converted in memory), with every tensor's presence and shape checked.
+#include "qforge/model.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <optional>
+
+#include "qforge/convert.hpp"
+#include "qforge/error.hpp"
+
+namespace qforge {
+
+size_t WeightView::row_bytes() const { return *qforge::row_bytes(type_traits(type), cols()); }
+
+struct Model::Storage {
+    std::unique_ptr<GgufFile> gguf;
+    std::unique_ptr<HfModel> hf;
+    std::vector<std::vector<uint8_t>> buffers;
+};
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+    auto m = std::unique_ptr<Model>(new Model());
+    m->storage_ = std::make_unique<Storage>();
+    m->path_ = path;
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        m->storage_->hf = open_hf_model(path);
+        const SourceModel& src = m->storage_->hf->source;
+        m->metadata_ = src.metadata;
+        for (const auto& t : src.tensors) {
+            std::vector<uint8_t> buf(t.n_bytes());
+            t.read(buf.data());
+            m->storage_->buffers.push_back(std::move(buf));
+            m->tensors_.push_back({t.name, WeightView{t.type, t.ne, m->storage_->buffers.back().data()}});
+        }
+    } else {
+        m->storage_->gguf = GgufFile::open(path);
+        const GgufFile& f = *m->storage_->gguf;
+        m->metadata_ = f.metadata();
+        for (const auto& t : f.tensors()) m->tensors_.push_back({t.name, WeightView{t.type, t.ne, t.data}});
+    }
+    m->bind(path);
+    return m;
+}
+
+std::string Model::chat_template() const {
+    for (const auto& kv : metadata_)
+        if (kv.key == "tokenizer.chat_template" && kv.value.type == GgufValueType::STRING) return kv.value.str;
+    return "";
+}
+
+void Model::bind(const std::string& source) {
+    auto find_kv = [&](const std::string& key) -> const GgufValue* {
+        for (const auto& kv : metadata_)
+            if (kv.key == key) return &kv.value;
+        return nullptr;
+    };
+    auto get_int = [&](const std::string& key, std::optional<int64_t> def) -> int64_t {
+        const GgufValue* v = find_kv(key);
+        if (v && v->as_int()) return *v->as_int();
+        if (!def) throw_bad_input(source, "missing metadata key " + key);
+        return *def;
+    };
+    auto get_float = [&](const std::string& key, float def) -> float {
+        const GgufValue* v = find_kv(key);
+        return v && v->as_double() ? static_cast<float>(*v->as_double()) : def;
+    };
+    const GgufValue* archv = find_kv("general.architecture");
+    if (!archv || archv->type != GgufValueType::STRING) throw_bad_input(source, "no general.architecture");
+    hp_.arch = archv->str;
+    if (hp_.arch != "llama" && hp_.arch != "qwen2")
+        throw_bad_input(source, "unsupported architecture '" + hp_.arch + "' (supported: llama, qwen2)");
+    const std::string a = hp_.arch + ".";
+    hp_.n_layer = static_cast<int>(get_int(a + "block_count", std::nullopt));
+    hp_.n_embd = static_cast<int>(get_int(a + "embedding_length", std::nullopt));
+    hp_.n_head = static_cast<int>(get_int(a + "attention.head_count", std::nullopt));
+    hp_.n_head_kv = static_cast<int>(get_int(a + "attention.head_count_kv", hp_.n_head));
+    hp_.n_ff = static_cast<int>(get_int(a + "feed_forward_length", std::nullopt));
+    hp_.n_ctx_train = static_cast<int>(get_int(a + "context_length", 2048));
+    if (hp_.n_layer <= 0 || hp_.n_embd <= 0 || hp_.n_head <= 0 || hp_.n_head_kv <= 0 || hp_.n_head % hp_.n_head_kv != 0 ||
+        hp_.n_layer > 4096 || hp_.n_head > 4096 || hp_.n_ctx_train <= 0)
+        throw_bad_input(source, "inconsistent hyper-parameters (layers, heads or context)");
+    hp_.head_dim = static_cast<int>(get_int(a + "attention.key_length", hp_.n_embd / hp_.n_head));
+    hp_.n_rot = static_cast<int>(get_int(a + "rope.dimension_count", hp_.head_dim));
+    if (hp_.head_dim <= 0 || hp_.n_rot <= 0 || hp_.n_rot > hp_.head_dim || hp_.n_rot % 2) throw_bad_input(source, "bad head or rotary dimension");
+    hp_.rms_eps = get_float(a + "attention.layer_norm_rms_epsilon", 1e-5f);
+    hp_.rope_base = get_float(a + "rope.freq_base", 10000.f);
+    if (const GgufValue* st = find_kv(a + "rope.scaling.type"); st && st->type == GgufValueType::STRING && st->str == "linear")
+        hp_.rope_freq_scale = 1.0f / get_float(a + "rope.scaling.factor", 1.f);
+    hp_.rope_neox = hp_.arch == "qwen2";
+    tokenizer_ = Tokenizer::from_metadata(metadata_, source);
+
+    auto find = [&](const std::string& name) -> const WeightView* {
+        for (const auto& [n, v] : tensors_)
+            if (n == name) return &v;
+        return nullptr;
+    };
+    auto shape_str = [](const std::vector<int64_t>& ne) {
+        std::string s = "[";
+        for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+        return s + "]";
+    };
+    auto need = [&](const std::string& name, std::vector<int64_t> ne, bool optional = false) -> WeightView {
+        const WeightView* v = find(name);
+        if (!v) {
+            if (optional) return {};
+            throw_bad_input(source, "missing tensor '" + name + "'");
+        }
+        if (v->ne != ne) throw_bad_input(source, "tensor '" + name + "' has shape " + shape_str(v->ne) + ", expected " + shape_str(ne));
+        if (!type_traits(v->type).dequantize) throw_bad_input(source, "tensor '" + name + "' has unsupported type " + type_traits(v->type).name);
+        return *v;
+    };
+    const WeightView* embd = find("token_embd.weight");
+    if (!embd || embd->ne.size() != 2) throw_bad_input(source, "missing tensor 'token_embd.weight'");
+    hp_.n_vocab = static_cast<int>(embd->ne[1]);
+    if (tokenizer_->n_vocab() > hp_.n_vocab) throw_bad_input(source, "the tokenizer has more tokens than token_embd.weight has rows");
+    const int64_t E = hp_.n_embd, Q = int64_t{hp_.n_head} * hp_.head_dim, KV = int64_t{hp_.n_head_kv} * hp_.head_dim;
+    tok_embd = need("token_embd.weight", {E, hp_.n_vocab});
+    output_norm = need("output_norm.weight", {E});
+    output = need("output.weight", {E, hp_.n_vocab}, true);
+    if (!output.present()) output = tok_embd;  // tied embeddings
+    const bool bias = hp_.arch == "qwen2";
+    layers.resize(static_cast<size_t>(hp_.n_layer));
+    for (int l = 0; l < hp_.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        auto& L = layers[static_cast<size_t>(l)];
+        L.attn_norm = need(p + "attn_norm.weight", {E});
+        L.wq = need(p + "attn_q.weight", {E, Q});
+        L.wk = need(p + "attn_k.weight", {E, KV});
+        L.wv = need(p + "attn_v.weight", {E, KV});
+        L.wo = need(p + "attn_output.weight", {Q, E});
+        L.bq = need(p + "attn_q.bias", {Q}, !bias);
+        L.bk = need(p + "attn_k.bias", {KV}, !bias);
+        L.bv = need(p + "attn_v.bias", {KV}, !bias);
+        L.ffn_norm = need(p + "ffn_norm.weight", {E});
+        L.w_gate = need(p + "ffn_gate.weight", {E, hp_.n_ff});
+        L.w_up = need(p + "ffn_up.weight", {E, hp_.n_ff});
+        L.w_down = need(p + "ffn_down.weight", {hp_.n_ff, E});
+    }
+    for (const auto& [n, v] : tensors_) {
+        weight_bytes_ += v.row_bytes() * static_cast<uint64_t>(v.rows() * (v.ne.size() > 2 ? v.ne[2] : 1));
+        int64_t k = 1;
+        for (auto d : v.ne) k *= d;
+        n_params_ += k;
+    }
+}
+
+KvCacheType parse_cache_type(const std::string& s_in) {
+    std::string s;
+    for (char c : s_in) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (s == "f32") return KvCacheType::F32;
+    if (s == "f16") return KvCacheType::F16;
+    if (s == "q8_0") return KvCacheType::Q8_0;
+    throw_usage("--cache-type must be f32, f16 or q8_0, got '" + s_in + "'");
+}
+
+uint64_t peak_rss_bytes() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+}  // namespace qforge

@@ -53,11 +53,12 @@ std::string slurp(const std::string& path) {
 }
 }  // namespace
 
-CmdResult run_qforge(const std::vector<std::string>& args) {
+CmdResult run_qforge(const std::vector<std::string>& args, const std::string& stdin_text) {
     TempDir tmp;
     std::string cmd = shell_quote(QFORGE_BINARY);
     for (const auto& a : args) cmd += " " + shell_quote(a);
-    cmd += " >" + shell_quote(tmp.path("out")) + " 2>" + shell_quote(tmp.path("err")) + " </dev/null";
+    write_file(tmp.path("in"), std::vector<uint8_t>(stdin_text.begin(), stdin_text.end()));
+    cmd += " >" + shell_quote(tmp.path("out")) + " 2>" + shell_quote(tmp.path("err")) + " <" + shell_quote(tmp.path("in"));
     const int rc = std::system(cmd.c_str());
     CmdResult r;
     r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);

@@ -32,7 +32,7 @@ struct CmdResult {
     std::string err;
 };
 // Runs the qforge binary with the given arguments (shell-quoted here).
-CmdResult run_qforge(const std::vector<std::string>& args);
+CmdResult run_qforge(const std::vector<std::string>& args, const std::string& stdin_text = "");
 
 std::string sha256_hex(const uint8_t* data, size_t n);
 

@@ -1,6 +1,7 @@
 // A loaded language model (llama family, qwen2) and its evaluation state.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -83,6 +84,8 @@ public:
     int n_past() const { return n_past_; }
     int n_ctx() const { return n_ctx_; }
     void reset() { n_past_ = 0; }
+    // Forget everything after the first n tokens (to reuse a common prefix).
+    void truncate(int n) { n_past_ = std::min(n_past_, std::max(0, n)); }
     uint64_t kv_bytes() const;
     const Model& model() const { return model_; }
 

@@ -19,5 +19,7 @@ Command add_inspect(CLI::App& root);
 Command add_quantize(CLI::App& root);
 Command add_dequantize(CLI::App& root);
 Command add_convert(CLI::App& root);
+Command add_run(CLI::App& root);
+Command add_tokenize(CLI::App& root);
 
 }  // namespace qforge::cli

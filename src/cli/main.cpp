@@ -19,6 +19,8 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_convert(app));
     commands.push_back(qforge::cli::add_quantize(app));
     commands.push_back(qforge::cli::add_dequantize(app));
+    commands.push_back(qforge::cli::add_run(app));
+    commands.push_back(qforge::cli::add_tokenize(app));
 
     auto* help = app.add_subcommand("help", "Show help for qforge or for one command");
     std::string help_topic;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/gemm.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
 #include "qforge/model.hpp"
@@ -76,22 +77,26 @@ struct Context::Impl {
         row_buf.resize(static_cast<size_t>(pool.size()));
     }
 
-    // Y[b][r] = W[r] . X[b] for B tokens.
+    // Y[b][r] = W[r] . X[b] for B tokens: rows are converted to f32 in blocks, then multiplied.
     void matmul(const WeightView& w, const float* x, int B, float* y) {
         const int64_t rows = w.rows(), cols = w.cols();
         const size_t rb = w.row_bytes();
-        pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int t) {
+        const GemmFn gemm = best_gemm_f32();
+        constexpr int64_t kBlock = 16;
+        const int64_t n_blocks = (rows + kBlock - 1) / kBlock;
+        pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int t) {
             auto& buf = row_buf[static_cast<size_t>(t)];
-            buf.resize(static_cast<size_t>(cols));
-            for (int64_t r = r0; r < r1; ++r) {
-                const float* row;
+            buf.resize(static_cast<size_t>(cols * kBlock));
+            for (int64_t blk = b0; blk < b1; ++blk) {
+                const int64_t r0 = blk * kBlock, nr = std::min(kBlock, rows - r0);
+                const float* rows_f32;
                 if (w.type == GgmlType::F32) {
-                    row = reinterpret_cast<const float*>(w.data + r * rb);
+                    rows_f32 = reinterpret_cast<const float*>(w.data + static_cast<size_t>(r0) * rb);
                 } else {
-                    dequantize(w.type, w.data + r * rb, buf.data(), cols);
-                    row = buf.data();
+                    dequantize(w.type, w.data + static_cast<size_t>(r0) * rb, buf.data(), nr * cols);
+                    rows_f32 = buf.data();
                 }
-                for (int b = 0; b < B; ++b) y[static_cast<size_t>(b) * rows + r] = dot(row, x + static_cast<size_t>(b) * cols, cols);
+                gemm(rows_f32, static_cast<size_t>(cols), nr, x, static_cast<size_t>(cols), B, cols, y + r0, static_cast<size_t>(rows));
             }
         });
     }
@@ -174,6 +179,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
     const int E = hp.n_embd, HD = hp.head_dim, NH = hp.n_head, NKV = hp.n_head_kv, F = hp.n_ff;
     const int Q = NH * HD, KV = NKV * HD;
     const size_t b = static_cast<size_t>(B);
+    std::vector<float> kf, vf;
     std::vector<float> x(b * E), xn(b * E), q(b * Q), k(b * KV), v(b * KV), att(b * Q), tmp(b * E), gate(b * F), up(b * F);
 
     for (int t = 0; t < B; ++t) {
@@ -203,18 +209,27 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
             I.store_kv(I.k_cache[ls], n_past_ + t, kt);
             I.store_kv(I.v_cache[ls], n_past_ + t, vt);
         }
+        // The cache up to the last token of the batch, as f32, converted once for all heads.
+        const int n_kv_all = n_past_ + B;
+        kf.resize(static_cast<size_t>(n_kv_all) * KV);
+        vf.resize(static_cast<size_t>(n_kv_all) * KV);
+        I.pool.parallel_for(n_kv_all, [&](int64_t p0, int64_t p1, int) {
+            for (int64_t p = p0; p < p1; ++p) {
+                I.load_kv(I.k_cache[ls], static_cast<int>(p), &kf[static_cast<size_t>(p) * KV]);
+                I.load_kv(I.v_cache[ls], static_cast<int>(p), &vf[static_cast<size_t>(p) * KV]);
+            }
+        });
         // Causal attention, one (token, head) pair per work item.
         const int group = NH / NKV;
         I.pool.parallel_for(static_cast<int64_t>(B) * NH, [&](int64_t w0, int64_t w1, int) {
-            std::vector<float> scores(static_cast<size_t>(n_past_ + B)), krow(static_cast<size_t>(KV)), acc(static_cast<size_t>(HD));
+            std::vector<float> scores(static_cast<size_t>(n_kv_all)), acc(static_cast<size_t>(HD));
             for (int64_t w = w0; w < w1; ++w) {
                 const int t = static_cast<int>(w / NH), h = static_cast<int>(w % NH), kvh = h / group;
                 const int n_kv = n_past_ + t + 1;
                 const float* qh = &q[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD];
                 float mx = -INFINITY;
                 for (int p = 0; p < n_kv; ++p) {
-                    I.load_kv(I.k_cache[ls], p, krow.data());
-                    const float s = dot(qh, krow.data() + static_cast<size_t>(kvh) * HD, HD) * scale;
+                    const float s = dot(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
                     scores[static_cast<size_t>(p)] = s;
                     mx = std::max(mx, s);
                 }
@@ -225,9 +240,8 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 }
                 std::fill(acc.begin(), acc.end(), 0.f);
                 for (int p = 0; p < n_kv; ++p) {
-                    I.load_kv(I.v_cache[ls], p, krow.data());
                     const float a = scores[static_cast<size_t>(p)] / sum;
-                    const float* vh = krow.data() + static_cast<size_t>(kvh) * HD;
+                    const float* vh = &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD];
                     for (int d = 0; d < HD; ++d) acc[static_cast<size_t>(d)] += a * vh[d];
                 }
                 std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);

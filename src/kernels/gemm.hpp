@@ -1,0 +1,26 @@
+// f32 matrix products used by the forward pass: Y[b][r] = W[r] . X[b].
+// A portable scalar reference and an AVX2+FMA kernel, chosen at run time by CPU features.
+// Every output element is accumulated the same way whatever the tiling, so results do not
+// depend on how rows are split between threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qforge {
+
+// W: rows [0, n_rows) of length K, row stride ldw floats; X: B vectors of length K, stride ldx;
+// Y[b * ldy + r] for r in [0, n_rows).
+using GemmFn = void (*)(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
+                        size_t ldy);
+
+void gemm_f32_scalar(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
+                     size_t ldy);
+void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
+                   size_t ldy);
+
+// The best kernel this CPU supports (QFORGE_KERNELS=scalar forces the reference).
+GemmFn best_gemm_f32();
+const char* gemm_f32_name();
+
+}  // namespace qforge

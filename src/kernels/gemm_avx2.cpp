@@ -1,0 +1,61 @@
+// AVX2+FMA f32 GEMM micro-kernels (this file alone is compiled with -mavx2 -mfma).
+#include <immintrin.h>
+
+#include "kernels/gemm.hpp"
+
+namespace qforge {
+
+namespace {
+
+// The same reduction for every output: 8-lane partial sums, a fixed horizontal sum, then the tail.
+inline float finish(__m256 acc, const float* w, const float* x, int64_t k0, int64_t K) {
+    const __m128 lo = _mm256_castps256_ps128(acc), hi = _mm256_extractf128_ps(acc, 1);
+    __m128 s = _mm_add_ps(lo, hi);
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    float r = _mm_cvtss_f32(s);
+    for (int64_t i = k0; i < K; ++i) r += w[i] * x[i];
+    return r;
+}
+
+template <int R, int C>
+inline void tile(const float* W, size_t ldw, const float* X, size_t ldx, int64_t K, float* Y, size_t ldy) {
+    __m256 acc[R][C];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
+    const int64_t K8 = K / 8 * 8;
+    for (int64_t i = 0; i < K8; i += 8) {
+        __m256 xv[C];
+        for (int c = 0; c < C; ++c) xv[c] = _mm256_loadu_ps(X + static_cast<size_t>(c) * ldx + i);
+        for (int r = 0; r < R; ++r) {
+            const __m256 wv = _mm256_loadu_ps(W + static_cast<size_t>(r) * ldw + i);
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c)
+            Y[static_cast<size_t>(c) * ldy + static_cast<size_t>(r)] =
+                finish(acc[r][c], W + static_cast<size_t>(r) * ldw, X + static_cast<size_t>(c) * ldx, K8, K);
+}
+
+template <int R>
+inline void row_block(const float* W, size_t ldw, const float* X, size_t ldx, int B, int64_t K, float* Y, size_t ldy) {
+    int b = 0;
+    for (; b + 4 <= B; b += 4) tile<R, 4>(W, ldw, X + static_cast<size_t>(b) * ldx, ldx, K, Y + static_cast<size_t>(b) * ldy, ldy);
+    for (; b < B; ++b) tile<R, 1>(W, ldw, X + static_cast<size_t>(b) * ldx, ldx, K, Y + static_cast<size_t>(b) * ldy, ldy);
+}
+
+}  // namespace
+
+void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
+                   size_t ldy) {
+    int64_t r = 0;
+    if (B == 1) {
+        for (; r + 4 <= n_rows; r += 4) tile<4, 1>(W + static_cast<size_t>(r) * ldw, ldw, X, ldx, K, Y + r, ldy);
+    } else {
+        for (; r + 2 <= n_rows; r += 2) row_block<2>(W + static_cast<size_t>(r) * ldw, ldw, X, ldx, B, K, Y + r, ldy);
+    }
+    for (; r < n_rows; ++r) row_block<1>(W + static_cast<size_t>(r) * ldw, ldw, X, ldx, B, K, Y + r, ldy);
+}
+
+}  // namespace qforge

@@ -31,6 +31,8 @@ struct TypeTraits {
     bool is_quantized;
     QuantizeRowFn quantize = nullptr;      // reference quantizer (bit-exact with ggml)
     DequantizeRowFn dequantize = nullptr;  // to f32
+    // The type ggml converts the other operand (activations) to for dot products with it.
+    GgmlType vec_dot_type = GgmlType::F32;
     bool needs_imatrix = false;            // ggml refuses to quantize it without one
     double bits_per_weight() const { return 8.0 * static_cast<double>(type_size) / static_cast<double>(block_size); }
 };

@@ -50,6 +50,8 @@ struct Context::Impl {
     std::vector<float> out_norm;
     std::vector<float> inv_freq;
     std::vector<std::vector<float>> row_buf;  // per thread
+    std::vector<std::vector<uint8_t>> act_q;  // per thread
+    std::vector<float> act;
 
     Impl(const Model& model, int ctx, KvCacheType ct, int threads) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
         const auto& hp = m.hparams();
@@ -75,6 +77,7 @@ struct Context::Impl {
         for (int i = 0; i < hp.n_rot / 2; ++i)
             inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
         row_buf.resize(static_cast<size_t>(pool.size()));
+        act_q.resize(static_cast<size_t>(pool.size()));
     }
 
     // Y[b][r] = W[r] . X[b] for B tokens: rows are converted to f32 in blocks, then multiplied.
@@ -82,6 +85,25 @@ struct Context::Impl {
         const int64_t rows = w.rows(), cols = w.cols();
         const size_t rb = w.row_bytes();
         const GemmFn gemm = best_gemm_f32();
+        // Activations go through the type ggml's dot products convert them to (q8_0, q8_K, f16 …),
+        // so results carry the same rounding as llama.cpp's.
+        // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
+        // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
+        const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
+        if (vdt != GgmlType::F32) {
+            act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
+            const TypeTraits& vt = type_traits(vdt);
+            pool.parallel_for(B, [&](int64_t b0, int64_t b1, int t) {
+                auto& qbuf = act_q[static_cast<size_t>(t)];
+                qbuf.resize(*row_bytes(vt, cols));
+                for (int64_t bb = b0; bb < b1; ++bb) {
+                    const float* src = x + static_cast<size_t>(bb) * cols;
+                    vt.quantize(src, qbuf.data(), cols, nullptr);
+                    vt.dequantize(qbuf.data(), act.data() + static_cast<size_t>(bb) * cols, cols);
+                }
+            });
+            x = act.data();
+        }
         constexpr int64_t kBlock = 16;
         const int64_t n_blocks = (rows + kBlock - 1) / kBlock;
         pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int t) {
@@ -222,11 +244,21 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         // Causal attention, one (token, head) pair per work item.
         const int group = NH / NKV;
         I.pool.parallel_for(static_cast<int64_t>(B) * NH, [&](int64_t w0, int64_t w1, int) {
-            std::vector<float> scores(static_cast<size_t>(n_kv_all)), acc(static_cast<size_t>(HD));
+            std::vector<float> scores(static_cast<size_t>(n_kv_all)), acc(static_cast<size_t>(HD)), qr(static_cast<size_t>(HD));
             for (int64_t w = w0; w < w1; ++w) {
                 const int t = static_cast<int>(w / NH), h = static_cast<int>(w % NH), kvh = h / group;
                 const int n_kv = n_past_ + t + 1;
                 const float* qh = &q[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD];
+                // As in llama.cpp, Q meets the cached K in the cache's type.
+                if (I.cache_type == KvCacheType::F16) {
+                    for (int d = 0; d < HD; ++d) qr[static_cast<size_t>(d)] = round_fp16(qh[d]);
+                    qh = qr.data();
+                } else if (I.cache_type == KvCacheType::Q8_0 && HD % 32 == 0) {
+                    std::vector<uint8_t> qq(static_cast<size_t>(HD / 32 * 34));
+                    type_traits(GgmlType::Q8_0).quantize(qh, qq.data(), HD, nullptr);
+                    dequantize(GgmlType::Q8_0, qq.data(), qr.data(), HD);
+                    qh = qr.data();
+                }
                 float mx = -INFINITY;
                 for (int p = 0; p < n_kv; ++p) {
                     const float s = dot(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
@@ -240,7 +272,8 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 }
                 std::fill(acc.begin(), acc.end(), 0.f);
                 for (int p = 0; p < n_kv; ++p) {
-                    const float a = scores[static_cast<size_t>(p)] / sum;
+                    float a = scores[static_cast<size_t>(p)] / sum;
+                    if (I.cache_type == KvCacheType::F16) a = round_fp16(a);  // the weights meet V in f16
                     const float* vh = &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD];
                     for (int d = 0; d < HD; ++d) acc[static_cast<size_t>(d)] += a * vh[d];
                 }

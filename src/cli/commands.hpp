@@ -21,5 +21,6 @@ Command add_dequantize(CLI::App& root);
 Command add_convert(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_tokenize(CLI::App& root);
+Command add_perplexity(CLI::App& root);
 
 }  // namespace qforge::cli

@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_dequantize(app));
     commands.push_back(qforge::cli::add_run(app));
     commands.push_back(qforge::cli::add_tokenize(app));
+    commands.push_back(qforge::cli::add_perplexity(app));
 
     auto* help = app.add_subcommand("help", "Show help for qforge or for one command");
     std::string help_topic;

@@ -2,11 +2,16 @@
 # Installs every build and test dependency from Debian packages. Idempotent; quick when all is there.
 set -euo pipefail
 
+# Usage: scripts/setup.sh [--test]   (--test adds what only the tests need: clang's fuzzer and
+# sanitizer runtimes, and Chromium to render the HTML report)
 PACKAGES=(
-  build-essential cmake git pkg-config ccache clang libclang-rt-14-dev
+  build-essential cmake git pkg-config ccache
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libsentencepiece-dev libpcre2-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  PACKAGES+=(clang libclang-rt-14-dev chromium)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

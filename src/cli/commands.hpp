@@ -22,5 +22,8 @@ Command add_convert(CLI::App& root);
 Command add_run(CLI::App& root);
 Command add_tokenize(CLI::App& root);
 Command add_perplexity(CLI::App& root);
+Command add_bench(CLI::App& root);
+Command add_report(CLI::App& root);
+Command add_advise(CLI::App& root);
 
 }  // namespace qforge::cli

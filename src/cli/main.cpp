@@ -22,6 +22,9 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_run(app));
     commands.push_back(qforge::cli::add_tokenize(app));
     commands.push_back(qforge::cli::add_perplexity(app));
+    commands.push_back(qforge::cli::add_bench(app));
+    commands.push_back(qforge::cli::add_report(app));
+    commands.push_back(qforge::cli::add_advise(app));
 
     auto* help = app.add_subcommand("help", "Show help for qforge or for one command");
     std::string help_topic;

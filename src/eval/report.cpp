@@ -1,0 +1,215 @@
+#include "qforge/report.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "qforge/bench.hpp"
+#include "qforge/convert.hpp"
+#include "qforge/error.hpp"
+#include "qforge/mapped_file.hpp"
+#include "qforge/perplexity.hpp"
+#include "qforge/quantize_model.hpp"
+
+namespace qforge {
+
+namespace fs = std::filesystem;
+
+uint64_t machine_ram_bytes() {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+std::string machine_description() {
+    std::string cpu = "unknown CPU";
+    std::ifstream in("/proc/cpuinfo");
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("model name", 0) == 0) {
+            cpu = line.substr(line.find(':') + 2);
+            break;
+        }
+    }
+    std::ostringstream os;
+    os.precision(3);
+    os << cpu << ", " << std::thread::hardware_concurrency() << " cores, " << static_cast<double>(machine_ram_bytes()) / (1ull << 30) << " GiB RAM";
+    return os.str();
+}
+
+uint64_t estimate_run_memory(const ModelHparams& hp, uint64_t weight_bytes, int n_ctx, int batch) {
+    const uint64_t kv_dim = static_cast<uint64_t>(hp.n_head_kv) * hp.head_dim;
+    const uint64_t kv = 2ull * hp.n_layer * static_cast<uint64_t>(n_ctx) * kv_dim * 2;  // f16 K and V
+    const uint64_t b = static_cast<uint64_t>(std::min(batch, n_ctx));
+    const uint64_t act = b * (3ull * hp.n_embd + 2ull * hp.n_head * hp.head_dim + 2 * kv_dim + 2ull * hp.n_ff) * 4;
+    const uint64_t attn = 2ull * static_cast<uint64_t>(n_ctx) * kv_dim * 4;  // the cache as f32 while attending
+    const uint64_t logits = static_cast<uint64_t>(hp.n_vocab) * 4 * b;
+    return weight_bytes + kv + act + attn + logits;
+}
+
+int report_steps(const ReportOptions& opt) { return 2 + 3 * static_cast<int>(opt.types.size()); }
+
+namespace {
+
+void mark_pareto(std::vector<ReportRow>& rows) {
+    for (auto& r : rows) {
+        r.pareto_quality = r.pareto_speed = true;
+        for (const auto& o : rows) {
+            if (&o == &r) continue;
+            if (o.file_bytes <= r.file_bytes && o.kld <= r.kld && (o.file_bytes < r.file_bytes || o.kld < r.kld)) r.pareto_quality = false;
+            if (o.file_bytes <= r.file_bytes && o.tg_tps >= r.tg_tps && (o.file_bytes < r.file_bytes || o.tg_tps > r.tg_tps)) r.pareto_speed = false;
+        }
+    }
+}
+
+}  // namespace
+
+Report make_report(const ReportOptions& opt) {
+    auto step = [&](const std::string& s) {
+        if (opt.on_step) opt.on_step(s);
+    };
+    std::error_code ec;
+    fs::create_directories(opt.out_dir, ec);
+    if (ec) throw_resource(opt.out_dir, "cannot create the report directory: " + ec.message());
+    const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    Report rep;
+    rep.source = opt.source;
+    rep.machine = machine_description();
+    rep.ram_bytes = machine_ram_bytes();
+    rep.text = opt.text;
+    rep.threads = threads;
+    rep.n_ctx = opt.n_ctx;
+
+    // The base: f32 for a Hugging Face source (exact for bf16 weights), else the float GGUF itself.
+    std::unique_ptr<HfModel> hf;
+    std::unique_ptr<GgufFile> gguf;
+    SourceModel source;
+    std::string base_path, base_type;
+    if (fs::is_directory(opt.source, ec)) {
+        hf = open_hf_model(opt.source);
+        base_path = (fs::path(opt.out_dir) / "model-F32.gguf").string();
+        convert_hf_model(*hf, base_path, "f32", threads);
+        source = hf->source;
+        base_type = "F32";
+    } else {
+        gguf = GgufFile::open(opt.source);
+        for (const auto& t : gguf->tensors())
+            if (type_traits(t.type).is_quantized)
+                throw_usage(opt.source + ": the report's source must be an f32, f16 or bf16 model (tensor '" + t.name + "' is " +
+                            type_traits(t.type).name + ")");
+        source = source_from_gguf(*gguf);
+        base_path = opt.source;
+        base_type = "source";
+    }
+    step("base model");
+    auto base_model = Model::load(base_path);
+    rep.params = base_model->n_params();
+    MappedFile text(opt.text);
+    const auto tokens = base_model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), true);
+    PerplexityOptions popt;
+    popt.n_ctx = opt.n_ctx;
+    popt.n_chunks = opt.n_chunks;
+    popt.threads = threads;
+    KldBase base;
+    BenchOptions bopt;
+    bopt.n_prompt = opt.bench_prompt;
+    bopt.n_gen = opt.bench_gen;
+    bopt.repetitions = opt.bench_reps;
+    bopt.threads = threads;
+
+    auto measure = [&](const Model& m, const std::string& type, const std::string& file, bool is_base) {
+        ReportRow row;
+        row.type = type;
+        row.file = fs::path(file).filename().string();
+        row.is_base = is_base;
+        row.file_bytes = fs::file_size(file);
+        row.weight_bytes = m.weight_bytes();
+        row.bpw = 8.0 * static_cast<double>(m.weight_bytes()) / static_cast<double>(m.n_params());
+        row.memory_bytes = estimate_run_memory(m.hparams(), m.weight_bytes(), opt.n_ctx);
+        const auto pr = is_base ? perplexity(m, tokens, popt, nullptr, &base) : perplexity(m, {}, popt, &base);
+        rep.n_chunks = pr.n_chunks;
+        row.ppl = pr.ppl;
+        row.ppl_se = pr.ppl_se;
+        if (pr.kld) {
+            row.kld = pr.kld->mean;
+            row.kld_p99 = pr.kld->p99;
+            row.same_top = pr.kld->same_top_pct;
+        }
+        step(type + ": quality");
+        const auto b = bench_model(m, bopt);
+        row.pp_tps = b.pp.mean;
+        row.pp_sd = b.pp.stddev;
+        row.tg_tps = b.tg.mean;
+        row.tg_sd = b.tg.stddev;
+        step(type + ": speed");
+        return row;
+    };
+    rep.rows.push_back(measure(*base_model, base_type == "F32" ? "F32" : "source", base_path, true));
+    for (const auto& type : opt.types) {
+        const Ftype* ft = find_ftype(type);
+        if (!ft) throw_usage("--types: unknown type '" + type + "'");
+        const std::string path = (fs::path(opt.out_dir) / ("model-" + std::string(ft->name) + ".gguf")).string();
+        QuantizeOptions q;
+        q.ftype = ft->name;
+        q.threads = threads;
+        quantize_model(source, path, q);
+        step(std::string(ft->name) + ": quantized");
+        auto m = Model::load(path);
+        rep.rows.push_back(measure(*m, ft->name, path, false));
+    }
+    mark_pareto(rep.rows);
+    return rep;
+}
+
+nlohmann::json report_json(const Report& r) {
+    nlohmann::json j = {{"source", r.source}, {"machine", r.machine}, {"ram_bytes", r.ram_bytes}, {"text", r.text},
+                        {"threads", r.threads}, {"n_ctx", r.n_ctx}, {"n_chunks", r.n_chunks}, {"params", r.params}};
+    for (const auto& x : r.rows)
+        j["rows"].push_back({{"type", x.type}, {"file", x.file}, {"is_base", x.is_base}, {"file_bytes", x.file_bytes},
+                             {"weight_bytes", x.weight_bytes}, {"memory_bytes", x.memory_bytes}, {"bpw", x.bpw}, {"ppl", x.ppl},
+                             {"ppl_se", x.ppl_se}, {"kld", x.kld}, {"kld_p99", x.kld_p99}, {"same_top_pct", x.same_top},
+                             {"pp_tps", x.pp_tps}, {"pp_sd", x.pp_sd}, {"tg_tps", x.tg_tps}, {"tg_sd", x.tg_sd},
+                             {"pareto_quality", x.pareto_quality}, {"pareto_speed", x.pareto_speed}});
+    return j;
+}
+
+Report report_from_json(const nlohmann::json& j) {
+    Report r;
+    try {
+        r.source = j.at("source");
+        r.machine = j.at("machine");
+        r.ram_bytes = j.value("ram_bytes", uint64_t{0});
+        r.text = j.value("text", "");
+        r.threads = j.value("threads", 0);
+        r.n_ctx = j.value("n_ctx", 0);
+        r.n_chunks = j.value("n_chunks", 0);
+        r.params = j.value("params", int64_t{0});
+        for (const auto& x : j.at("rows")) {
+            ReportRow w;
+            w.type = x.at("type");
+            w.file = x.value("file", "");
+            w.is_base = x.value("is_base", false);
+            w.file_bytes = x.at("file_bytes");
+            w.weight_bytes = x.value("weight_bytes", w.file_bytes);
+            w.memory_bytes = x.value("memory_bytes", w.file_bytes);
+            w.bpw = x.at("bpw");
+            w.ppl = x.value("ppl", 0.0);
+            w.ppl_se = x.value("ppl_se", 0.0);
+            w.kld = x.at("kld");
+            w.kld_p99 = x.value("kld_p99", 0.0);
+            w.same_top = x.value("same_top_pct", 100.0);
+            w.pp_tps = x.value("pp_tps", 0.0);
+            w.tg_tps = x.value("tg_tps", 0.0);
+            w.pareto_quality = x.value("pareto_quality", false);
+            w.pareto_speed = x.value("pareto_speed", false);
+            r.rows.push_back(w);
+        }
+    } catch (const nlohmann::json::exception& e) {
+        throw_bad_input("report.json", std::string("not a qforge report: ") + e.what());
+    }
+    return r;
+}
+
+}  // namespace qforge

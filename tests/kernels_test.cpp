@@ -37,3 +37,49 @@ TEST(Gemm, Avx2MatchesScalarAndIgnoresTiling) {
 
 }  // namespace
 }  // namespace qforge
+
+#include "kernels/vec_dot.hpp"
+#include "qforge/quantize.hpp"
+
+namespace qforge {
+namespace {
+
+struct DotCase {
+    GgmlType w, a;
+    VecDotFn scalar, simd;
+};
+
+TEST(VecDot, SimdMatchesScalarAndDequantizedDot) {
+    if (find_vec_dot(GgmlType::Q4_0) != vec_dot_q4_0_q8_0_avx2) GTEST_SKIP() << "no AVX2 on this CPU";
+    const DotCase cases[] = {
+        {GgmlType::Q4_0, GgmlType::Q8_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_avx2},
+        {GgmlType::Q8_0, GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_avx2},
+        {GgmlType::Q4_K, GgmlType::Q8_K, vec_dot_q4_k_q8_k_scalar, vec_dot_q4_k_q8_k_avx2},
+        {GgmlType::Q6_K, GgmlType::Q8_K, vec_dot_q6_k_q8_k_scalar, vec_dot_q6_k_q8_k_avx2},
+    };
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (const auto& c : cases) {
+        for (int trial = 0; trial < 4; ++trial) {
+            const int64_t n = 512;
+            std::vector<float> w(n), x(n);
+            for (auto& v : w) v = nd(rng) * (trial == 1 ? 1e3f : 0.05f);
+            for (auto& v : x) v = nd(rng);
+            if (trial == 2) std::fill(w.begin(), w.end(), 0.f);  // edge: zeros
+            if (trial == 3) std::fill(x.begin(), x.end(), 0.25f);  // edge: constant
+            const auto qw = quantize_tensor(w.data(), 1, n, c.w);
+            const auto qx = quantize_tensor(x.data(), 1, n, c.a);
+            const float ref = c.scalar(n, qw.data(), qx.data());
+            const float simd = c.simd(n, qw.data(), qx.data());
+            EXPECT_NEAR(simd, ref, 1e-4f * (1.f + std::fabs(ref))) << type_traits(c.w).name << " trial " << trial;
+            // The scalar reference equals the dot product of the dequantized vectors.
+            const auto dw = dequantize(c.w, qw, n), dx = dequantize(c.a, qx, n);
+            double d = 0;
+            for (int64_t i = 0; i < n; ++i) d += static_cast<double>(dw[static_cast<size_t>(i)]) * dx[static_cast<size_t>(i)];
+            EXPECT_NEAR(ref, d, 1e-3 * (1.0 + std::fabs(d))) << type_traits(c.w).name << " trial " << trial;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qforge

@@ -25,5 +25,6 @@ Command add_perplexity(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_report(CLI::App& root);
 Command add_advise(CLI::App& root);
+Command add_synth(CLI::App& root);
 
 }  // namespace qforge::cli

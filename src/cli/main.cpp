@@ -25,6 +25,7 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_bench(app));
     commands.push_back(qforge::cli::add_report(app));
     commands.push_back(qforge::cli::add_advise(app));
+    commands.push_back(qforge::cli::add_synth(app));
 
     auto* help = app.add_subcommand("help", "Show help for qforge or for one command");
     std::string help_topic;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/gemm.hpp"
+#include "kernels/vec_dot.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
 #include "qforge/model.hpp"
@@ -52,6 +53,7 @@ struct Context::Impl {
     std::vector<std::vector<float>> row_buf;  // per thread
     std::vector<std::vector<uint8_t>> act_q;  // per thread
     std::vector<float> act;
+    std::vector<uint8_t> act_bytes;
 
     Impl(const Model& model, int ctx, KvCacheType ct, int threads) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
         const auto& hp = m.hparams();
@@ -90,6 +92,21 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
+        // Few tokens (generation): integer dot products straight on the quantized rows.
+        if (const VecDotFn vd = find_vec_dot(w.type); vd && B <= 4) {
+            const TypeTraits& vt = type_traits(vdt);
+            const size_t qrb = *row_bytes(vt, cols);
+            act_bytes.resize(qrb * static_cast<size_t>(B));
+            for (int bb = 0; bb < B; ++bb) vt.quantize(x + static_cast<size_t>(bb) * cols, act_bytes.data() + qrb * static_cast<size_t>(bb), cols, nullptr);
+            pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+                for (int64_t r = r0; r < r1; ++r) {
+                    const uint8_t* wr = w.data + static_cast<size_t>(r) * rb;
+                    for (int bb = 0; bb < B; ++bb)
+                        y[static_cast<size_t>(bb) * rows + static_cast<size_t>(r)] = vd(cols, wr, act_bytes.data() + qrb * static_cast<size_t>(bb));
+                }
+            });
+            return;
+        }
         if (vdt != GgmlType::F32) {
             act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
             const TypeTraits& vt = type_traits(vdt);

@@ -1,0 +1,124 @@
+#include "kernels/vec_dot.hpp"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "qforge/half.hpp"
+#include "quant/blocks.hpp"
+
+namespace qforge {
+
+float vec_dot_q4_0_q8_0_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockQ4_0*>(vx);
+    const auto* y = static_cast<const BlockQ8_0*>(vy);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            sumi += ((x[ib].qs[j] & 0x0F) - 8) * y[ib].qs[j];
+            sumi += ((x[ib].qs[j] >> 4) - 8) * y[ib].qs[j + 16];
+        }
+        sum += static_cast<float>(sumi) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
+    }
+    return sum;
+}
+
+float vec_dot_q8_0_q8_0_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockQ8_0*>(vx);
+    const auto* y = static_cast<const BlockQ8_0*>(vy);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        int sumi = 0;
+        for (int j = 0; j < 32; ++j) sumi += x[ib].qs[j] * y[ib].qs[j];
+        sum += static_cast<float>(sumi) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
+    }
+    return sum;
+}
+
+namespace {
+// The eight 6-bit scales and mins of a Q4_K super-block.
+void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
+    for (int j = 0; j < 8; ++j) {
+        if (j < 4) {
+            sc[j] = q[j] & 63;
+            m[j] = q[j + 4] & 63;
+        } else {
+            sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+            m[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+        }
+    }
+}
+}  // namespace
+
+float vec_dot_q4_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockQ4_K*>(vx);
+    const auto* y = static_cast<const BlockQ8_K*>(vy);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sc[8], mn[8];
+        unpack_k4_scales(x[i].scales, sc, mn);
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 8; ++j) {
+            const uint8_t* q = x[i].qs + 32 * (j / 2);
+            const int8_t* a = y[i].qs + 32 * j;
+            int s = 0;
+            for (int l = 0; l < 32; ++l) s += ((j % 2) ? (q[l] >> 4) : (q[l] & 0xF)) * a[l];
+            sumi += s * sc[j];
+            summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        }
+        const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
+        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(summ);
+    }
+    return sum;
+}
+
+float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockQ6_K*>(vx);
+    const auto* y = static_cast<const BlockQ8_K*>(vy);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int sumi = 0;
+        const uint8_t* ql = x[i].ql;
+        const uint8_t* qh = x[i].qh;
+        const int8_t* sc = x[i].scales;
+        const int8_t* a = y[i].qs;
+        for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, a += 128) {
+            for (int l = 0; l < 32; ++l) {
+                const int is = l / 16;
+                const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                sumi += sc[is + 0] * q1 * a[l] + sc[is + 2] * q2 * a[l + 32] + sc[is + 4] * q3 * a[l + 64] + sc[is + 6] * q4 * a[l + 96];
+            }
+        }
+        sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi);
+    }
+    return sum;
+}
+
+namespace {
+bool avx2_ok() {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const char* e = std::getenv("QFORGE_KERNELS");
+    if (e && std::strcmp(e, "scalar") == 0) return false;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+}  // namespace
+
+VecDotFn find_vec_dot(GgmlType t) {
+    static const bool avx2 = avx2_ok();
+    switch (t) {
+        case GgmlType::Q4_0: return avx2 ? vec_dot_q4_0_q8_0_avx2 : vec_dot_q4_0_q8_0_scalar;
+        case GgmlType::Q8_0: return avx2 ? vec_dot_q8_0_q8_0_avx2 : vec_dot_q8_0_q8_0_scalar;
+        case GgmlType::Q4_K: return avx2 ? vec_dot_q4_k_q8_k_avx2 : vec_dot_q4_k_q8_k_scalar;
+        case GgmlType::Q6_K: return avx2 ? vec_dot_q6_k_q8_k_avx2 : vec_dot_q6_k_q8_k_scalar;
+        default: return nullptr;
+    }
+}
+
+}  // namespace qforge

@@ -108,6 +108,28 @@ TEST(ModelGolden, LlamaCppQuantizedFilesGenerate) {
     }
 }
 
+// llama-cli's greedy continuations of llama.cpp's own quantized files (greedy_check.json): the
+// Q8_0 and Q4_0 files give the same 40 tokens. (K-quant files drift after a few tokens: the float
+// summation order of their dot products differs, and greedy decoding amplifies near-ties.)
+TEST(ModelGolden, LlamaCppGreedyContinuations) {
+    QFORGE_REQUIRE_SHARED(data);
+    std::ifstream in(data + "/reference/tiny-demo-8m/greedy_check.json");
+    const auto ref = nlohmann::json::parse(in);
+    int checked = 0;
+    for (const auto& r : ref["results_quantized"]) {
+        const std::string file = r["gguf"];
+        if (file != "tiny-demo-8m-Q8_0.gguf" && file != "tiny-demo-8m-Q4_0.gguf") continue;
+        auto model = Model::load(data + "/reference/tiny-demo-8m/" + file);
+        Context ctx(*model, 128, KvCacheType::F16, 2);
+        const auto ids = model->tokenizer().tokenize("Once upon a time, there was a little", true);
+        std::string text;
+        for (int32_t t : greedy(ctx, ids, 40)) text += model->tokenizer().token_to_piece(t);
+        EXPECT_EQ(text, r["continuation"].get<std::string>()) << file;
+        ++checked;
+    }
+    EXPECT_EQ(checked, 2);
+}
+
 std::string load_error(const std::function<void()>& fn) {
     try {
         fn();

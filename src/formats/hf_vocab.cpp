@@ -97,6 +97,12 @@ void add_special_vocab(const fs::path& dir, int64_t n_vocab, bool with_merges, c
     }
     const json cfg = read_json_if_exists(dir / "config.json");
     for (const char* typ : kTypes) set_id(typ, cfg.value(std::string(typ) + "_token_id", json()));
+    // generation_config.json names BOS/EOS too; it only fills what the files above left unset.
+    const json gen = read_json_if_exists(dir / "generation_config.json");
+    for (const char* typ : {"bos", "eos"}) {
+        const json v = gen.value(std::string(typ) + "_token_id", json());
+        set_id(typ, v.is_array() && !v.empty() ? v[0] : v);
+    }
     // GGUF's key names (sic: "seperator").
     const std::map<std::string, std::string> key = {{"bos", "bos"}, {"eos", "eos"}, {"unk", "unknown"}, {"sep", "seperator"},
                                                     {"pad", "padding"}, {"cls", "cls"}, {"mask", "mask"}};

@@ -1,0 +1,45 @@
+// STREAM-style memory bandwidth: read, copy and triad over 1 GiB arrays with N threads.
+// Usage: bench_stream [threads] [MiB]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+int main(int argc, char** argv) {
+    const int threads = argc > 1 ? std::atoi(argv[1]) : static_cast<int>(std::thread::hardware_concurrency());
+    const size_t mib = argc > 2 ? static_cast<size_t>(std::atoll(argv[2])) : 1024;
+    const size_t n = mib * (1u << 20) / sizeof(float);
+    std::vector<float> a(n, 1.0f), b(n, 2.0f), c(n, 0.0f);
+    auto run = [&](auto body) {
+        double best = 1e30;
+        for (int rep = 0; rep < 5; ++rep) {
+            const auto t0 = std::chrono::steady_clock::now();
+            std::vector<std::thread> ts;
+            for (int t = 0; t < threads; ++t) ts.emplace_back(body, n * t / threads, n * (t + 1) / threads);
+            for (auto& t : ts) t.join();
+            best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        return best;
+    };
+    std::vector<double> sums(static_cast<size_t>(threads) * 16);
+    const double t_read = run([&](size_t b0, size_t b1) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (size_t i = b0; i + 4 <= b1; i += 4) {
+            s0 += a[i];
+            s1 += a[i + 1];
+            s2 += a[i + 2];
+            s3 += a[i + 3];
+        }
+        sums[(b0 * threads / n) * 16] = s0 + s1 + s2 + s3;
+    });
+    const double t_copy = run([&](size_t b0, size_t b1) { std::copy(a.begin() + b0, a.begin() + b1, c.begin() + b0); });
+    const double t_triad = run([&](size_t b0, size_t b1) {
+        for (size_t i = b0; i < b1; ++i) c[i] = a[i] + 3.0f * b[i];
+    });
+    const double gb = static_cast<double>(n * sizeof(float)) / 1e9;
+    std::printf("threads %d, arrays %zu MiB: read %.1f GB/s, copy %.1f GB/s, triad %.1f GB/s\n", threads, mib, gb / t_read,
+                2 * gb / t_copy, 3 * gb / t_triad);
+    return sums[0] == -1 ? 1 : 0;
+}

@@ -10,7 +10,7 @@ PACKAGES=(
   libsentencepiece-dev libpcre2-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(clang libclang-rt-14-dev chromium)
+  PACKAGES+=(clang libclang-rt-14-dev chromium g++-aarch64-linux-gnu qemu-user)
 fi
 
 missing=()

@@ -23,14 +23,12 @@ void gemm_f32_scalar(const float* W, size_t ldw, int64_t n_rows, const float* X,
 }
 
 namespace {
+#if defined(__x86_64__)
 bool cpu_has_avx2_fma() {
-#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
-#endif
 }
+#endif
 bool force_scalar() {
     const char* e = std::getenv("QFORGE_KERNELS");
     return e && std::strcmp(e, "scalar") == 0;
@@ -38,10 +36,23 @@ bool force_scalar() {
 }  // namespace
 
 GemmFn best_gemm_f32() {
+#if defined(__x86_64__)
     static const GemmFn fn = (!force_scalar() && cpu_has_avx2_fma()) ? gemm_f32_avx2 : gemm_f32_scalar;
+#elif defined(__aarch64__)
+    static const GemmFn fn = force_scalar() ? gemm_f32_scalar : gemm_f32_neon;
+#else
+    static const GemmFn fn = gemm_f32_scalar;
+#endif
     return fn;
 }
 
-const char* gemm_f32_name() { return best_gemm_f32() == gemm_f32_avx2 ? "avx2+fma" : "scalar"; }
+const char* gemm_f32_name() {
+    if (best_gemm_f32() == gemm_f32_scalar) return "scalar";
+#if defined(__x86_64__)
+    return "avx2+fma";
+#else
+    return "neon";
+#endif
+}
 
 }  // namespace qforge

@@ -17,7 +17,9 @@ using GemmFn = void (*)(const float* W, size_t ldw, int64_t n_rows, const float*
 void gemm_f32_scalar(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
                      size_t ldy);
 void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
-                   size_t ldy);
+                   size_t ldy);  // x86-64 builds only
+void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
+                   size_t ldy);  // aarch64 builds only
 
 // The best kernel this CPU supports (QFORGE_KERNELS=scalar forces the reference).
 GemmFn best_gemm_f32();

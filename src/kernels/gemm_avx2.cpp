@@ -1,4 +1,5 @@
 // AVX2+FMA f32 GEMM micro-kernels (this file alone is compiled with -mavx2 -mfma).
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #include "kernels/gemm.hpp"
@@ -59,3 +60,5 @@ void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, s
 }
 
 }  // namespace qforge
+
+#endif  // __x86_64__

@@ -98,27 +98,54 @@ float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
 }
 
 namespace {
-bool avx2_ok() {
 #if defined(__x86_64__)
+bool avx2_ok() {
     __builtin_cpu_init();
     const char* e = std::getenv("QFORGE_KERNELS");
     if (e && std::strcmp(e, "scalar") == 0) return false;
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
-#endif
 }
+#endif
 }  // namespace
 
+bool force_scalar_kernels() {
+    const char* e = std::getenv("QFORGE_KERNELS");
+    return e && std::strcmp(e, "scalar") == 0;
+}
+
 VecDotFn find_vec_dot(GgmlType t) {
-    static const bool avx2 = avx2_ok();
+#if defined(__x86_64__)
+    static const bool simd = avx2_ok();
+    const VecDotFn q40 = vec_dot_q4_0_q8_0_avx2, q80 = vec_dot_q8_0_q8_0_avx2, q4k = vec_dot_q4_k_q8_k_avx2, q6k = vec_dot_q6_k_q8_k_avx2;
+#elif defined(__aarch64__)
+    static const bool simd = !force_scalar_kernels();
+    const VecDotFn q40 = vec_dot_q4_0_q8_0_neon, q80 = vec_dot_q8_0_q8_0_neon, q4k = vec_dot_q4_k_q8_k_neon, q6k = vec_dot_q6_k_q8_k_neon;
+#else
+    static const bool simd = false;
+    const VecDotFn q40 = nullptr, q80 = nullptr, q4k = nullptr, q6k = nullptr;
+#endif
     switch (t) {
-        case GgmlType::Q4_0: return avx2 ? vec_dot_q4_0_q8_0_avx2 : vec_dot_q4_0_q8_0_scalar;
-        case GgmlType::Q8_0: return avx2 ? vec_dot_q8_0_q8_0_avx2 : vec_dot_q8_0_q8_0_scalar;
-        case GgmlType::Q4_K: return avx2 ? vec_dot_q4_k_q8_k_avx2 : vec_dot_q4_k_q8_k_scalar;
-        case GgmlType::Q6_K: return avx2 ? vec_dot_q6_k_q8_k_avx2 : vec_dot_q6_k_q8_k_scalar;
+        case GgmlType::Q4_0: return simd ? q40 : vec_dot_q4_0_q8_0_scalar;
+        case GgmlType::Q8_0: return simd ? q80 : vec_dot_q8_0_q8_0_scalar;
+        case GgmlType::Q4_K: return simd ? q4k : vec_dot_q4_k_q8_k_scalar;
+        case GgmlType::Q6_K: return simd ? q6k : vec_dot_q6_k_q8_k_scalar;
         default: return nullptr;
     }
+}
+
+#if defined(__aarch64__)
+const char* neon_isa_name();
+#endif
+
+const char* vec_dot_isa() {
+    if (find_vec_dot(GgmlType::Q4_0) == vec_dot_q4_0_q8_0_scalar) return "scalar";
+#if defined(__x86_64__)
+    return "avx2";
+#elif defined(__aarch64__)
+    return neon_isa_name();
+#else
+    return "scalar";
+#endif
 }
 
 }  // namespace qforge

@@ -1,4 +1,5 @@
 // AVX2 int8 dot products (this file alone is compiled with -mavx2 -mfma).
+#if defined(__x86_64__)
 #include <immintrin.h>
 
 #include "kernels/vec_dot.hpp"
@@ -124,3 +125,5 @@ float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
 }
 
 }  // namespace qforge
+
+#endif  // __x86_64__

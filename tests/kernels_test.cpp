@@ -83,3 +83,33 @@ TEST(VecDot, SimdMatchesScalarAndDequantizedDot) {
 
 }  // namespace
 }  // namespace qforge
+
+namespace qforge {
+namespace {
+
+TEST(VecDot, EveryAvx2KernelMatchesTheGenericReference) {
+    if (find_vec_dot(GgmlType::Q4_0) != vec_dot_q4_0_q8_0_avx2) GTEST_SKIP() << "no AVX2 on this CPU";
+    std::mt19937 rng(13);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (GgmlType t : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        const VecDotFn vd = find_vec_dot(t);
+        ASSERT_NE(vd, nullptr) << type_traits(t).name;
+        const GgmlType at = type_traits(t).vec_dot_type;
+        for (int trial = 0; trial < 4; ++trial) {
+            const int64_t n = 768;
+            std::vector<float> w(n), x(n);
+            for (auto& v : w) v = nd(rng) * (trial == 1 ? 30.f : 0.05f);
+            for (auto& v : x) v = nd(rng);
+            if (trial == 2) std::fill(w.begin(), w.end(), 0.f);
+            if (trial == 3) std::fill(x.begin(), x.end(), 0.75f);
+            const auto qw = quantize_tensor(w.data(), 1, n, t);
+            const auto qx = quantize_tensor(x.data(), 1, n, at);
+            const float ref = vec_dot_generic(t, n, qw.data(), qx.data());
+            EXPECT_NEAR(vd(n, qw.data(), qx.data()), ref, 2e-4f * (1.f + std::fabs(ref))) << type_traits(t).name << " trial " << trial;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qforge

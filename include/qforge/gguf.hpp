@@ -95,6 +95,7 @@ public:
     std::optional<std::string> get_string(const std::string& key) const;
     std::optional<int64_t> get_int(const std::string& key) const;
     std::optional<double> get_double(const std::string& key) const;
+    void advise_willneed() const { file_.advise_willneed(); }
 
 private:
     GgufFile() = default;

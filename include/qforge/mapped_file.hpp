@@ -22,6 +22,8 @@ public:
     size_t size() const { return size_; }
     std::span<const uint8_t> bytes() const { return {data_, size_}; }
     const std::string& path() const { return path_; }
+    // Tell the kernel the whole mapping will be read soon (weights before inference).
+    void advise_willneed() const;
 
 private:
     void release();

@@ -45,6 +45,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() { release(); }
 
+void MappedFile::advise_willneed() const {
+    if (mapped_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_WILLNEED);
+}
+
 void MappedFile::release() {
     if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
     data_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "qforge/half.hpp"
 #include "quant/blocks.hpp"
@@ -33,6 +34,17 @@ float vec_dot_q8_0_q8_0_scalar(int64_t n, const void* vx, const void* vy) {
         sum += static_cast<float>(sumi) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
     }
     return sum;
+}
+
+float vec_dot_generic(GgmlType wt, int64_t n, const void* vx, const void* vy) {
+    const TypeTraits& w = type_traits(wt);
+    const TypeTraits& a = type_traits(w.vec_dot_type);
+    std::vector<float> xf(static_cast<size_t>(n)), yf(static_cast<size_t>(n));
+    w.dequantize(vx, xf.data(), n);
+    a.dequantize(vy, yf.data(), n);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(xf[static_cast<size_t>(i)]) * yf[static_cast<size_t>(i)];
+    return static_cast<float>(s);
 }
 
 namespace {
@@ -103,7 +115,7 @@ bool avx2_ok() {
     __builtin_cpu_init();
     const char* e = std::getenv("QFORGE_KERNELS");
     if (e && std::strcmp(e, "scalar") == 0) return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 #endif
 }  // namespace
@@ -123,6 +135,16 @@ VecDotFn find_vec_dot(GgmlType t) {
 #else
     static const bool simd = false;
     const VecDotFn q40 = nullptr, q80 = nullptr, q4k = nullptr, q6k = nullptr;
+#endif
+#if defined(__x86_64__)
+    switch (t) {
+        case GgmlType::F16: return simd ? vec_dot_f16_f16_avx2 : nullptr;
+        case GgmlType::Q5_0: return simd ? vec_dot_q5_0_q8_0_avx2 : nullptr;
+        case GgmlType::Q5_K: return simd ? vec_dot_q5_k_q8_k_avx2 : nullptr;
+        case GgmlType::Q3_K: return simd ? vec_dot_q3_k_q8_k_avx2 : nullptr;
+        case GgmlType::Q2_K: return simd ? vec_dot_q2_k_q8_k_avx2 : nullptr;
+        default: break;
+    }
 #endif
     switch (t) {
         case GgmlType::Q4_0: return simd ? q40 : vec_dot_q4_0_q8_0_scalar;

@@ -22,6 +22,14 @@ float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
 float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
 
+// Reference for any weight type: both operands converted to f32 (for tests and fallbacks).
+float vec_dot_generic(GgmlType weight_type, int64_t n, const void* vx, const void* vy);
+float vec_dot_f16_f16_avx2(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_0_q8_0_avx2(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
+float vec_dot_q3_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
+float vec_dot_q2_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
+
 float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy);

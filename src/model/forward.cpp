@@ -54,6 +54,7 @@ struct Context::Impl {
     std::vector<std::vector<uint8_t>> act_q;  // per thread
     std::vector<float> act;
     std::vector<uint8_t> act_bytes;
+    std::vector<float> kf, vf, x, xn, q, k, v, att, tmp, gate, up;
 
     Impl(const Model& model, int ctx, KvCacheType ct, int threads) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
         const auto& hp = m.hparams();
@@ -218,8 +219,27 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
     const int E = hp.n_embd, HD = hp.head_dim, NH = hp.n_head, NKV = hp.n_head_kv, F = hp.n_ff;
     const int Q = NH * HD, KV = NKV * HD;
     const size_t b = static_cast<size_t>(B);
-    std::vector<float> kf, vf;
-    std::vector<float> x(b * E), xn(b * E), q(b * Q), k(b * KV), v(b * KV), att(b * Q), tmp(b * E), gate(b * F), up(b * F);
+    // Scratch buffers live in the context: resizing to a size seen before does not allocate.
+    auto& kf = I.kf;
+    auto& vf = I.vf;
+    auto& x = I.x;
+    auto& xn = I.xn;
+    auto& q = I.q;
+    auto& k = I.k;
+    auto& v = I.v;
+    auto& att = I.att;
+    auto& tmp = I.tmp;
+    auto& gate = I.gate;
+    auto& up = I.up;
+    x.resize(b * E);
+    xn.resize(b * E);
+    q.resize(b * Q);
+    k.resize(b * KV);
+    v.resize(b * KV);
+    att.resize(b * Q);
+    tmp.resize(b * E);
+    gate.resize(b * F);
+    up.resize(b * F);
 
     for (int t = 0; t < B; ++t) {
         const WeightView& emb = model_.tok_embd;

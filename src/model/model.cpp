@@ -42,6 +42,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     } else {
         m->storage_->gguf = GgufFile::open(path);
         const GgufFile& f = *m->storage_->gguf;
+        f.advise_willneed();
         m->metadata_ = f.metadata();
         for (const auto& t : f.tensors()) m->tensors_.push_back({t.name, WeightView{t.type, t.ne, t.data}});
     }

@@ -87,6 +87,11 @@ struct QuantizeReport {
     double seconds = 0;
 };
 
+// Stream tensors into a writer whose header is written, converting each to infos[i].to
+// (imatrix[i] may be null). Shows a progress bar labelled `label`.
+void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order, const std::vector<QuantizedTensorInfo>& infos,
+                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source);
+
 // Choose every tensor's type (llama-quantize's rules), then stream the output GGUF.
 QuantizeReport quantize_model(const SourceModel& src, const std::string& out_path, const QuantizeOptions& opt);
 

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "formats/hf_vocab.hpp"
+#include "formats/json_file.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
@@ -21,16 +22,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-json read_json(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in) throw_bad_input(p.string(), "cannot open");
-    try {
-        return json::parse(in);
-    } catch (const json::exception&) {
-        throw_bad_input(p.string(), "invalid JSON");
-    }
-}
 
 struct Hparams {
     int64_t n_layer = 0, n_ctx = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0, vocab = 0;
@@ -197,7 +188,7 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
     if (!fs::is_directory(dir)) throw_bad_input(dir_str, "not a directory (expected a Hugging Face model directory)");
     if (!fs::exists(dir / "config.json")) throw_bad_input(dir_str, "no config.json in this directory");
     const std::string cfg_file = (dir / "config.json").string();
-    const json cfg = read_json(dir / "config.json");
+    const json cfg = read_json_file(dir / "config.json");
     auto m = std::make_unique<HfModel>();
     m->dir = dir_str;
     if (cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty())
@@ -357,27 +348,10 @@ QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, co
     }
     report.file_size = w.predicted_size();
     w.write_header();
-    Progress progress("convert", report.bytes_in);
-    std::vector<uint8_t> raw, q;
-    std::vector<float> f32;
-    for (size_t i = 0; i < model.source.tensors.size(); ++i) {
-        const auto& t = model.source.tensors[i];
-        const auto& info = report.tensors[i];
-        raw.resize(t.n_bytes());
-        t.read(raw.data());
-        if (info.to == t.type) {
-            w.write_tensor_data(raw.data(), raw.size());
-        } else {
-            f32.resize(static_cast<size_t>(t.n_elements()));
-            dequantize(t.type, raw.data(), f32.data(), t.n_elements());
-            q.resize(info.bytes_out);
-            quantize_rows(f32.data(), q.data(), t.n_elements() / t.ne[0], t.ne[0], info.to, nullptr, threads > 0 ? threads : 1);
-            w.write_tensor_data(q.data(), q.size());
-        }
-        progress.add(info.bytes_in);
-    }
+    std::vector<const SourceTensor*> order;
+    for (const auto& t : model.source.tensors) order.push_back(&t);
+    write_tensors(w, order, report.tensors, {}, threads > 0 ? threads : 1, "convert", model.dir);
     w.finish();
-    progress.finish();
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
 }

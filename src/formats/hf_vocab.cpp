@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "formats/json_file.hpp"
 #include "qforge/error.hpp"
 
 namespace qforge {
@@ -19,17 +20,7 @@ namespace {
 
 enum TokenType : int32_t { NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6 };
 
-json read_json(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in) throw_bad_input(p.string(), "cannot open");
-    try {
-        return json::parse(in);
-    } catch (const json::exception&) {
-        throw_bad_input(p.string(), "invalid JSON");
-    }
-}
 
-json read_json_if_exists(const fs::path& p) { return fs::exists(p) ? read_json(p) : json::object(); }
 
 bool starts_ends(const std::string& t, const char* a, const char* b) {
     const size_t la = std::strlen(a), lb = std::strlen(b);
@@ -64,7 +55,7 @@ void add_special_vocab(const fs::path& dir, int64_t n_vocab, bool with_merges, c
         ids.emplace_back(typ, id);
     };
     const json added = tokenizer_json.value("added_tokens", json::array());
-    const json tc = read_json_if_exists(dir / "tokenizer_config.json");
+    const json tc = read_json_file_if_exists(dir / "tokenizer_config.json");
     std::string chat_template;
     if (tc.is_object()) {
         if (tc.contains("chat_template")) {
@@ -95,10 +86,10 @@ void add_special_vocab(const fs::path& dir, int64_t n_vocab, bool with_merges, c
         std::ifstream in(dir / "chat_template.jinja");
         chat_template.assign(std::istreambuf_iterator<char>(in), {});
     }
-    const json cfg = read_json_if_exists(dir / "config.json");
+    const json cfg = read_json_file_if_exists(dir / "config.json");
     for (const char* typ : kTypes) set_id(typ, cfg.value(std::string(typ) + "_token_id", json()));
     // generation_config.json names BOS/EOS too; it only fills what the files above left unset.
-    const json gen = read_json_if_exists(dir / "generation_config.json");
+    const json gen = read_json_file_if_exists(dir / "generation_config.json");
     for (const char* typ : {"bos", "eos"}) {
         const json v = gen.value(std::string(typ) + "_token_id", json());
         set_id(typ, v.is_array() && !v.empty() ? v[0] : v);
@@ -135,7 +126,7 @@ void append_sentencepiece(const fs::path& dir, int64_t vocab_size, std::vector<G
         types[static_cast<size_t>(id)] = t;
     }
     // added_tokens.json and tokenizer_config.json's added_tokens_decoder, as the converter applies them.
-    const json added_file = read_json_if_exists(dir / "added_tokens.json");
+    const json added_file = read_json_file_if_exists(dir / "added_tokens.json");
     for (auto it = added_file.begin(); it != added_file.end(); ++it) {
         if (!it.value().is_number_integer()) continue;
         const int64_t id = it.value().get<int64_t>();
@@ -144,7 +135,7 @@ void append_sentencepiece(const fs::path& dir, int64_t vocab_size, std::vector<G
         scores[static_cast<size_t>(id)] = -1000.0f;
         types[static_cast<size_t>(id)] = USER_DEFINED;
     }
-    const json tc = read_json_if_exists(dir / "tokenizer_config.json");
+    const json tc = read_json_file_if_exists(dir / "tokenizer_config.json");
     if (tc.is_object() && tc.contains("added_tokens_decoder") && tc["added_tokens_decoder"].is_object()) {
         for (auto it = tc["added_tokens_decoder"].begin(); it != tc["added_tokens_decoder"].end(); ++it) {
             int64_t id;
@@ -172,7 +163,7 @@ void append_sentencepiece(const fs::path& dir, int64_t vocab_size, std::vector<G
     kv.push_back({"tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens))});
     kv.push_back({"tokenizer.ggml.scores", GgufValue::numeric_array<float>(GgufValueType::FLOAT32, scores)});
     kv.push_back({"tokenizer.ggml.token_type", GgufValue::numeric_array<int32_t>(GgufValueType::INT32, types)});
-    json tokenizer_json = read_json_if_exists(dir / "tokenizer.json");
+    json tokenizer_json = read_json_file_if_exists(dir / "tokenizer.json");
     add_special_vocab(dir, vocab_size, false, tokenizer_json, kv);
 }
 
@@ -196,7 +187,7 @@ std::string bpe_pre_name(const json& tj, const std::string& gguf_arch) {
 }
 
 void append_bpe(const fs::path& dir, int64_t vocab_size, const std::string& gguf_arch, std::vector<GgufKV>& kv) {
-    const json tj = read_json(dir / "tokenizer.json");
+    const json tj = read_json_file(dir / "tokenizer.json");
     if (!tj.contains("model") || tj["model"].value("type", "") != "BPE" || !tj["model"].contains("vocab"))
         throw_bad_input((dir / "tokenizer.json").string(), "expected a BPE model with a vocab");
     std::map<int64_t, std::string> by_id;

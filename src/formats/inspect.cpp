@@ -112,7 +112,7 @@ ojson tensors_json(const std::vector<const StTensor*>& ts, int64_t& params, uint
     return tensors;
 }
 
-ojson read_json_file(const fs::path& p) {
+ojson read_ordered_json(const fs::path& p) {
     std::ifstream in(p);
     if (!in) throw_bad_input(p.string(), "cannot open");
     try {
@@ -172,7 +172,7 @@ ojson convert_preview(const std::string& path) {
 ojson inspect_model_dir(const std::string& path) {
     const fs::path dir(path);
     if (!fs::exists(dir / "config.json")) throw_bad_input(path, "directory has no config.json (not a Hugging Face or MLX model)");
-    const ojson cfg = read_json_file(dir / "config.json");
+    const ojson cfg = read_ordered_json(dir / "config.json");
     if (!cfg.is_object()) throw_bad_input((dir / "config.json").string(), "not a JSON object");
     const bool mlx = cfg.contains("quantization") && cfg["quantization"].is_object();
     int64_t bits = 0;

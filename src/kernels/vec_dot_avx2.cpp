@@ -23,6 +23,15 @@ inline __m256i dot_i8(__m256i x, __m256i y) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
 }
 
+// 32 bits -> 32 bytes: 0xFF where the bit is set.
+inline __m256i bits_to_bytes(uint32_t bits) {
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
+    const __m256i mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    b = _mm256_or_si256(b, mask);
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
 }  // namespace
 
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
@@ -124,44 +133,6 @@ float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
     return hsum(acc);
 }
 
-}  // namespace qforge
-
-#endif  // __x86_64__
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-#include "kernels/vec_dot.hpp"
-#include "qforge/half.hpp"
-#include "quant/blocks.hpp"
-
-namespace qforge {
-
-namespace {
-
-inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-inline __m256i dot_i8s(__m256i x, __m256i y) {
-    const __m256i ax = _mm256_sign_epi8(x, x), sy = _mm256_sign_epi8(y, x);
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
-}
-
-// 32 bits -> 32 bytes: 0xFF where the bit is set.
-inline __m256i bits_to_bytes(uint32_t bits) {
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
-    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuf);
-    const __m256i mask = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
-    b = _mm256_or_si256(b, mask);
-    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
-}
-
-}  // namespace
-
 float vec_dot_f16_f16_avx2(int64_t n, const void* vx, const void* vy) {
     const auto* x = static_cast<const uint16_t*>(vx);
     const auto* y = static_cast<const uint16_t*>(vy);
@@ -173,7 +144,7 @@ float vec_dot_f16_f16_avx2(int64_t n, const void* vx, const void* vy) {
         a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8))),
                              _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i + 8))), a1);
     }
-    float s = hsum8(_mm256_add_ps(a0, a1));
+    float s = hsum(_mm256_add_ps(a0, a1));
     for (; i < n; ++i) s += fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]);
     return s;
 }
@@ -192,9 +163,9 @@ float vec_dot_q5_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
         bx = _mm256_sub_epi8(bx, c16);
         const __m256i by = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[ib].qs));
         const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8s(bx, by)), acc);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(bx, by)), acc);
     }
-    return hsum8(acc);
+    return hsum(acc);
 }
 
 float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
@@ -234,7 +205,7 @@ float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         acc_m += dmin * static_cast<float>(summ);
     }
-    return hsum8(acc) - acc_m;
+    return hsum(acc) - acc_m;
 }
 
 // Q2_K and Q3_K: 2-bit codes from 32-apart positions; 16-element groups with their own scales.
@@ -262,7 +233,7 @@ float vec_dot_q2_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         acc_m += dmin * static_cast<float>(summ);
     }
-    return hsum8(acc) - acc_m;
+    return hsum(acc) - acc_m;
 }
 
 float vec_dot_q3_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
@@ -296,7 +267,7 @@ float vec_dot_q3_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
         const float d = y[i].d * fp16_to_fp32(x[i].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * corr, 0, 0, 0, 0, 0, 0, 0))), acc);
     }
-    return hsum8(acc);
+    return hsum(acc);
 }
 
 }  // namespace qforge

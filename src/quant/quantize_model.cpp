@@ -150,6 +150,39 @@ SourceModel source_from_gguf(const GgufFile& f) {
     return m;
 }
 
+void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order, const std::vector<QuantizedTensorInfo>& infos,
+                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source) {
+    uint64_t total = 0;
+    for (const auto& i : infos) total += i.bytes_in;
+    Progress progress(label, total);
+    std::vector<uint8_t> raw, q;
+    std::vector<float> f32;
+    for (size_t i = 0; i < order.size(); ++i) {
+        const SourceTensor& t = *order[i];
+        const auto& info = infos[i];
+        raw.resize(t.n_bytes());
+        t.read(raw.data());
+        if (info.to == t.type) {
+            w.write_tensor_data(raw.data(), raw.size());
+        } else {
+            const int64_t n = t.n_elements();
+            f32.resize(static_cast<size_t>(n));
+            dequantize(t.type, raw.data(), f32.data(), n);
+            for (int64_t k = 0; k < n; ++k) {
+                if (!std::isfinite(f32[static_cast<size_t>(k)]))
+                    throw_bad_input(source, "tensor '" + t.name + "' contains NaN or Inf values");
+            }
+            q.resize(info.bytes_out);
+            const int64_t ncols = t.ne[0];
+            const float* im = i < imatrix.size() && imatrix[i] ? imatrix[i]->data() : nullptr;
+            quantize_rows(f32.data(), q.data(), n / ncols, ncols, info.to, im, threads);
+            w.write_tensor_data(q.data(), q.size());
+        }
+        progress.add(info.bytes_in);
+    }
+    progress.finish();
+}
+
 QuantizeReport quantize_model(const SourceModel& src, const std::string& out_path, const QuantizeOptions& opt) {
     const auto start = std::chrono::steady_clock::now();
     const Ftype* ft = find_ftype(opt.ftype);
@@ -221,34 +254,8 @@ QuantizeReport quantize_model(const SourceModel& src, const std::string& out_pat
     }
 
     w.write_header();
-    Progress progress("quantize", report.bytes_in);
-    std::vector<uint8_t> raw;
-    std::vector<float> f32;
-    std::vector<uint8_t> q;
-    for (size_t i = 0; i < order.size(); ++i) {
-        const SourceTensor& t = *order[i];
-        const auto& info = report.tensors[i];
-        raw.resize(t.n_bytes());
-        t.read(raw.data());
-        if (info.to == t.type) {
-            w.write_tensor_data(raw.data(), raw.size());
-        } else {
-            const int64_t n = t.n_elements();
-            f32.resize(static_cast<size_t>(n));
-            dequantize(t.type, raw.data(), f32.data(), n);
-            for (int64_t k = 0; k < n; ++k) {
-                if (!std::isfinite(f32[static_cast<size_t>(k)]))
-                    throw_bad_input(src.path, "tensor '" + t.name + "' contains NaN or Inf values");
-            }
-            q.resize(info.bytes_out);
-            const int64_t ncols = t.ne[0];
-            quantize_rows(f32.data(), q.data(), n / ncols, ncols, info.to, imat[i] ? imat[i]->data() : nullptr, threads);
-            w.write_tensor_data(q.data(), q.size());
-        }
-        progress.add(info.bytes_in);
-    }
+    write_tensors(w, order, report.tensors, imat, threads, "quantize", src.path);
     w.finish();
-    progress.finish();
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;
 }

@@ -1,0 +1,27 @@
+// Reading small JSON files (configs, tokenizer files) with errors that name the file.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "qforge/error.hpp"
+
+namespace qforge {
+
+inline nlohmann::json read_json_file(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    if (!in) throw_bad_input(p.string(), "cannot open");
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception&) {
+        throw_bad_input(p.string(), "invalid JSON");
+    }
+}
+
+// An empty object when the file does not exist.
+inline nlohmann::json read_json_file_if_exists(const std::filesystem::path& p) {
+    return std::filesystem::exists(p) ? read_json_file(p) : nlohmann::json::object();
+}
+
+}  // namespace qforge

@@ -47,20 +47,6 @@ float vec_dot_generic(GgmlType wt, int64_t n, const void* vx, const void* vy) {
     return static_cast<float>(s);
 }
 
-namespace {
-// The eight 6-bit scales and mins of a Q4_K super-block.
-void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
-    for (int j = 0; j < 8; ++j) {
-        if (j < 4) {
-            sc[j] = q[j] & 63;
-            m[j] = q[j + 4] & 63;
-        } else {
-            sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-            m[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-        }
-    }
-}
-}  // namespace
 
 float vec_dot_q4_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
     const auto* x = static_cast<const BlockQ4_K*>(vx);

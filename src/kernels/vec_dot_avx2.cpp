@@ -71,16 +71,7 @@ float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
     float acc_m = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], mn[8];
-        const uint8_t* q = x[i].scales;
-        for (int j = 0; j < 8; ++j) {
-            if (j < 4) {
-                sc[j] = q[j] & 63;
-                mn[j] = q[j + 4] & 63;
-            } else {
-                sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-                mn[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-            }
-        }
+        unpack_k4_scales(x[i].scales, sc, mn);
         int summ = 0;
         for (int j = 0; j < 8; ++j) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         __m256i sumi = _mm256_setzero_si256();
@@ -176,16 +167,7 @@ float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
     float acc_m = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], mn[8];
-        const uint8_t* q = x[i].scales;
-        for (int j = 0; j < 8; ++j) {
-            if (j < 4) {
-                sc[j] = q[j] & 63;
-                mn[j] = q[j + 4] & 63;
-            } else {
-                sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-                mn[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-            }
-        }
+        unpack_k4_scales(x[i].scales, sc, mn);
         int summ = 0;
         for (int j = 0; j < 8; ++j) summ += mn[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));

@@ -49,6 +49,19 @@ inline int nearest_int(float x) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block's 12-byte scale array.
+inline void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
+    for (int j = 0; j < 8; ++j) {
+        if (j < 4) {
+            sc[j] = q[j] & 63;
+            m[j] = q[j + 4] & 63;
+        } else {
+            sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+            m[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+        }
+    }
+}
+
 // The 16 non-linear levels of IQ4_NL and IQ4_XS.
 inline constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 

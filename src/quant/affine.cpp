@@ -19,21 +19,27 @@ const char* mlx_dtype_name(MlxDtype d) {
     return "?";
 }
 
+// Tensors in safetensors files need not be aligned (MLX writes unpadded headers): copy, don't cast.
 float mlx_load(MlxDtype d, const void* p, size_t i) {
-    switch (d) {
-        case MlxDtype::F32: return static_cast<const float*>(p)[i];
-        case MlxDtype::F16: return fp16_to_fp32(static_cast<const uint16_t*>(p)[i]);
-        case MlxDtype::BF16: return bf16_to_fp32(static_cast<const uint16_t*>(p)[i]);
+    const auto* b = static_cast<const uint8_t*>(p);
+    if (d == MlxDtype::F32) {
+        float f;
+        std::memcpy(&f, b + 4 * i, 4);
+        return f;
     }
-    return 0;
+    uint16_t h;
+    std::memcpy(&h, b + 2 * i, 2);
+    return d == MlxDtype::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
 }
 
 void mlx_store(MlxDtype d, void* p, size_t i, float v) {
-    switch (d) {
-        case MlxDtype::F32: static_cast<float*>(p)[i] = v; break;
-        case MlxDtype::F16: static_cast<uint16_t*>(p)[i] = fp32_to_fp16(v); break;
-        case MlxDtype::BF16: static_cast<uint16_t*>(p)[i] = fp32_to_bf16(v); break;
+    auto* b = static_cast<uint8_t*>(p);
+    if (d == MlxDtype::F32) {
+        std::memcpy(b + 4 * i, &v, 4);
+        return;
     }
+    const uint16_t h = d == MlxDtype::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+    std::memcpy(b + 2 * i, &h, 2);
 }
 
 float mlx_round(MlxDtype d, float v) {
@@ -58,20 +64,31 @@ void check_params(int64_t cols, const MlxAffineParams& p) {
 }
 
 // Writes `bits`-bit code v as element i of an LSB-first bit stream of little-endian words.
+uint32_t load_word(const uint32_t* words, int64_t w) {
+    uint32_t v;
+    std::memcpy(&v, reinterpret_cast<const uint8_t*>(words) + 4 * w, 4);
+    return v;
+}
+
+void or_word(uint32_t* words, int64_t w, uint32_t v) {
+    const uint32_t cur = load_word(words, w) | v;
+    std::memcpy(reinterpret_cast<uint8_t*>(words) + 4 * w, &cur, 4);
+}
+
 void put_bits(uint32_t* words, int64_t i, int bits, uint32_t v) {
     const int64_t bit = i * bits;
     const int64_t w = bit / 32;
     const int off = static_cast<int>(bit % 32);
-    words[w] |= v << off;
-    if (off + bits > 32) words[w + 1] |= v >> (32 - off);
+    or_word(words, w, v << off);
+    if (off + bits > 32) or_word(words, w + 1, v >> (32 - off));
 }
 
 uint32_t get_bits(const uint32_t* words, int64_t i, int bits) {
     const int64_t bit = i * bits;
     const int64_t w = bit / 32;
     const int off = static_cast<int>(bit % 32);
-    uint64_t v = words[w] >> off;
-    if (off + bits > 32) v |= static_cast<uint64_t>(words[w + 1]) << (32 - off);
+    uint64_t v = load_word(words, w) >> off;
+    if (off + bits > 32) v |= static_cast<uint64_t>(load_word(words, w + 1)) << (32 - off);
     return static_cast<uint32_t>(v) & ((1u << bits) - 1u);
 }
 

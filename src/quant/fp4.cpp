@@ -61,7 +61,7 @@ void mlx_fp4_quantize(const float* w, int64_t rows, int64_t cols, MlxFp4Mode mod
     const int gs = mlx_fp4_group_size(mode);
     if (cols % gs != 0) throw_usage("[quantize] the last dimension must be a multiple of " + std::to_string(gs));
     const int64_t groups = cols / gs;
-    std::memset(wq, 0, static_cast<size_t>(rows * cols / 8) * 4);
+    std::memset(static_cast<void*>(wq), 0, static_cast<size_t>(rows * cols / 8) * 4);
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t g = 0; g < groups; ++g) {
             const float* x = w + r * cols + g * gs;
@@ -81,7 +81,10 @@ void mlx_fp4_quantize(const float* w, int64_t rows, int64_t cols, MlxFp4Mode mod
             for (int j = 0; j < gs; ++j) {
                 const float xv = mlx_round(dt, x[j] / div);
                 const int64_t i = r * cols + g * gs + j;
-                wq[i / 8] |= nearest_code(xv, dt) << (4 * (i % 8));
+                uint32_t word;
+                std::memcpy(&word, reinterpret_cast<uint8_t*>(wq) + 4 * (i / 8), 4);
+                word |= nearest_code(xv, dt) << (4 * (i % 8));
+                std::memcpy(reinterpret_cast<uint8_t*>(wq) + 4 * (i / 8), &word, 4);
             }
         }
     }
@@ -97,7 +100,9 @@ void mlx_fp4_dequantize(const uint32_t* wq, const uint8_t* scales, int64_t rows,
             const uint8_t sc = scales[r * groups + c / gs];
             const float mult = mode == MlxFp4Mode::MXFP4 ? mlx_round(dt, std::ldexp(1.0f, static_cast<int>(sc) - 127))
                                                           : mlx_round(dt, fp8_e4m3_to_float(sc));
-            const float v = kE2M1[(wq[i / 8] >> (4 * (i % 8))) & 15];
+            uint32_t word;
+            std::memcpy(&word, reinterpret_cast<const uint8_t*>(wq) + 4 * (i / 8), 4);
+            const float v = kE2M1[(word >> (4 * (i % 8))) & 15];
             mlx_store(dt, out, static_cast<size_t>(i), mlx_round(dt, v * mult));
         }
     }

@@ -7,7 +7,7 @@ CXX=aarch64-linux-gnu-g++
 command -v "$CXX" >/dev/null || { echo "cross-arm: $CXX not installed (scripts/setup.sh --test)"; exit 1; }
 OUT=build-arm
 mkdir -p "$OUT"
-SRC="tests/standalone/kernel_check.cpp src/kernels/gemm.cpp src/kernels/neon.cpp src/kernels/vec_dot.cpp src/quant/types.cpp
+SRC="tests/standalone/kernel_check.cpp src/kernels/cpu.cpp src/kernels/gemm.cpp src/kernels/neon.cpp src/kernels/vec_dot.cpp src/quant/types.cpp
      src/quant/float.cpp src/quant/legacy.cpp src/quant/kquants.cpp src/quant/kquant_search.cpp src/quant/iquants.cpp
      src/quant/quantize.cpp src/core/error.cpp"
 # shellcheck disable=SC2086

@@ -121,8 +121,6 @@ public:
     void remove_kv(const std::string& key);
     void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& ne);
     const std::vector<GgufKV>& metadata() const { return kv_; }
-    uint64_t tensor_bytes(size_t i) const;
-    size_t tensor_count() const;
 
     // Writes the header; no kv or tensor may be added afterwards.
     void write_header();

@@ -31,9 +31,6 @@ void mlx_affine_quantize(const float* w, int64_t rows, int64_t cols, const MlxAf
 // Dequantize into `out` (rows*cols values of params.dtype), exactly as MLX's CPU path.
 void mlx_affine_dequantize(const uint32_t* wq, const void* scales, const void* biases, int64_t rows, int64_t cols,
                            const MlxAffineParams& p, void* out);
-// Dequantize to f32 without the final rounding to the scale dtype (for inference).
-void mlx_affine_dequantize_f32(const uint32_t* wq, const void* scales, const void* biases, int64_t cols,
-                               const MlxAffineParams& p, float* out);
 
 // mxfp4 (groups of 32, E8M0 scales) and nvfp4 (groups of 16, E4M3 scales, no global scale).
 enum class MlxFp4Mode { MXFP4, NVFP4 };

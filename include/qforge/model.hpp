@@ -86,7 +86,6 @@ public:
     void reset() { n_past_ = 0; }
     // Forget everything after the first n tokens (to reuse a common prefix).
     void truncate(int n) { n_past_ = std::min(n_past_, std::max(0, n)); }
-    uint64_t kv_bytes() const;
     const Model& model() const { return model_; }
 
 private:

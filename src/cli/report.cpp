@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "formats/json_file.hpp"
 #include "qforge/advise.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
@@ -105,15 +106,7 @@ Command add_advise(CLI::App& root) {
                 if (rep.empty() && fs::exists("qforge-report/report.json")) rep = "qforge-report/report.json";
                 if (!rep.empty()) {
                     if (fs::is_directory(rep)) rep = (fs::path(rep) / "report.json").string();
-                    std::ifstream in(rep);
-                    if (!in) throw_bad_input(rep, "cannot open");
-                    nlohmann::json j;
-                    try {
-                        j = nlohmann::json::parse(in);
-                    } catch (const nlohmann::json::exception&) {
-                        throw_bad_input(rep, "invalid JSON");
-                    }
-                    q = quality_from_report(report_from_json(j));
+                    q = quality_from_report(report_from_json(read_json_file(rep)));
                 }
                 std::vector<ModelSpec> specs;
                 if (!a->params.empty()) {

@@ -112,7 +112,7 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& text
     std::vector<double> klds, dps;
     int64_t same_top = 0;
     std::vector<double> lp, lpb;
-    std::vector<float> logits;
+    std::vector<float> logits, brow;
     for (int c = 0; c < n_chunks; ++c) {
         std::vector<int32_t> chunk(tokens.begin() + static_cast<long>(c) * n_ctx, tokens.begin() + static_cast<long>(c + 1) * n_ctx);
         if (add_bos) chunk[0] = bos;
@@ -141,7 +141,7 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& text
                 for (int k = 0; k < n_vocab; ++k) q[k] = static_cast<uint16_t>(std::lround((row[k] - lo) / sc));
             }
             if (base) {
-                std::vector<float> brow(static_cast<size_t>(n_vocab));
+                brow.resize(static_cast<size_t>(n_vocab));
                 const uint16_t* q = &base->logits[slot * static_cast<size_t>(n_vocab)];
                 for (int k = 0; k < n_vocab; ++k) brow[static_cast<size_t>(k)] = base->lo[slot] + base->scale[slot] * q[k];
                 log_softmax(brow.data(), n_vocab, lpb);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "core/strings.hpp"
 #include "formats/hf_vocab.hpp"
 #include "formats/json_file.hpp"
 #include "qforge/convert.hpp"
@@ -164,15 +165,20 @@ GgmlType ggml_type_of(StDtype d, const std::string& name) {
     }
 }
 
-float load_float(StDtype d, const uint8_t* p, int64_t i) {
-    if (d == StDtype::F32) {
-        float f;
-        std::memcpy(&f, p + 4 * i, 4);
-        return f;
+// llama's Q/K row order in GGUF (LlamaModel.permute): rows (head, 2, half) -> (head, half, 2).
+// heads == 0 copies the rows unchanged.
+void permute_rows(const uint8_t* src, uint8_t* dst, int64_t rows, size_t row_bytes, int heads) {
+    if (heads == 0) {
+        std::memcpy(dst, src, static_cast<size_t>(rows) * row_bytes);
+        return;
     }
-    uint16_t h;
-    std::memcpy(&h, p + 2 * i, 2);
-    return d == StDtype::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+    const int64_t half = rows / heads / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < half; ++i)
+            for (int64_t j = 0; j < 2; ++j) {
+                const int64_t out_row = h * 2 * half + i * 2 + j, in_row = h * 2 * half + j * half + i;
+                std::memcpy(dst + static_cast<size_t>(out_row) * row_bytes, src + static_cast<size_t>(in_row) * row_bytes, row_bytes);
+            }
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -224,37 +230,18 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
         const StTensor* tp = t;
         if (one_d) {
             st.type = GgmlType::F32;
-            st.read = [tp, heads](uint8_t* dst) {
+            st.read = [tp, heads, stored](uint8_t* dst) {
                 const int64_t n = tp->n_elements();
                 std::vector<float> v(static_cast<size_t>(n));
-                for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = load_float(tp->dtype, tp->data, i);
-                if (heads > 0) {  // a permuted bias: same row order as its weight
-                    const int64_t half = n / heads / 2;
-                    std::vector<float> o(v.size());
-                    for (int64_t hh = 0; hh < heads; ++hh)
-                        for (int64_t i = 0; i < half; ++i)
-                            for (int j = 0; j < 2; ++j) o[static_cast<size_t>(hh * 2 * half + i * 2 + j)] = v[static_cast<size_t>(hh * 2 * half + j * half + i)];
-                    v.swap(o);
-                }
-                std::memcpy(dst, v.data(), v.size() * 4);
+                dequantize(stored, tp->data, v.data(), n);
+                // A bias of a permuted weight gets the same row order.
+                permute_rows(reinterpret_cast<const uint8_t*>(v.data()), dst, n, 4, heads);
             };
         } else {
             st.type = stored;
             st.read = [tp, heads](uint8_t* dst) {
-                if (heads == 0) {
-                    std::memcpy(dst, tp->data, tp->n_bytes());
-                    return;
-                }
-                // LlamaModel.permute: rows (head, 2, half) -> (head, half, 2).
                 const int64_t rows = tp->shape[0];
-                const size_t row_bytes = static_cast<size_t>(tp->n_bytes() / static_cast<uint64_t>(rows));
-                const int64_t half = rows / heads / 2;
-                for (int64_t hh = 0; hh < heads; ++hh)
-                    for (int64_t i = 0; i < half; ++i)
-                        for (int j = 0; j < 2; ++j) {
-                            const int64_t out_row = hh * 2 * half + i * 2 + j, in_row = hh * 2 * half + j * half + i;
-                            std::memcpy(dst + static_cast<size_t>(out_row) * row_bytes, tp->data + static_cast<size_t>(in_row) * row_bytes, row_bytes);
-                        }
+                permute_rows(tp->data, dst, rows, static_cast<size_t>(tp->n_bytes() / static_cast<uint64_t>(rows)), heads);
             };
         }
         if (heads > 0 && (map->expect[0] % (2 * heads)) != 0) throw_bad_input(t->name, "rows are not a multiple of 2 x heads");
@@ -317,8 +304,7 @@ GgmlType converter_tensor_type(const SourceTensor& t, GgmlType outtype) {
 
 QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, const std::string& outtype_in, int threads,
                                 const Imatrix* imatrix, const std::string& imatrix_file) {
-    std::string outtype;
-    for (char c : outtype_in) outtype += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string outtype = to_lower(outtype_in);
     const Ftype* ft = find_ftype(outtype);
     if (!ft) throw_usage("--outtype: unknown type '" + outtype_in + "'");
     const bool converter_type = outtype == "f32" || outtype == "f16" || outtype == "bf16" || outtype == "q8_0";

@@ -355,8 +355,6 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
     impl_->tensors.push_back(std::move(t));
 }
 
-uint64_t GgufWriter::tensor_bytes(size_t i) const { return impl_->tensors.at(i).n_bytes; }
-size_t GgufWriter::tensor_count() const { return impl_->tensors.size(); }
 
 uint64_t GgufWriter::predicted_size() const {
     uint64_t off = 0;

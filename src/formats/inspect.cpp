@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "formats/json_file.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
@@ -112,16 +113,6 @@ ojson tensors_json(const std::vector<const StTensor*>& ts, int64_t& params, uint
     return tensors;
 }
 
-ojson read_ordered_json(const fs::path& p) {
-    std::ifstream in(p);
-    if (!in) throw_bad_input(p.string(), "cannot open");
-    try {
-        return ojson::parse(in);
-    } catch (const nlohmann::json::exception&) {
-        throw_bad_input(p.string(), "invalid JSON");
-    }
-}
-
 ojson inspect_safetensors_file(const std::string& path) {
     auto f = SafetensorsFile::open(path);
     ojson j;
@@ -172,7 +163,7 @@ ojson convert_preview(const std::string& path) {
 ojson inspect_model_dir(const std::string& path) {
     const fs::path dir(path);
     if (!fs::exists(dir / "config.json")) throw_bad_input(path, "directory has no config.json (not a Hugging Face or MLX model)");
-    const ojson cfg = read_ordered_json(dir / "config.json");
+    const ojson cfg = read_json_file<ojson>(dir / "config.json");
     if (!cfg.is_object()) throw_bad_input((dir / "config.json").string(), "not a JSON object");
     const bool mlx = cfg.contains("quantization") && cfg["quantization"].is_object();
     int64_t bits = 0;

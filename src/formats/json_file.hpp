@@ -9,11 +9,13 @@
 
 namespace qforge {
 
-inline nlohmann::json read_json_file(const std::filesystem::path& p) {
+// Json: nlohmann::json, or nlohmann::ordered_json to keep the file's key order.
+template <class Json = nlohmann::json>
+Json read_json_file(const std::filesystem::path& p) {
     std::ifstream in(p);
     if (!in) throw_bad_input(p.string(), "cannot open");
     try {
-        return nlohmann::json::parse(in);
+        return Json::parse(in);
     } catch (const nlohmann::json::exception&) {
         throw_bad_input(p.string(), "invalid JSON");
     }

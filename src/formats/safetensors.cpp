@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "formats/byte_reader.hpp"
+#include "formats/json_file.hpp"
 #include "qforge/error.hpp"
 #include "qforge/output_file.hpp"
 
@@ -221,14 +222,7 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
     }
     std::map<std::string, std::string> weight_map;
     if (!index.empty()) {
-        std::ifstream in(index);
-        if (!in) throw_bad_input(index.string(), "cannot open");
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(in);
-        } catch (const nlohmann::json::exception& e) {
-            throw_bad_input(index.string(), "invalid JSON");
-        }
+        const nlohmann::json j = read_json_file(index);
         if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
             throw_bad_input(index.string(), "no weight_map object");
         std::set<std::string> shards;

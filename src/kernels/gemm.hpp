@@ -21,6 +21,10 @@ void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, s
 void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
                    size_t ldy);  // aarch64 builds only
 
+// Dot product with eight independent partial sums in a fixed order (vectorisable, deterministic);
+// the reduction every scalar product here uses.
+float dot_f32(const float* a, const float* b, int64_t n);
+
 // The best kernel this CPU supports (QFORGE_KERNELS=scalar forces the reference).
 GemmFn best_gemm_f32();
 const char* gemm_f32_name();

@@ -122,10 +122,6 @@ float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
     return has_dotprod() ? q8_0_q8_0<true>(n, vx, vy) : q8_0_q8_0<false>(n, vx, vy);
 }
-// K-quants: the scalar references for now (NEON versions are still to be written).
-float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return vec_dot_q4_k_q8_k_scalar(n, vx, vy); }
-float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return vec_dot_q6_k_q8_k_scalar(n, vx, vy); }
-
 const char* neon_isa_name() { return has_dotprod() ? "neon+dotprod" : "neon"; }
 
 }  // namespace qforge

@@ -1,5 +1,7 @@
 #include "kernels/vec_dot.hpp"
 
+#include "kernels/cpu.hpp"
+
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -96,50 +98,51 @@ float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
 }
 
 namespace {
+
+struct Kernel {
+    GgmlType type;
+    VecDotFn scalar;  // reference; nullptr where rows are converted to f32 instead
+    VecDotFn simd;    // this build's SIMD version, if any
+};
+
 #if defined(__x86_64__)
-bool avx2_ok() {
-    __builtin_cpu_init();
-    const char* e = std::getenv("QFORGE_KERNELS");
-    if (e && std::strcmp(e, "scalar") == 0) return false;
-    // Every CPU with AVX2 also has F16C (clang 14 cannot query "f16c" here).
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+const Kernel kKernels[] = {
+    {GgmlType::F16, nullptr, vec_dot_f16_f16_avx2},
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_avx2},
+    {GgmlType::Q5_0, nullptr, vec_dot_q5_0_q8_0_avx2},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_avx2},
+    {GgmlType::Q2_K, nullptr, vec_dot_q2_k_q8_k_avx2},
+    {GgmlType::Q3_K, nullptr, vec_dot_q3_k_q8_k_avx2},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, vec_dot_q4_k_q8_k_avx2},
+    {GgmlType::Q5_K, nullptr, vec_dot_q5_k_q8_k_avx2},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, vec_dot_q6_k_q8_k_avx2},
+};
+bool simd_enabled() { return !kernels_forced_scalar() && cpu_has_avx2(); }
+#elif defined(__aarch64__)
+const Kernel kKernels[] = {
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_neon},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_neon},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, nullptr},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, nullptr},
+};
+bool simd_enabled() { return !kernels_forced_scalar(); }
+#else
+const Kernel kKernels[] = {
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, nullptr},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, nullptr},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, nullptr},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, nullptr},
+};
+bool simd_enabled() { return false; }
 #endif
+
 }  // namespace
 
-bool force_scalar_kernels() {
-    const char* e = std::getenv("QFORGE_KERNELS");
-    return e && std::strcmp(e, "scalar") == 0;
-}
-
 VecDotFn find_vec_dot(GgmlType t) {
-#if defined(__x86_64__)
-    static const bool simd = avx2_ok();
-    const VecDotFn q40 = vec_dot_q4_0_q8_0_avx2, q80 = vec_dot_q8_0_q8_0_avx2, q4k = vec_dot_q4_k_q8_k_avx2, q6k = vec_dot_q6_k_q8_k_avx2;
-#elif defined(__aarch64__)
-    static const bool simd = !force_scalar_kernels();
-    const VecDotFn q40 = vec_dot_q4_0_q8_0_neon, q80 = vec_dot_q8_0_q8_0_neon, q4k = vec_dot_q4_k_q8_k_neon, q6k = vec_dot_q6_k_q8_k_neon;
-#else
-    static const bool simd = false;
-    const VecDotFn q40 = nullptr, q80 = nullptr, q4k = nullptr, q6k = nullptr;
-#endif
-#if defined(__x86_64__)
-    switch (t) {
-        case GgmlType::F16: return simd ? vec_dot_f16_f16_avx2 : nullptr;
-        case GgmlType::Q5_0: return simd ? vec_dot_q5_0_q8_0_avx2 : nullptr;
-        case GgmlType::Q5_K: return simd ? vec_dot_q5_k_q8_k_avx2 : nullptr;
-        case GgmlType::Q3_K: return simd ? vec_dot_q3_k_q8_k_avx2 : nullptr;
-        case GgmlType::Q2_K: return simd ? vec_dot_q2_k_q8_k_avx2 : nullptr;
-        default: break;
-    }
-#endif
-    switch (t) {
-        case GgmlType::Q4_0: return simd ? q40 : vec_dot_q4_0_q8_0_scalar;
-        case GgmlType::Q8_0: return simd ? q80 : vec_dot_q8_0_q8_0_scalar;
-        case GgmlType::Q4_K: return simd ? q4k : vec_dot_q4_k_q8_k_scalar;
-        case GgmlType::Q6_K: return simd ? q6k : vec_dot_q6_k_q8_k_scalar;
-        default: return nullptr;
-    }
+    static const bool simd = simd_enabled();
+    for (const auto& k : kKernels)
+        if (k.type == t) return simd && k.simd ? k.simd : k.scalar;
+    return nullptr;
 }
 
 #if defined(__aarch64__)

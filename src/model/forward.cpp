@@ -16,17 +16,6 @@ namespace qforge {
 
 namespace {
 
-// Dot product with eight independent partial sums (vectorisable, fixed order: deterministic).
-float dot(const float* a, const float* b, int64_t n) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; ++i) r += a[i] * b[i];
-    return r;
-}
-
 void load_vector(const WeightView& w, float* out) { dequantize(w.type, w.data, out, w.cols()); }
 
 void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
@@ -37,6 +26,11 @@ void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
 }
 
 }  // namespace
+
+struct AttnScratch {
+    std::vector<float> scores, acc, qr;
+    std::vector<uint8_t> qq;
+};
 
 struct Context::Impl {
     const Model& m;
@@ -52,6 +46,7 @@ struct Context::Impl {
     std::vector<float> inv_freq;
     std::vector<std::vector<float>> row_buf;  // per thread
     std::vector<std::vector<uint8_t>> act_q;  // per thread
+    std::vector<AttnScratch> attn_scratch;    // per thread
     std::vector<float> act;
     std::vector<uint8_t> act_bytes;
     std::vector<float> kf, vf, x, xn, q, k, v, att, tmp, gate, up;
@@ -81,6 +76,7 @@ struct Context::Impl {
             inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
         row_buf.resize(static_cast<size_t>(pool.size()));
         act_q.resize(static_cast<size_t>(pool.size()));
+        attn_scratch.resize(static_cast<size_t>(pool.size()));
     }
 
     // Y[b][r] = W[r] . X[b] for B tokens: rows are converted to f32 in blocks, then multiplied.
@@ -191,8 +187,6 @@ Context::Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_th
 
 Context::~Context() = default;
 
-uint64_t Context::kv_bytes() const { return 2ull * impl_->k_cache.size() * impl_->kv_row_bytes * static_cast<uint64_t>(n_ctx_); }
-
 void Context::eval(const std::vector<int32_t>& tokens, std::vector<float>& logits, bool all_logits, int batch) {
     const int n_vocab = model_.hparams().n_vocab;
     const int n = static_cast<int>(tokens.size());
@@ -280,8 +274,15 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         });
         // Causal attention, one (token, head) pair per work item.
         const int group = NH / NKV;
-        I.pool.parallel_for(static_cast<int64_t>(B) * NH, [&](int64_t w0, int64_t w1, int) {
-            std::vector<float> scores(static_cast<size_t>(n_kv_all)), acc(static_cast<size_t>(HD)), qr(static_cast<size_t>(HD));
+        I.pool.parallel_for(static_cast<int64_t>(B) * NH, [&](int64_t w0, int64_t w1, int th) {
+            AttnScratch& sc = I.attn_scratch[static_cast<size_t>(th)];
+            sc.scores.resize(static_cast<size_t>(n_kv_all));
+            sc.acc.resize(static_cast<size_t>(HD));
+            sc.qr.resize(static_cast<size_t>(HD));
+            sc.qq.resize(static_cast<size_t>(HD / 32 * 34));
+            auto& scores = sc.scores;
+            auto& acc = sc.acc;
+            auto& qr = sc.qr;
             for (int64_t w = w0; w < w1; ++w) {
                 const int t = static_cast<int>(w / NH), h = static_cast<int>(w % NH), kvh = h / group;
                 const int n_kv = n_past_ + t + 1;
@@ -291,14 +292,13 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                     for (int d = 0; d < HD; ++d) qr[static_cast<size_t>(d)] = round_fp16(qh[d]);
                     qh = qr.data();
                 } else if (I.cache_type == KvCacheType::Q8_0 && HD % 32 == 0) {
-                    std::vector<uint8_t> qq(static_cast<size_t>(HD / 32 * 34));
-                    type_traits(GgmlType::Q8_0).quantize(qh, qq.data(), HD, nullptr);
-                    dequantize(GgmlType::Q8_0, qq.data(), qr.data(), HD);
+                    type_traits(GgmlType::Q8_0).quantize(qh, sc.qq.data(), HD, nullptr);
+                    dequantize(GgmlType::Q8_0, sc.qq.data(), qr.data(), HD);
                     qh = qr.data();
                 }
                 float mx = -INFINITY;
                 for (int p = 0; p < n_kv; ++p) {
-                    const float s = dot(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
+                    const float s = dot_f32(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
                     scores[static_cast<size_t>(p)] = s;
                     mx = std::max(mx, s);
                 }

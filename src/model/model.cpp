@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/strings.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 
@@ -153,8 +154,7 @@ void Model::bind(const std::string& source) {
 }
 
 KvCacheType parse_cache_type(const std::string& s_in) {
-    std::string s;
-    for (char c : s_in) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string s = to_lower(s_in);
     if (s == "f32") return KvCacheType::F32;
     if (s == "f16") return KvCacheType::F16;
     if (s == "q8_0") return KvCacheType::Q8_0;

@@ -152,17 +152,4 @@ void mlx_affine_dequantize(const uint32_t* wq, const void* scales, const void* b
     }
 }
 
-void mlx_affine_dequantize_f32(const uint32_t* wq, const void* scales, const void* biases, int64_t cols,
-                               const MlxAffineParams& p, float* out) {
-    const int64_t groups = cols / p.group_size;
-    for (int64_t g = 0; g < groups; ++g) {
-        const float s = mlx_load(p.dtype, scales, static_cast<size_t>(g));
-        const float b = mlx_load(p.dtype, biases, static_cast<size_t>(g));
-        for (int j = 0; j < p.group_size; ++j) {
-            const int64_t c = g * p.group_size + j;
-            out[c] = static_cast<float>(get_bits(wq, c, p.bits)) * s + b;
-        }
-    }
-}
-
 }  // namespace qforge

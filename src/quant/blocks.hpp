@@ -49,6 +49,20 @@ inline int nearest_int(float x) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+// The element of largest magnitude (the first one on ties), with its magnitude in *amax.
+inline float signed_absmax(const float* x, int64_t n, float* amax) {
+    float a = 0, max = 0;
+    for (int64_t j = 0; j < n; ++j) {
+        const float ax = std::fabs(x[j]);
+        if (ax > a) {
+            a = ax;
+            max = x[j];
+        }
+    }
+    *amax = a;
+    return max;
+}
+
 // The eight 6-bit scales and mins of a Q4_K/Q5_K super-block's 12-byte scale array.
 inline void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
     for (int j = 0; j < 8; ++j) {

@@ -15,9 +15,17 @@ void quantize_row_f16(const float* src, void* dst, int64_t n, const float*) {
     auto* y = static_cast<uint16_t*>(dst);
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(src[i]);
 }
+namespace {
+// Rows may come straight from a safetensors file, whose data need not be 2-byte aligned.
+uint16_t load_u16(const void* src, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, static_cast<const uint8_t*>(src) + 2 * i, 2);
+    return h;
+}
+}  // namespace
+
 void dequantize_row_f16(const void* src, float* dst, int64_t n) {
-    const auto* x = static_cast<const uint16_t*>(src);
-    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(x[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(load_u16(src, i));
 }
 
 void quantize_row_bf16(const float* src, void* dst, int64_t n, const float*) {
@@ -25,8 +33,7 @@ void quantize_row_bf16(const float* src, void* dst, int64_t n, const float*) {
     for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_bf16(src[i]);
 }
 void dequantize_row_bf16(const void* src, float* dst, int64_t n) {
-    const auto* x = static_cast<const uint16_t*>(src);
-    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(x[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(load_u16(src, i));
 }
 
 }  // namespace qforge

@@ -37,14 +37,8 @@ void quantize_iq4_superblock(int super_block_size, const float* x, uint16_t* dh,
         } else {
             for (int j = 0; j < block_size; ++j) weight[j] = xb[j] * xb[j];
         }
-        float amax = 0, max = 0;
-        for (int j = 0; j < block_size; ++j) {
-            const float ax = std::fabs(xb[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = xb[j];
-            }
-        }
+        float amax;
+        const float max = signed_absmax(xb, block_size, &amax);
         if (amax < 1e-15f) {
             scales[ib] = 0;
             std::memset(Lb, 0, block_size);

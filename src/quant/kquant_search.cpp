@@ -22,14 +22,8 @@ int clamp_sym(int l, int nmax) { return std::max(-nmax, std::min(nmax - 1, l)); 
 }  // namespace
 
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, const float* qw) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = signed_absmax(x, n, &amax);
     if (amax < kGroupMaxEps) {
         std::memset(L, 0, static_cast<size_t>(n));
         return 0.f;
@@ -85,14 +79,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, 
 }
 
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L, bool do_rmse) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = std::fabs(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = signed_absmax(x, n, &amax);
     if (amax < kGroupMaxEps) {
         std::memset(L, 0, static_cast<size_t>(n));
         return 0.f;

@@ -469,14 +469,8 @@ void dequantize_row_q6_k(const void* src, float* y, int64_t n) {
 void quantize_row_q8_k(const float* x, void* dst, int64_t n, const float*) {
     auto* y = static_cast<BlockQ8_K*>(dst);
     for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
-        float max = 0, amax = 0;
-        for (int j = 0; j < QK_K; ++j) {
-            const float ax = std::fabs(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
+        float amax;
+        const float max = signed_absmax(x, QK_K, &amax);
         if (!amax) {
             y[i].d = 0;
             std::memset(y[i].qs, 0, QK_K);

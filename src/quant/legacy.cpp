@@ -24,19 +24,6 @@ void block_weights(const float* x, const float* qw, float sigma2, float* w) {
     for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
 }
 
-// Index and value of the element with the largest magnitude (the first one on ties).
-float signed_absmax(const float* x, int n, float* amax_out) {
-    float amax = 0, max = 0;
-    for (int j = 0; j < n; ++j) {
-        if (amax < std::fabs(x[j])) {
-            amax = std::fabs(x[j]);
-            max = x[j];
-        }
-    }
-    *amax_out = amax;
-    return max;
-}
-
 void min_max(const float* x, int n, float* mn, float* mx) {
     float lo = FLT_MAX, hi = -FLT_MAX;
     for (int j = 0; j < n; ++j) {

@@ -88,7 +88,6 @@ GgmlType TensorTypeChooser::choose(const SourceTensor& t) {
 GgmlType TensorTypeChooser::fallback(GgmlType target, const SourceTensor& t) {
     const int64_t ncols = t.ne[0];
     if (ncols % type_traits(target).block_size == 0) return target;
-    ++n_fallback_;
     GgmlType r;
     switch (target) {
         case T::IQ2_XXS:

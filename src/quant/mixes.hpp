@@ -14,7 +14,6 @@ public:
     TensorTypeChooser(const SourceModel& model, const Ftype& ftype, const QuantizeOptions& opt);
     // Call once per tensor, in output order (the layer counters depend on it).
     GgmlType choose(const SourceTensor& t);
-    int fallbacks() const { return n_fallback_; }
 
 private:
     GgmlType mix_type(GgmlType new_type, const SourceTensor& t);
@@ -30,7 +29,6 @@ private:
     bool has_output_ = false;
     int n_attention_wv_ = 0, n_ffn_down_ = 0, n_ffn_gate_ = 0, n_ffn_up_ = 0;
     int i_attention_wv_ = 0, i_ffn_down_ = 0, i_ffn_gate_ = 0, i_ffn_up_ = 0;
-    int n_fallback_ = 0;
     bool has_imatrix_ = false;
 };
 

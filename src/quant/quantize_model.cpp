@@ -9,6 +9,7 @@
 #include <fstream>
 #include <thread>
 
+#include "core/strings.hpp"
 #include "qforge/error.hpp"
 #include "qforge/progress.hpp"
 #include "qforge/quantize.hpp"
@@ -42,12 +43,6 @@ const std::vector<Ftype> kFtypes = {
     {"IQ4_NL", 25, T::IQ4_NL, "4.5 bpw non-linear"},
     {"IQ4_XS", 30, T::IQ4_XS, "4.25 bpw non-linear"},
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 int layer_of(const std::string& name) {
     int layer = -1;

@@ -1,8 +1,8 @@
 #include "qforge/types.hpp"
 
 #include <array>
-#include <cctype>
 
+#include "core/strings.hpp"
 #include "quant/quant_fns.hpp"
 
 namespace qforge {
@@ -46,15 +46,6 @@ const std::array kTypes = {
     TypeTraits{T::TQ2_0, "tq2_0", 256, 66, true, nullptr, nullptr, T::F32, false},
     TypeTraits{T::MXFP4, "mxfp4", 32, 17, true, nullptr, nullptr, T::F32, false},
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    }
-    return true;
-}
 
 }  // namespace
 

@@ -32,36 +32,46 @@ inline __m256i bits_to_bytes(uint32_t bits) {
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
 
+// Weight formats with one f16 scale per 32 elements, against q8_0 activations: `codes` turns a
+// weight block into 32 signed int8 values.
+template <class Block, class Codes>
+float dot_with_q8_0(int64_t n, const void* vx, const void* vy, Codes codes) {
+    const auto* x = static_cast<const Block*>(vx);
+    const auto* y = static_cast<const BlockQ8_0*>(vy);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        const __m256i by = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[ib].qs));
+        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(codes(x[ib]), by)), acc);
+    }
+    return hsum(acc);
+}
+
+// Elements 0-15 from the low nibbles, 16-31 from the high nibbles.
+inline __m256i nibbles(const uint8_t* qs) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
 }  // namespace
 
 float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ4_0*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i low = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[ib].qs));
-        __m256i bx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low);
-        bx = _mm256_sub_epi8(bx, eight);
-        const __m256i by = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[ib].qs));
-        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(bx, by)), acc);
-    }
-    return hsum(acc);
+    return dot_with_q8_0<BlockQ4_0>(n, vx, vy, [](const BlockQ4_0& b) { return _mm256_sub_epi8(nibbles(b.qs), _mm256_set1_epi8(8)); });
+}
+
+float vec_dot_q5_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
+    return dot_with_q8_0<BlockQ5_0>(n, vx, vy, [](const BlockQ5_0& b) {
+        uint32_t qh;
+        std::memcpy(&qh, b.qh, 4);
+        const __m256i fifth = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles(b.qs), fifth), _mm256_set1_epi8(16));
+    });
 }
 
 float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ8_0*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        const __m256i bx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[ib].qs));
-        const __m256i by = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[ib].qs));
-        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(bx, by)), acc);
-    }
-    return hsum(acc);
+    return dot_with_q8_0<BlockQ8_0>(n, vx, vy, [](const BlockQ8_0& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); });
 }
+
 
 float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {
     const auto* x = static_cast<const BlockQ4_K*>(vx);
@@ -138,25 +148,6 @@ float vec_dot_f16_f16_avx2(int64_t n, const void* vx, const void* vy) {
     float s = hsum(_mm256_add_ps(a0, a1));
     for (; i < n; ++i) s += fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]);
     return s;
-}
-
-float vec_dot_q5_0_q8_0_avx2(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ5_0*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i low = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10), c16 = _mm256_set1_epi8(16);
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[ib].qs));
-        __m256i bx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), low);
-        uint32_t qh;
-        std::memcpy(&qh, x[ib].qh, 4);
-        bx = _mm256_or_si256(bx, _mm256_and_si256(bits_to_bytes(qh), b16));
-        bx = _mm256_sub_epi8(bx, c16);
-        const __m256i by = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[ib].qs));
-        const __m256 d = _mm256_set1_ps(fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(bx, by)), acc);
-    }
-    return hsum(acc);
 }
 
 float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy) {

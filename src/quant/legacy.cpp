@@ -24,6 +24,34 @@ void block_weights(const float* x, const float* qw, float sigma2, float* w) {
     for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + x[j] * x[j]);
 }
 
+// Importance-weighted codes for each 32-block of a row, as ggml searches them: symmetric
+// (make_qx_quants, codes 0 .. 2*nmax-1) for Q4_0/Q5_0, with a min (make_qkx3_quants) for Q4_1/Q5_1.
+// emit(block, scale, min, codes); min is 0 for the symmetric formats.
+template <class Emit>
+void weighted_blocks(const float* x, int64_t n, const float* imatrix, int nmax, bool with_min, Emit emit) {
+    const float sigma2 = row_sigma2(x, n);
+    float w[32];
+    int8_t Ls[32];
+    uint8_t L[32], Laux[32];
+    for (int64_t i = 0; i < n / 32; ++i) {
+        block_weights(x + 32 * i, imatrix + 32 * i, sigma2, w);
+        if (with_min) {
+            float the_min;
+            const float d = make_qkx3_quants(32, nmax, x + 32 * i, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false);
+            emit(i, d, -the_min, L);
+        } else {
+            const float d = make_qx_quants(32, nmax, x + 32 * i, Ls, 1, w);
+            for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(Ls[j]);
+            emit(i, d, 0.0f, L);
+        }
+    }
+}
+
+// Element j in the low nibble of byte j, element j+16 in its high nibble.
+void pack_4bit(const uint8_t* L, uint8_t* qs) {
+    for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((L[j] & 0x0F) | (L[j + 16] << 4));
+}
+
 void min_max(const float* x, int n, float* mn, float* mx) {
     float lo = FLT_MAX, hi = -FLT_MAX;
     for (int j = 0; j < n; ++j) {
@@ -57,15 +85,10 @@ void quantize_row_q4_0(const float* x, void* dst, int64_t n, const float* imatri
         }
         return;
     }
-    const float sigma2 = row_sigma2(x, n);
-    float w[32];
-    int8_t L[32];
-    for (int64_t i = 0; i < nb; ++i) {
-        block_weights(x + 32 * i, imatrix + 32 * i, sigma2, w);
-        const float d = make_qx_quants(32, 8, x + 32 * i, L, 1, w);
+    weighted_blocks(x, n, imatrix, 8, false, [&](int64_t i, float d, float, const uint8_t* L) {
         y[i].d = fp32_to_fp16(d);
-        for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
-    }
+        pack_4bit(L, y[i].qs);
+    });
 }
 
 void dequantize_row_q4_0(const void* src, float* y, int64_t n) {
@@ -100,17 +123,11 @@ void quantize_row_q4_1(const float* x, void* dst, int64_t n, const float* imatri
         }
         return;
     }
-    const float sigma2 = row_sigma2(x, n);
-    float w[32];
-    uint8_t L[32], Laux[32];
-    for (int64_t i = 0; i < nb; ++i) {
-        block_weights(x + 32 * i, imatrix + 32 * i, sigma2, w);
-        float the_min;
-        const float d = make_qkx3_quants(32, 15, x + 32 * i, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false);
+    weighted_blocks(x, n, imatrix, 15, true, [&](int64_t i, float d, float m, const uint8_t* L) {
         y[i].d = fp32_to_fp16(d);
-        y[i].m = fp32_to_fp16(-the_min);
-        for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<uint8_t>(L[j] | (L[j + 16] << 4));
-    }
+        y[i].m = fp32_to_fp16(m);
+        pack_4bit(L, y[i].qs);
+    });
 }
 
 void dequantize_row_q4_1(const void* src, float* y, int64_t n) {
@@ -161,16 +178,10 @@ void quantize_row_q5_0(const float* x, void* dst, int64_t n, const float* imatri
         }
         return;
     }
-    const float sigma2 = row_sigma2(x, n);
-    float w[32];
-    int8_t Ls[32];
-    for (int64_t i = 0; i < nb; ++i) {
-        block_weights(x + 32 * i, imatrix + 32 * i, sigma2, w);
-        const float d = make_qx_quants(32, 16, x + 32 * i, Ls, 1, w);
+    weighted_blocks(x, n, imatrix, 16, false, [&](int64_t i, float d, float, const uint8_t* codes) {
         y[i].d = fp32_to_fp16(d);
-        for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(Ls[j]);
-        pack_5bit(L, y[i].qs, y[i].qh);
-    }
+        pack_5bit(codes, y[i].qs, y[i].qh);
+    });
 }
 
 void dequantize_row_q5_0(const void* src, float* y, int64_t n) {
@@ -203,17 +214,11 @@ void quantize_row_q5_1(const float* x, void* dst, int64_t n, const float* imatri
         }
         return;
     }
-    const float sigma2 = row_sigma2(x, n);
-    float w[32];
-    uint8_t Laux[32];
-    for (int64_t i = 0; i < nb; ++i) {
-        block_weights(x + 32 * i, imatrix + 32 * i, sigma2, w);
-        float the_min;
-        const float d = make_qkx3_quants(32, 31, x + 32 * i, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false);
+    weighted_blocks(x, n, imatrix, 31, true, [&](int64_t i, float d, float m, const uint8_t* codes) {
         y[i].d = fp32_to_fp16(d);
-        y[i].m = fp32_to_fp16(-the_min);
-        pack_5bit(L, y[i].qs, y[i].qh);
-    }
+        y[i].m = fp32_to_fp16(m);
+        pack_5bit(codes, y[i].qs, y[i].qh);
+    });
 }
 
 void dequantize_row_q5_1(const void* src, float* y, int64_t n) {

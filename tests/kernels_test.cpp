@@ -1,7 +1,9 @@
 // SIMD kernels against the scalar reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <random>
 
 #include "kernels/gemm.hpp"
@@ -44,39 +46,166 @@ TEST(Gemm, Avx2MatchesScalarAndIgnoresTiling) {
 namespace qforge {
 namespace {
 
-struct DotCase {
-    GgmlType w, a;
-    VecDotFn scalar, simd;
-};
-
-TEST(VecDot, SimdMatchesScalarAndDequantizedDot) {
-    if (find_vec_dot(GgmlType::Q4_0) != vec_dot_q4_0_q8_0_avx2) GTEST_SKIP() << "no AVX2 on this CPU";
-    const DotCase cases[] = {
-        {GgmlType::Q4_0, GgmlType::Q8_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_avx2},
-        {GgmlType::Q8_0, GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_avx2},
-        {GgmlType::Q4_K, GgmlType::Q8_K, vec_dot_q4_k_q8_k_scalar, vec_dot_q4_k_q8_k_avx2},
-        {GgmlType::Q6_K, GgmlType::Q8_K, vec_dot_q6_k_q8_k_scalar, vec_dot_q6_k_q8_k_avx2},
-    };
-    std::mt19937 rng(11);
+// Random weights and activations, with edge cases: large values, zeros, constants, and an
+// activation outlier that makes q8_K hold -128.
+std::pair<std::vector<float>, std::vector<float>> dot_case(std::mt19937& rng, int64_t n, int trial) {
     std::normal_distribution<float> nd(0.f, 1.f);
-    for (const auto& c : cases) {
-        for (int trial = 0; trial < 4; ++trial) {
+    std::vector<float> w(static_cast<size_t>(n)), x(static_cast<size_t>(n));
+    for (auto& v : w) v = nd(rng) * (trial == 1 ? 30.f : 0.05f);
+    for (auto& v : x) v = nd(rng);
+    if (trial == 2) std::fill(w.begin(), w.end(), 0.f);
+    if (trial == 3) std::fill(x.begin(), x.end(), 0.75f);
+    if (trial == 4)
+        for (size_t i = 0; i < x.size(); i += 37) x[i] = -20.f;
+    return {w, x};
+}
+
+TEST(VecDot, ScalarReferencesEqualTheDequantizedDot) {
+    const std::pair<GgmlType, VecDotFn> cases[] = {{GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar},
+                                                   {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar},
+                                                   {GgmlType::Q4_1, vec_dot_q4_1_q8_1_scalar},
+                                                   {GgmlType::Q5_1, vec_dot_q5_1_q8_1_scalar},
+                                                   {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar},
+                                                   {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar}};
+    std::mt19937 rng(11);
+    for (const auto& [t, fn] : cases) {
+        for (int trial = 0; trial < 5; ++trial) {
             const int64_t n = 512;
-            std::vector<float> w(n), x(n);
-            for (auto& v : w) v = nd(rng) * (trial == 1 ? 1e3f : 0.05f);
+            const auto [w, x] = dot_case(rng, n, trial);
+            const auto qw = quantize_tensor(w.data(), 1, n, t);
+            const auto qx = quantize_tensor(x.data(), 1, n, type_traits(t).vec_dot_type);
+            const float ref = vec_dot_generic(t, n, qw.data(), qx.data());
+            // q8_1 stores d*sum(y) in f16: allow that rounding, times the largest weight minimum.
+            const float tol = t == GgmlType::Q4_1 || t == GgmlType::Q5_1 ? 2e-3f : 1e-4f;
+            EXPECT_NEAR(fn(n, qw.data(), qx.data()), ref, tol * (1.f + std::fabs(ref))) << type_traits(t).name << " trial " << trial;
+        }
+    }
+}
+
+VecDotFn find_scalar(GgmlType t) { return t == GgmlType::Q4_1 ? vec_dot_q4_1_q8_1_scalar : vec_dot_q5_1_q8_1_scalar; }
+
+// Every SIMD kernel this CPU runs: one row against the f32 reference, several rows at once equal
+// to one at a time (bit for bit), and every instruction set giving the same bits.
+TEST(VecDot, EverySimdKernelMatchesTheReference) {
+    const auto sets = usable_kernel_sets();
+    if (sets.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
+    std::mt19937 rng(13);
+    for (const DotKernel* k = sets.front().begin; k != sets.front().end; ++k) {
+        const GgmlType t = k->type, at = type_traits(t).vec_dot_type;
+        for (int trial = 0; trial < 5; ++trial) {
+            const int64_t n = t == GgmlType::F16 ? 776 : 768;  // F16 also gets a tail
+            std::vector<std::vector<uint8_t>> qx;
+            std::vector<uint8_t> qw;
+            for (int c = 0; c < kMaxDotCols; ++c) {
+                const auto [w, x] = dot_case(rng, n, trial);
+                if (c == 0) qw = quantize_tensor(w.data(), 1, n, t);
+                qx.push_back(quantize_tensor(x.data(), 1, n, at));
+            }
+            const size_t by = qx[0].size();
+            std::vector<uint8_t> packed;
+            for (const auto& q : qx) packed.insert(packed.end(), q.begin(), q.end());
+            for (const KernelSet& s : sets) {
+                const DotKernel* ks = std::find_if(s.begin, s.end, [&](const DotKernel& d) { return d.type == t; });
+                ASSERT_NE(ks, s.end) << s.isa << " lacks " << type_traits(t).name;
+                for (int c = 0; c < kMaxDotCols; ++c) {
+                    // q8_1 keeps the activation sum in f16: compare those with their own scalar reference.
+                    const float ref = at == GgmlType::Q8_1 ? find_scalar(t)(n, qw.data(), qx[static_cast<size_t>(c)].data())
+                                                           : vec_dot_generic(t, n, qw.data(), qx[static_cast<size_t>(c)].data());
+                    const float one = ks->one(n, qw.data(), qx[static_cast<size_t>(c)].data());
+                    EXPECT_NEAR(one, ref, 2e-4f * (1.f + std::fabs(ref))) << s.isa << " " << type_traits(t).name << " trial " << trial;
+                    EXPECT_EQ(one, k->one(n, qw.data(), qx[static_cast<size_t>(c)].data())) << s.isa << " vs " << sets.front().isa;
+                }
+                for (int nc = 1; nc <= kMaxDotCols; ++nc) {
+                    float out[2 * kMaxDotCols];
+                    ks->many(n, qw.data(), packed.data(), by, nc, out, 2);
+                    for (int c = 0; c < nc; ++c)
+                        EXPECT_EQ(out[2 * c], ks->one(n, qw.data(), qx[static_cast<size_t>(c)].data()))
+                            << s.isa << " " << type_traits(t).name << " nc " << nc << " col " << c;
+                }
+            }
+        }
+    }
+}
+
+TEST(VecDot, EveryQuantizedTypeWithAnX86KernelHasOne) {
+    const auto sets = usable_kernel_sets();
+    if (sets.empty() || std::string(sets.back().isa) != "avx2") GTEST_SKIP() << "no x86 SIMD kernels on this CPU";
+    for (GgmlType t : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                       GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
+                       GgmlType::IQ4_XS}) {
+        EXPECT_NE(find_vec_dot_n(t), nullptr) << type_traits(t).name;
+        EXPECT_NE(find_vec_dot(t), nullptr) << type_traits(t).name;
+    }
+}
+
+}  // namespace
+}  // namespace qforge
+
+#include "kernels/panel.hpp"
+
+namespace qforge {
+namespace {
+
+// Panels: the SIMD packers equal the portable unpackers bit for bit, and every panel kernel this
+// CPU runs gives the dot products of the dequantized rows (within f32 rounding).
+TEST(Panel, PackersAndKernelsMatchTheReference) {
+    const auto sets = usable_kernel_sets();
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t K = 512;
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_1, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL,
+                       GgmlType::IQ4_XS, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::Q3_K}) {
+        const PanelFormat* f = find_panel_format(t);
+        ASSERT_NE(f, nullptr) << type_traits(t).name;
+        const GgmlType at = type_traits(t).vec_dot_type;
+        for (int nrows : {8, 5}) {
+            std::vector<float> w(static_cast<size_t>(nrows * K)), x(static_cast<size_t>(6 * K));
+            for (auto& v : w) v = nd(rng) * 0.05f;
             for (auto& v : x) v = nd(rng);
-            if (trial == 2) std::fill(w.begin(), w.end(), 0.f);  // edge: zeros
-            if (trial == 3) std::fill(x.begin(), x.end(), 0.25f);  // edge: constant
-            const auto qw = quantize_tensor(w.data(), 1, n, c.w);
-            const auto qx = quantize_tensor(x.data(), 1, n, c.a);
-            const float ref = c.scalar(n, qw.data(), qx.data());
-            const float simd = c.simd(n, qw.data(), qx.data());
-            EXPECT_NEAR(simd, ref, 1e-4f * (1.f + std::fabs(ref))) << type_traits(c.w).name << " trial " << trial;
-            // The scalar reference equals the dot product of the dequantized vectors.
-            const auto dw = dequantize(c.w, qw, n), dx = dequantize(c.a, qx, n);
-            double d = 0;
-            for (int64_t i = 0; i < n; ++i) d += static_cast<double>(dw[static_cast<size_t>(i)]) * dx[static_cast<size_t>(i)];
-            EXPECT_NEAR(ref, d, 1e-3 * (1.0 + std::fabs(d))) << type_traits(c.w).name << " trial " << trial;
+            w[7] = 2.f;    // an outlier row value
+            x[40] = -9.f;  // q8_K gets -128
+            const auto qw = quantize_tensor(w.data(), nrows, K, t);
+            const size_t rb = qw.size() / static_cast<size_t>(nrows);
+            Panel ref;
+            pack_panel(*f, qw.data(), rb, nrows, K, ref);
+            PanelActs acts;
+            resize_panel_acts(acts, K, f->G, 6);
+            std::vector<std::vector<uint8_t>> qx;
+            for (int c = 0; c < 6; ++c) {
+                qx.push_back(quantize_tensor(x.data() + c * K, 1, K, at));
+                pack_panel_acts(at, qx.back().data(), c, acts);
+            }
+            float out_ref[8 * 4];
+            panel_gemm_scalar(ref, acts, 2, 4, out_ref);
+            for (int c = 0; c < 4; ++c)
+                for (int r = 0; r < 8; ++r) {
+                    double d = 0;
+                    if (r < nrows) {
+                        const auto dw = dequantize(t, std::vector<uint8_t>(qw.begin() + static_cast<ptrdiff_t>(rb) * r, qw.begin() + static_cast<ptrdiff_t>(rb) * (r + 1)), K);
+                        const auto dx = dequantize(at, qx[static_cast<size_t>(c + 2)], K);
+                        for (int64_t i = 0; i < K; ++i) d += static_cast<double>(dw[static_cast<size_t>(i)]) * dx[static_cast<size_t>(i)];
+                    }
+                    // q8_1's stored sum is f16; panels use the exact sum of the codes.
+                    EXPECT_NEAR(out_ref[c * 8 + r], d, 2e-4 * (1.0 + std::fabs(d))) << type_traits(t).name << " row " << r << " col " << c;
+                }
+            for (const KernelSet& s : sets) {
+                if (f->max_code > s.panel_max_code) continue;
+                const PanelGemmFn gemm = s.panel[f->G == 16 ? 0 : 1][f->has_min ? 1 : 0];
+                const PanelPacker* pk = std::find_if(s.packers_begin, s.packers_end, [&](const PanelPacker& p) { return p.type == t; });
+                ASSERT_NE(pk, s.packers_end) << s.isa << " " << type_traits(t).name;
+                Panel simd;
+                pk->pack(qw.data(), rb, nrows, K, simd);
+                EXPECT_EQ(simd.codes, ref.codes) << s.isa << " " << type_traits(t).name;
+                EXPECT_EQ(simd.scale, ref.scale) << s.isa << " " << type_traits(t).name;
+                EXPECT_EQ(simd.min, ref.min) << s.isa << " " << type_traits(t).name;
+                EXPECT_EQ(simd.bias, ref.bias) << s.isa << " " << type_traits(t).name;
+                for (int nc = 1; nc <= 4; ++nc) {
+                    float out[8 * 4];
+                    gemm(simd, acts, 2, nc, out);
+                    for (int i = 0; i < nc * 8; ++i)
+                        EXPECT_NEAR(out[i], out_ref[i], 1e-5f * (1.f + std::fabs(out_ref[i]))) << s.isa << " " << type_traits(t).name << " nc " << nc;
+                }
+            }
         }
     }
 }
@@ -87,26 +216,30 @@ TEST(VecDot, SimdMatchesScalarAndDequantizedDot) {
 namespace qforge {
 namespace {
 
-TEST(VecDot, EveryAvx2KernelMatchesTheGenericReference) {
-    if (find_vec_dot(GgmlType::Q4_0) != vec_dot_q4_0_q8_0_avx2) GTEST_SKIP() << "no AVX2 on this CPU";
-    std::mt19937 rng(13);
+// The SIMD activation quantizers write the same bytes as the portable ones, ties included.
+TEST(ActQuant, SimdEqualsPortable) {
+    const auto sets = usable_kernel_sets();
+    if (sets.empty() || !sets.back().quantize_q8_0) GTEST_SKIP() << "no SIMD activation quantizers on this CPU";
+    std::mt19937 rng(19);
     std::normal_distribution<float> nd(0.f, 1.f);
-    for (GgmlType t : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
-                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-        const VecDotFn vd = find_vec_dot(t);
-        ASSERT_NE(vd, nullptr) << type_traits(t).name;
-        const GgmlType at = type_traits(t).vec_dot_type;
-        for (int trial = 0; trial < 4; ++trial) {
-            const int64_t n = 768;
-            std::vector<float> w(n), x(n);
-            for (auto& v : w) v = nd(rng) * (trial == 1 ? 30.f : 0.05f);
-            for (auto& v : x) v = nd(rng);
-            if (trial == 2) std::fill(w.begin(), w.end(), 0.f);
-            if (trial == 3) std::fill(x.begin(), x.end(), 0.75f);
-            const auto qw = quantize_tensor(w.data(), 1, n, t);
-            const auto qx = quantize_tensor(x.data(), 1, n, at);
-            const float ref = vec_dot_generic(t, n, qw.data(), qx.data());
-            EXPECT_NEAR(vd(n, qw.data(), qx.data()), ref, 2e-4f * (1.f + std::fabs(ref))) << type_traits(t).name << " trial " << trial;
+    for (int trial = 0; trial < 6; ++trial) {
+        const int64_t n = 1024;
+        std::vector<float> x(static_cast<size_t>(n));
+        for (auto& v : x) v = nd(rng) * (trial == 1 ? 1e4f : 1.f);
+        if (trial == 2) std::fill(x.begin(), x.begin() + 300, 0.f);  // all-zero blocks
+        if (trial == 3)  // exact halves: with 127 in the block, id = 1 and x * id = x
+            for (size_t i = 0; i < x.size(); ++i) x[i] = i % 32 == 0 ? 127.f : static_cast<float>(static_cast<int>(i % 9) - 4) + 0.5f;
+        if (trial == 4) {  // equal magnitudes, opposite signs
+            x[5] = 50.f;
+            x[7] = -50.f;
+        }
+        for (const KernelSet& s : sets) {
+            for (auto [t, fn] : {std::pair{GgmlType::Q8_0, s.quantize_q8_0}, std::pair{GgmlType::Q8_K, s.quantize_q8_k}}) {
+                const auto ref = quantize_tensor(x.data(), 1, n, t);
+                std::vector<uint8_t> got(ref.size());
+                fn(x.data(), got.data(), n, nullptr);
+                EXPECT_EQ(got, ref) << s.isa << " " << type_traits(t).name << " trial " << trial;
+            }
         }
     }
 }

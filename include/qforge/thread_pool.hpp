@@ -1,8 +1,10 @@
 // A fixed pool of worker threads for data-parallel loops. parallel_for splits [0, n) into one
 // contiguous chunk per thread, so each index is always handled by exactly one thread and the
-// results do not depend on the thread count.
+// results do not depend on the thread count. Workers spin briefly between jobs (a forward pass
+// issues hundreds of short loops per token) and then sleep, so an idle pool costs no CPU.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -31,9 +33,9 @@ private:
     std::condition_variable cv_start_, cv_done_;
     const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
     int64_t job_n_ = 0;
-    uint64_t generation_ = 0;
-    int pending_ = 0;
-    bool stop_ = false;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
 };
 
 }  // namespace qforge

@@ -1,8 +1,40 @@
 #include "qforge/thread_pool.hpp"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace qforge {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+// Spin until pred() holds or about `us` microseconds pass; true if it holds.
+template <class Pred>
+bool spin_until(Pred pred, int us) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (pred()) return true;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= end) return pred();
+    }
+}
+
+constexpr int kSpinMicros = 2000;
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
     for (int i = 1; i < n_threads_; ++i) workers_.emplace_back(&ThreadPool::worker, this, i);
@@ -20,21 +52,20 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker(int index) {
     uint64_t seen = 0;
     for (;;) {
-        const std::function<void(int64_t, int64_t, int)>* job;
-        int64_t n;
-        {
+        auto ready = [&] { return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+        if (!spin_until(ready, kSpinMicros)) {
             std::unique_lock<std::mutex> lock(mu_);
-            cv_start_.wait(lock, [&] { return stop_ || generation_ != seen; });
-            if (stop_) return;
-            seen = generation_;
-            job = job_;
-            n = job_n_;
+            cv_start_.wait(lock, ready);
         }
+        if (stop_.load(std::memory_order_acquire)) return;
+        seen = generation_.load(std::memory_order_acquire);
+        const auto* job = job_;
+        const int64_t n = job_n_;
         const int64_t b = n * index / n_threads_, e = n * (index + 1) / n_threads_;
         if (b < e) (*job)(b, e, index);
-        {
+        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
             std::lock_guard<std::mutex> lock(mu_);
-            if (--pending_ == 0) cv_done_.notify_one();
+            cv_done_.notify_one();
         }
     }
 }
@@ -45,18 +76,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
         fn(0, n, 0);
         return;
     }
+    job_ = &fn;
+    job_n_ = n;
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
     {
         std::lock_guard<std::mutex> lock(mu_);
-        job_ = &fn;
-        job_n_ = n;
-        pending_ = n_threads_ - 1;
-        ++generation_;
+        generation_.fetch_add(1, std::memory_order_release);
     }
     cv_start_.notify_all();
     const int64_t e = n / n_threads_;
     if (e > 0) fn(0, e, 0);
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_done_.wait(lock, [&] { return pending_ == 0; });
+    auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(done, kSpinMicros)) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_done_.wait(lock, done);
+    }
     job_ = nullptr;
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "kernels/gemm.hpp"
+#include "kernels/vec_dot.hpp"
 #include "qforge/quantize_model.hpp"
 
 namespace qforge {
@@ -59,7 +60,7 @@ BenchResult bench_model(const Model& model, const BenchOptions& opt) {
     r.threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     r.n_prompt = opt.n_prompt;
     r.n_gen = opt.n_gen;
-    r.kernel = gemm_f32_name();
+    r.kernel = std::string(vec_dot_isa()) + " int8, " + gemm_f32_name() + " f32";
     const int n_vocab = model.hparams().n_vocab;
     const int n_ctx = std::max(16, std::min(model.hparams().n_ctx_train, opt.n_prompt + opt.n_gen + 1));
     Context ctx(model, n_ctx, opt.cache_type, r.threads);

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <vector>
 
 #include "qforge/half.hpp"
@@ -37,6 +38,30 @@ float vec_dot_q8_0_q8_0_scalar(int64_t n, const void* vx, const void* vy) {
     }
     return sum;
 }
+
+// Q4_1/Q5_1 against q8_1: d_x d_y sum(q y) + m_x s_y, where s_y = d_y sum(y) is stored in f16
+// (so this differs from the f32 dot of the dequantized rows by that rounding, as in ggml).
+template <class Block, int kHighBits>
+float dot_q8_1_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const Block*>(vx);
+    const auto* y = static_cast<const BlockQ8_1*>(vy);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        uint32_t qh = 0;
+        if constexpr (kHighBits) std::memcpy(&qh, x[ib].qh, 4);
+        int sumi = 0;
+        for (int j = 0; j < 16; ++j) {
+            const int lo = (x[ib].qs[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+            const int hi = (x[ib].qs[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+            sumi += lo * y[ib].qs[j] + hi * y[ib].qs[j + 16];
+        }
+        sum += (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d)) * static_cast<float>(sumi) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(y[ib].s);
+    }
+    return sum;
+}
+
+float vec_dot_q4_1_q8_1_scalar(int64_t n, const void* vx, const void* vy) { return dot_q8_1_scalar<BlockQ4_1, 0>(n, vx, vy); }
+float vec_dot_q5_1_q8_1_scalar(int64_t n, const void* vx, const void* vy) { return dot_q8_1_scalar<BlockQ5_1, 1>(n, vx, vy); }
 
 float vec_dot_generic(GgmlType wt, int64_t n, const void* vx, const void* vy) {
     const TypeTraits& w = type_traits(wt);
@@ -99,50 +124,71 @@ float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy) {
 
 namespace {
 
-struct Kernel {
+struct ScalarKernel {
     GgmlType type;
-    VecDotFn scalar;  // reference; nullptr where rows are converted to f32 instead
-    VecDotFn simd;    // this build's SIMD version, if any
+    VecDotFn scalar;
+};
+const ScalarKernel kScalar[] = {
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar},
+    {GgmlType::Q4_1, vec_dot_q4_1_q8_1_scalar},
+    {GgmlType::Q5_1, vec_dot_q5_1_q8_1_scalar},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar},
 };
 
-#if defined(__x86_64__)
-const Kernel kKernels[] = {
-    {GgmlType::F16, nullptr, vec_dot_f16_f16_avx2},
-    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_avx2},
-    {GgmlType::Q5_0, nullptr, vec_dot_q5_0_q8_0_avx2},
-    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_avx2},
-    {GgmlType::Q2_K, nullptr, vec_dot_q2_k_q8_k_avx2},
-    {GgmlType::Q3_K, nullptr, vec_dot_q3_k_q8_k_avx2},
-    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, vec_dot_q4_k_q8_k_avx2},
-    {GgmlType::Q5_K, nullptr, vec_dot_q5_k_q8_k_avx2},
-    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, vec_dot_q6_k_q8_k_avx2},
+#if defined(__aarch64__)
+const DotKernel kNeon[] = {
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr},
 };
-bool simd_enabled() { return !kernels_forced_scalar() && cpu_has_avx2(); }
-#elif defined(__aarch64__)
-const Kernel kKernels[] = {
-    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, vec_dot_q4_0_q8_0_neon},
-    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, vec_dot_q8_0_q8_0_neon},
-    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, nullptr},
-    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, nullptr},
-};
-bool simd_enabled() { return !kernels_forced_scalar(); }
-#else
-const Kernel kKernels[] = {
-    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_scalar, nullptr},
-    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar, nullptr},
-    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar, nullptr},
-    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar, nullptr},
-};
-bool simd_enabled() { return false; }
 #endif
 
 }  // namespace
 
-VecDotFn find_vec_dot(GgmlType t) {
-    static const bool simd = simd_enabled();
-    for (const auto& k : kKernels)
-        if (k.type == t) return simd && k.simd ? k.simd : k.scalar;
+std::vector<KernelSet> usable_kernel_sets() {
+    std::vector<KernelSet> sets;
+    if (kernels_forced_scalar()) return sets;
+#if defined(__x86_64__)
+    if (cpu_has_avx512vnni() && !kernels_forced_avx2()) sets.push_back(kernel_set_avx512vnni());
+    if (cpu_has_avx2()) sets.push_back(kernel_set_avx2());
+#elif defined(__aarch64__)
+    sets.push_back({"neon", std::begin(kNeon), std::end(kNeon)});
+#endif
+    return sets;
+}
+
+namespace {
+
+const DotKernel* find_kernel(GgmlType t) {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets)
+        for (const DotKernel* k = s.begin; k != s.end; ++k)
+            if (k->type == t) return k;
     return nullptr;
+}
+
+}  // namespace
+
+VecDotFn find_vec_dot(GgmlType t) {
+    if (const DotKernel* k = find_kernel(t)) return k->one;
+    for (const auto& k : kScalar)
+        if (k.type == t) return k.scalar;
+    return nullptr;
+}
+
+QuantizeRowFn find_act_quantizer(GgmlType t) {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets) {
+        if (t == GgmlType::Q8_0 && s.quantize_q8_0) return s.quantize_q8_0;
+        if (t == GgmlType::Q8_K && s.quantize_q8_k) return s.quantize_q8_k;
+    }
+    return type_traits(t).quantize;
+}
+
+VecDotNFn find_vec_dot_n(GgmlType t) {
+    const DotKernel* k = find_kernel(t);
+    return k ? k->many : nullptr;
 }
 
 #if defined(__aarch64__)
@@ -150,13 +196,12 @@ const char* neon_isa_name();
 #endif
 
 const char* vec_dot_isa() {
-    if (find_vec_dot(GgmlType::Q4_0) == vec_dot_q4_0_q8_0_scalar) return "scalar";
-#if defined(__x86_64__)
-    return "avx2";
-#elif defined(__aarch64__)
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    if (sets.empty()) return "scalar";
+#if defined(__aarch64__)
     return neon_isa_name();
 #else
-    return "scalar";
+    return sets.front().isa;
 #endif
 }
 

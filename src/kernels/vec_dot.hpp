@@ -1,10 +1,13 @@
 // Dot products of a quantized weight row with activations quantized to the type ggml pairs it
-// with (q8_0 for Q4_0/Q8_0, q8_K for the k-quants). A scalar reference for each, and AVX2
-// versions chosen at run time; used for generation, where each weight row meets few tokens.
+// with (q8_0 for Q4_0/Q8_0, q8_1 for Q4_1/Q5_1, q8_K for the k-quants and IQ4_XS, f16 for F16).
+// Scalar references, and SIMD versions (AVX2, AVX-512 VNNI, NEON) chosen at run time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
+#include "kernels/panel.hpp"
 #include "qforge/types.hpp"
 
 namespace qforge {
@@ -14,25 +17,49 @@ using VecDotFn = float (*)(int64_t n, const void* vx, const void* vy);
 
 float vec_dot_q4_0_q8_0_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_scalar(int64_t n, const void* vx, const void* vy);
+float vec_dot_q4_1_q8_1_scalar(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_1_q8_1_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_k_q8_k_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy);
 
-float vec_dot_q4_0_q8_0_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q8_0_q8_0_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q4_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q6_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
-
 // Reference for any weight type: both operands converted to f32 (for tests and fallbacks).
 float vec_dot_generic(GgmlType weight_type, int64_t n, const void* vx, const void* vy);
-float vec_dot_f16_f16_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q5_0_q8_0_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q5_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q3_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
-float vec_dot_q2_k_q8_k_avx2(int64_t n, const void* vx, const void* vy);
+
+// One weight row against nc (1..kMaxDotCols) activation rows that lie `by` bytes apart:
+// out[c * os] = vx . row c. Each weight block is unpacked once for all nc rows, so a prompt is
+// processed as a matrix-matrix product; a row's result is the same whatever nc is.
+inline constexpr int kMaxDotCols = 4;
+using VecDotNFn = void (*)(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
+
+struct DotKernel {
+    GgmlType type;
+    VecDotFn one;    // one activation row
+    VecDotNFn many;  // up to kMaxDotCols rows
+};
+struct KernelSet {
+    const char* isa;
+    const DotKernel* begin;
+    const DotKernel* end;
+    int panel_max_code = 0;            // largest |weight code| its panel kernels take
+    PanelGemmFn panel[2][2] = {};      // [group of 16 or 32][with minimums]
+    const PanelPacker* packers_begin = nullptr;
+    const PanelPacker* packers_end = nullptr;
+    QuantizeRowFn quantize_q8_0 = nullptr;  // activation quantizers, equal to the portable ones
+    QuantizeRowFn quantize_q8_k = nullptr;
+};
+KernelSet kernel_set_avx2();        // x86-64 builds only
+KernelSet kernel_set_avx512vnni();  // x86-64 builds only
+// The SIMD kernel sets this CPU can run, best first (empty with QFORGE_KERNELS=scalar).
+std::vector<KernelSet> usable_kernel_sets();
+// How activations are quantized to `act_type` for the dot products: a SIMD quantizer with the
+// same output where there is one, else the type's own.
+QuantizeRowFn find_act_quantizer(GgmlType act_type);
+// The best multi-row kernel for a weight type, or nullptr.
+VecDotNFn find_vec_dot_n(GgmlType weight_type);
 
 float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
-const char* vec_dot_isa();  // "avx2", "neon+dotprod", "neon" or "scalar"
+const char* vec_dot_isa();  // "avx512vnni", "avx2", "neon+dotprod", "neon" or "scalar"
 
 // The fastest kernel for a weight type, or nullptr when there is none (then the caller converts
 // rows to f32). QFORGE_KERNELS=scalar selects the scalar references.

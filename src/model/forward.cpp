@@ -1,11 +1,13 @@
 // The transformer forward pass (llama family, qwen2), written for clarity: RMSNorm, rotary
 // attention with grouped KV heads over a KV cache, SwiGLU feed-forward. Weights stay in their
-// stored type; each weight row is converted to f32 once per batch and dotted with every token.
+// stored type: int8/f16 dot products on the stored blocks where a kernel exists (activations
+// quantized on the fly, as ggml does), otherwise rows converted to f32 once per batch.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "kernels/gemm.hpp"
+#include "kernels/panel.hpp"
 #include "kernels/vec_dot.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
@@ -15,6 +17,10 @@
 namespace qforge {
 
 namespace {
+
+// Batches of at least this many tokens go through panels (kernels/panel.hpp); fewer use the
+// row kernels, which need no unpacking.
+constexpr int kPanelMinTokens = 4;
 
 void load_vector(const WeightView& w, float* out) { dequantize(w.type, w.data, out, w.cols()); }
 
@@ -47,6 +53,8 @@ struct Context::Impl {
     std::vector<std::vector<float>> row_buf;  // per thread
     std::vector<std::vector<uint8_t>> act_q;  // per thread
     std::vector<AttnScratch> attn_scratch;    // per thread
+    std::vector<Panel> panels;                // per thread
+    PanelActs panel_acts;
     std::vector<float> act;
     std::vector<uint8_t> act_bytes;
     std::vector<float> kf, vf, x, xn, q, k, v, att, tmp, gate, up;
@@ -77,6 +85,7 @@ struct Context::Impl {
         row_buf.resize(static_cast<size_t>(pool.size()));
         act_q.resize(static_cast<size_t>(pool.size()));
         attn_scratch.resize(static_cast<size_t>(pool.size()));
+        panels.resize(static_cast<size_t>(pool.size()));
     }
 
     // Y[b][r] = W[r] . X[b] for B tokens: rows are converted to f32 in blocks, then multiplied.
@@ -89,17 +98,75 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
-        // Few tokens (generation): integer dot products straight on the quantized rows.
-        if (const VecDotFn vd = find_vec_dot(w.type); vd && B <= 4) {
-            const TypeTraits& vt = type_traits(vdt);
-            const size_t qrb = *row_bytes(vt, cols);
+        // Integer dot products straight on the quantized rows: a weight row meets up to
+        // kMaxDotCols tokens per call (matrix-matrix work for prompts), or one token at a time where
+        // only a single-row kernel exists (then only for generation).
+        // Prompts: panels of eight unpacked rows meet every token of the batch (kernels/panel.hpp).
+        if (B >= kPanelMinTokens) {
+            const PanelFormat* pf = find_panel_format(w.type);
+            const PanelKernels pk = pf ? find_panel_kernels(*pf) : PanelKernels{};
+            if (const PanelGemmFn pg = pk.gemm) {
+                const size_t qrb = *row_bytes(type_traits(vdt), cols);
+                const QuantizeRowFn aq = find_act_quantizer(vdt);
+                act_bytes.resize(qrb * static_cast<size_t>(B));
+                resize_panel_acts(panel_acts, cols, pf->G, B);
+                pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
+                    for (int64_t bb = b0; bb < b1; ++bb) {
+                        uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
+                        aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
+                        pack_panel_acts(vdt, qa, static_cast<int>(bb), panel_acts);
+                    }
+                });
+                const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
+                pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1, int t) {
+                    Panel& P = panels[static_cast<size_t>(t)];
+                    float out[kPanelRows * 4];
+                    for (int64_t pi = p0; pi < p1; ++pi) {
+                        const int64_t r0 = pi * kPanelRows;
+                        const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, rows - r0));
+                        const uint8_t* wr = w.data + static_cast<size_t>(r0) * rb;
+                        if (pk.pack) pk.pack(wr, rb, nr, cols, P);
+                        else pack_panel(*pf, wr, rb, nr, cols, P);
+                        for (int c0 = 0; c0 < B; c0 += 4) {
+                            const int nc = std::min(4, B - c0);
+                            pg(P, panel_acts, c0, nc, out);
+                            for (int c = 0; c < nc; ++c)
+                                std::copy(out + c * kPanelRows, out + c * kPanelRows + nr, y + static_cast<size_t>(c0 + c) * rows + r0);
+                        }
+                    }
+                });
+                return;
+            }
+        }
+        const VecDotNFn vdn = find_vec_dot_n(w.type);
+        const VecDotFn vd = vdn ? nullptr : find_vec_dot(w.type);
+        if (vdn || (vd && B <= 4)) {
+            const size_t qrb = *row_bytes(type_traits(vdt), cols);
+            const QuantizeRowFn aq = find_act_quantizer(vdt);
             act_bytes.resize(qrb * static_cast<size_t>(B));
-            for (int bb = 0; bb < B; ++bb) vt.quantize(x + static_cast<size_t>(bb) * cols, act_bytes.data() + qrb * static_cast<size_t>(bb), cols, nullptr);
-            pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
-                for (int64_t r = r0; r < r1; ++r) {
-                    const uint8_t* wr = w.data + static_cast<size_t>(r) * rb;
-                    for (int bb = 0; bb < B; ++bb)
-                        y[static_cast<size_t>(bb) * rows + static_cast<size_t>(r)] = vd(cols, wr, act_bytes.data() + qrb * static_cast<size_t>(bb));
+            pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
+                for (int64_t bb = b0; bb < b1; ++bb)
+                    aq(x + static_cast<size_t>(bb) * cols, act_bytes.data() + qrb * static_cast<size_t>(bb), cols, nullptr);
+            });
+            // Tiles of weight rows that stay in L1 while every group of tokens passes over them.
+            const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(16384 / rb), 1, 16);
+            const int64_t n_tiles = (rows + tile - 1) / tile;
+            pool.parallel_for(n_tiles, [&](int64_t t0, int64_t t1, int) {
+                for (int64_t rt = t0; rt < t1; ++rt) {
+                    const int64_t r0 = rt * tile, r1 = std::min(rows, r0 + tile);
+                    for (int bb = 0; bb < B; bb += kMaxDotCols) {
+                        const int nc = std::min(kMaxDotCols, B - bb);
+                        const uint8_t* a = act_bytes.data() + qrb * static_cast<size_t>(bb);
+                        float* yb = y + static_cast<size_t>(bb) * rows;
+                        for (int64_t r = r0; r < r1; ++r) {
+                            const uint8_t* wr = w.data + static_cast<size_t>(r) * rb;
+                            if (vdn) {
+                                vdn(cols, wr, a, qrb, nc, yb + r, static_cast<size_t>(rows));
+                            } else {
+                                for (int c = 0; c < nc; ++c) yb[static_cast<size_t>(c) * rows + static_cast<size_t>(r)] = vd(cols, wr, a + qrb * static_cast<size_t>(c));
+                            }
+                        }
+                    }
                 }
             });
             return;

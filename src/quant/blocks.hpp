@@ -63,8 +63,9 @@ inline float signed_absmax(const float* x, int64_t n, float* amax) {
     return max;
 }
 
-// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block's 12-byte scale array.
-inline void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
+// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block's 12-byte scale array. Static: the
+// SIMD translation units (compiled for wider instruction sets) keep their own copy.
+static inline void unpack_k4_scales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
     for (int j = 0; j < 8; ++j) {
         if (j < 4) {
             sc[j] = q[j] & 63;

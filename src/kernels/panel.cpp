@@ -1,0 +1,314 @@
+#include "kernels/panel.hpp"
+
+#include <cstring>
+#include <iterator>
+
+#include "kernels/vec_dot.hpp"
+#include "qforge/half.hpp"
+#include "quant/blocks.hpp"
+
+namespace qforge {
+
+namespace {
+
+// ---- one stored row -> int8 codes and per-group scale/min (w = scale * q + min) ----------------
+
+template <class Block>
+const Block* blocks(const uint8_t* row) {
+    return reinterpret_cast<const Block*>(row);
+}
+
+// The 32 nibbles of a 32-element block: low nibbles are elements 0-15, high nibbles 16-31.
+template <class F>
+void nibbles32(const uint8_t* qs, int8_t* out, F code) {
+    for (int j = 0; j < 16; ++j) {
+        out[j] = static_cast<int8_t>(code(qs[j] & 0x0F, j));
+        out[j + 16] = static_cast<int8_t>(code(qs[j] >> 4, j + 16));
+    }
+}
+
+void unpack_q4_0(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockQ4_0>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        nibbles32(x[b].qs, q + 32 * b, [](int v, int) { return v - 8; });
+        s[b] = fp16_to_fp32(x[b].d);
+    }
+}
+
+void unpack_q5_0(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockQ5_0>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        uint32_t qh;
+        std::memcpy(&qh, x[b].qh, 4);
+        nibbles32(x[b].qs, q + 32 * b, [qh](int v, int j) { return (v | static_cast<int>(((qh >> j) & 1u) << 4)) - 16; });
+        s[b] = fp16_to_fp32(x[b].d);
+    }
+}
+
+void unpack_q4_1(const uint8_t* row, int64_t K, int8_t* q, float* s, float* m) {
+    const auto* x = blocks<BlockQ4_1>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        nibbles32(x[b].qs, q + 32 * b, [](int v, int) { return v; });
+        s[b] = fp16_to_fp32(x[b].d);
+        m[b] = fp16_to_fp32(x[b].m);
+    }
+}
+
+void unpack_q5_1(const uint8_t* row, int64_t K, int8_t* q, float* s, float* m) {
+    const auto* x = blocks<BlockQ5_1>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        uint32_t qh;
+        std::memcpy(&qh, x[b].qh, 4);
+        nibbles32(x[b].qs, q + 32 * b, [qh](int v, int j) { return v | static_cast<int>(((qh >> j) & 1u) << 4); });
+        s[b] = fp16_to_fp32(x[b].d);
+        m[b] = fp16_to_fp32(x[b].m);
+    }
+}
+
+void unpack_q8_0(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockQ8_0>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        std::memcpy(q + 32 * b, x[b].qs, 32);
+        s[b] = fp16_to_fp32(x[b].d);
+    }
+}
+
+void unpack_iq4_nl(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockIQ4_NL>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        nibbles32(x[b].qs, q + 32 * b, [](int v, int) { return kIq4nlValues[v]; });
+        s[b] = fp16_to_fp32(x[b].d);
+    }
+}
+
+void unpack_iq4_xs(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockIQ4_XS>(row);
+    for (int64_t i = 0; i < K / QK_K; ++i) {
+        const float d = fp16_to_fp32(x[i].d);
+        for (int ib = 0; ib < QK_K / 32; ++ib) {
+            const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
+            nibbles32(x[i].qs + 16 * ib, q + QK_K * i + 32 * ib, [](int v, int) { return kIq4nlValues[v]; });
+            s[8 * i + ib] = d * static_cast<float>(ls - 32);
+        }
+    }
+}
+
+// Q4_K / Q5_K: 64 elements per 32 bytes of qs, low nibbles first; groups of 32 with 6-bit
+// scales and mins: w = d*sc*q - dmin*m.
+template <class Block, bool kFive>
+void unpack_q45_k(const uint8_t* row, int64_t K, int8_t* q, float* s, float* m) {
+    const auto* x = blocks<Block>(row);
+    for (int64_t i = 0; i < K / QK_K; ++i) {
+        uint8_t sc[8], mn[8];
+        unpack_k4_scales(x[i].scales, sc, mn);
+        const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
+        int8_t* o = q + QK_K * i;
+        for (int j = 0; j < 4; ++j) {
+            for (int l = 0; l < 32; ++l) {
+                int lo = x[i].qs[32 * j + l] & 0x0F, hi = x[i].qs[32 * j + l] >> 4;
+                if constexpr (kFive) {
+                    lo |= ((x[i].qh[l] >> (2 * j)) & 1) << 4;
+                    hi |= ((x[i].qh[l] >> (2 * j + 1)) & 1) << 4;
+                }
+                o[64 * j + l] = static_cast<int8_t>(lo);
+                o[64 * j + 32 + l] = static_cast<int8_t>(hi);
+            }
+        }
+        for (int j = 0; j < 8; ++j) {
+            s[8 * i + j] = d * static_cast<float>(sc[j]);
+            m[8 * i + j] = -(dmin * static_cast<float>(mn[j]));
+        }
+    }
+}
+
+void unpack_q6_k(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockQ6_K>(row);
+    for (int64_t i = 0; i < K / QK_K; ++i) {
+        int8_t* o = q + QK_K * i;
+        for (int half = 0; half < 2; ++half) {
+            const uint8_t* ql = x[i].ql + 64 * half;
+            const uint8_t* qh = x[i].qh + 32 * half;
+            for (int l = 0; l < 32; ++l) {
+                o[128 * half + l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+                o[128 * half + 32 + l] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                o[128 * half + 64 + l] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                o[128 * half + 96 + l] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        const float d = fp16_to_fp32(x[i].d);
+        for (int g = 0; g < 16; ++g) s[16 * i + g] = d * static_cast<float>(x[i].scales[g]);
+    }
+}
+
+void unpack_q2_k(const uint8_t* row, int64_t K, int8_t* q, float* s, float* m) {
+    const auto* x = blocks<BlockQ2_K>(row);
+    for (int64_t i = 0; i < K / QK_K; ++i) {
+        int8_t* o = q + QK_K * i;
+        for (int half = 0; half < 2; ++half)
+            for (int j = 0; j < 4; ++j)
+                for (int l = 0; l < 32; ++l) o[128 * half + 32 * j + l] = static_cast<int8_t>((x[i].qs[32 * half + l] >> (2 * j)) & 3);
+        const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
+        for (int g = 0; g < 16; ++g) {
+            s[16 * i + g] = d * static_cast<float>(x[i].scales[g] & 0xF);
+            m[16 * i + g] = -(dmin * static_cast<float>(x[i].scales[g] >> 4));
+        }
+    }
+}
+
+void unpack_q3_k(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
+    const auto* x = blocks<BlockQ3_K>(row);
+    for (int64_t i = 0; i < K / QK_K; ++i) {
+        int8_t* o = q + QK_K * i;
+        for (int half = 0; half < 2; ++half)
+            for (int j = 0; j < 4; ++j)
+                for (int l = 0; l < 32; ++l) {
+                    const int q2 = (x[i].qs[32 * half + l] >> (2 * j)) & 3, hb = (x[i].hmask[l] >> (4 * half + j)) & 1;
+                    o[128 * half + 32 * j + l] = static_cast<int8_t>(q2 + 4 * hb - 4);
+                }
+        const float d = fp16_to_fp32(x[i].d);
+        for (int g = 0; g < 16; ++g) {
+            const int lo = g < 8 ? x[i].scales[g] & 0xF : x[i].scales[g - 8] >> 4;
+            const int sc = (lo | (((x[i].scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32;
+            s[16 * i + g] = d * static_cast<float>(sc);
+        }
+    }
+}
+
+const PanelFormat kFormats[] = {
+    {GgmlType::Q4_0, 32, false, 8, unpack_q4_0},
+    {GgmlType::Q5_0, 32, false, 16, unpack_q5_0},
+    {GgmlType::Q4_1, 32, true, 15, unpack_q4_1},
+    {GgmlType::Q5_1, 32, true, 31, unpack_q5_1},
+    {GgmlType::Q8_0, 32, false, 127, unpack_q8_0},
+    {GgmlType::IQ4_NL, 32, false, 127, unpack_iq4_nl},
+    {GgmlType::IQ4_XS, 32, false, 127, unpack_iq4_xs},
+    {GgmlType::Q4_K, 32, true, 15, unpack_q45_k<BlockQ4_K, false>},
+    {GgmlType::Q5_K, 32, true, 31, unpack_q45_k<BlockQ5_K, true>},
+    {GgmlType::Q6_K, 16, false, 32, unpack_q6_k},
+    {GgmlType::Q2_K, 16, true, 3, unpack_q2_k},
+    {GgmlType::Q3_K, 16, false, 4, unpack_q3_k},
+};
+
+}  // namespace
+
+const PanelFormat* find_panel_format(GgmlType t) {
+    for (const auto& f : kFormats)
+        if (f.type == t) return &f;
+    return nullptr;
+}
+
+void pack_panel(const PanelFormat& f, const uint8_t* rows, size_t row_bytes, int nrows, int64_t K, Panel& p) {
+    const int64_t ng = K / f.G;
+    p.K = K;
+    p.G = f.G;
+    p.codes.resize(static_cast<size_t>(K) * kPanelRows);
+    p.scale.assign(static_cast<size_t>(ng) * kPanelRows, 0.f);
+    p.min.assign(static_cast<size_t>(ng) * kPanelRows, 0.f);
+    p.bias.assign(static_cast<size_t>(ng) * kPanelRows, 0);
+    thread_local std::vector<int8_t> q;
+    thread_local std::vector<float> s, m;
+    q.resize(static_cast<size_t>(K));
+    s.resize(static_cast<size_t>(ng));
+    m.assign(static_cast<size_t>(ng), 0.f);
+    for (int r = 0; r < kPanelRows; ++r) {
+        if (r < nrows) {
+            f.unpack(rows + static_cast<size_t>(r) * row_bytes, K, q.data(), s.data(), m.data());
+        } else {
+            std::fill(q.begin(), q.end(), int8_t{0});
+            std::fill(s.begin(), s.end(), 0.f);
+            std::fill(m.begin(), m.end(), 0.f);
+        }
+        int8_t* dst = p.codes.data() + 4 * r;
+        for (int64_t k = 0; k < K / 4; ++k) std::memcpy(dst + 32 * k, q.data() + 4 * k, 4);
+        for (int64_t g = 0; g < ng; ++g) {
+            int sum = 0;
+            for (int i = 0; i < f.G; ++i) sum += q[static_cast<size_t>(g * f.G + i)];
+            const size_t at = static_cast<size_t>(g) * kPanelRows + static_cast<size_t>(r);
+            p.bias[at] = -128 * sum;
+            p.scale[at] = s[static_cast<size_t>(g)];
+            p.min[at] = m[static_cast<size_t>(g)];
+        }
+    }
+}
+
+void resize_panel_acts(PanelActs& a, int64_t K, int G, int n) {
+    a.K = K;
+    a.G = G;
+    a.n = n;
+    a.yu.resize(static_cast<size_t>(K) * static_cast<size_t>(n));
+    a.dy.resize(static_cast<size_t>(K / G) * static_cast<size_t>(n));
+    a.sy.resize(a.dy.size());
+}
+
+void pack_panel_acts(GgmlType act_type, const void* q, int t, PanelActs& a) {
+    const int64_t K = a.K, ng = K / a.G;
+    uint8_t* yu = a.yu.data() + static_cast<size_t>(t) * static_cast<size_t>(K);
+    float* dy = a.dy.data() + static_cast<size_t>(t) * static_cast<size_t>(ng);
+    float* sy = a.sy.data() + static_cast<size_t>(t) * static_cast<size_t>(ng);
+    auto codes_of = [&](const int8_t* src, int64_t at, int len) {
+        int sum = 0;
+        for (int i = 0; i < len; ++i) {
+            yu[at + i] = static_cast<uint8_t>(src[i] + 128);
+            sum += src[i];
+        }
+        return sum;
+    };
+    if (act_type == GgmlType::Q8_K) {
+        const auto* y = static_cast<const BlockQ8_K*>(q);
+        const int per = QK_K / a.G;
+        for (int64_t g = 0; g < ng; ++g) {
+            const BlockQ8_K& b = y[g / per];
+            const int64_t off = (g % per) * a.G;
+            codes_of(b.qs + off, g * a.G, a.G);
+            const int sum = a.G == 16 ? b.bsums[off / 16] : b.bsums[off / 16] + b.bsums[off / 16 + 1];
+            dy[g] = b.d;
+            sy[g] = b.d * static_cast<float>(sum);
+        }
+    } else {  // q8_0 or q8_1: the same codes and scale per 32 elements
+        const size_t bs = act_type == GgmlType::Q8_1 ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+        const size_t qs_at = act_type == GgmlType::Q8_1 ? offsetof(BlockQ8_1, qs) : offsetof(BlockQ8_0, qs);
+        for (int64_t g = 0; g < ng; ++g) {
+            const uint8_t* b = static_cast<const uint8_t*>(q) + static_cast<size_t>(g) * bs;
+            uint16_t d16;
+            std::memcpy(&d16, b, 2);
+            const int sum = codes_of(reinterpret_cast<const int8_t*>(b + qs_at), g * 32, 32);
+            dy[g] = fp16_to_fp32(d16);
+            sy[g] = dy[g] * static_cast<float>(sum);
+        }
+    }
+}
+
+void panel_gemm_scalar(const Panel& p, const PanelActs& a, int c0, int nc, float* out) {
+    const int64_t ng = p.K / p.G;
+    for (int c = 0; c < nc; ++c) {
+        const size_t t = static_cast<size_t>(c0 + c);
+        const uint8_t* yu = a.yu.data() + t * static_cast<size_t>(a.K);
+        for (int r = 0; r < kPanelRows; ++r) {
+            float acc = 0;
+            for (int64_t g = 0; g < ng; ++g) {
+                const size_t at = static_cast<size_t>(g) * kPanelRows + static_cast<size_t>(r);
+                int32_t s = p.bias[at];
+                for (int64_t e = g * p.G; e < (g + 1) * p.G; ++e)
+                    s += yu[e] * p.codes[static_cast<size_t>(((e / 4) * kPanelRows + r) * 4 + e % 4)];
+                const size_t ga = t * static_cast<size_t>(ng) + static_cast<size_t>(g);
+                acc += p.scale[at] * a.dy[ga] * static_cast<float>(s) + p.min[at] * a.sy[ga];
+            }
+            out[c * kPanelRows + r] = acc;
+        }
+    }
+}
+
+PanelKernels find_panel_kernels(const PanelFormat& f) {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets) {
+        if (f.max_code > s.panel_max_code) continue;
+        PanelKernels k;
+        k.gemm = s.panel[f.G == 16 ? 0 : 1][f.has_min ? 1 : 0];
+        for (const PanelPacker* p = s.packers_begin; p != s.packers_end; ++p)
+            if (p->type == f.type) k.pack = p->pack;
+        if (k.gemm) return k;
+    }
+    return {};
+}
+
+}  // namespace qforge

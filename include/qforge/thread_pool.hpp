@@ -24,6 +24,10 @@ public:
     int size() const { return n_threads_; }
     // fn(begin, end, thread_index) over chunks of [0, n).
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+    // The same over chunks of `grain` indices that threads take as they finish (an atomic counter),
+    // for loops whose items cost the same everywhere but whose threads do not run at the same
+    // speed. Which thread handles an index varies, so fn's result must not depend on it.
+    void parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn);
 
 private:
     void worker(int index);

@@ -94,4 +94,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     job_ = nullptr;
 }
 
+void ThreadPool::parallel_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& fn) {
+    if (n <= 0) return;
+    grain = std::max<int64_t>(1, grain);
+    if (n_threads_ == 1 || n <= grain) {
+        fn(0, n, 0);
+        return;
+    }
+    std::atomic<int64_t> next{0};
+    parallel_for(n_threads_, [&](int64_t, int64_t, int t) {
+        for (;;) {
+            const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
+            if (b >= n) return;
+            fn(b, std::min(n, b + grain), t);
+        }
+    });
+}
+
 }  // namespace qforge

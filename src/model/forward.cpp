@@ -118,7 +118,7 @@ struct Context::Impl {
                     }
                 });
                 const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
-                pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1, int t) {
+                pool.parallel_chunks(n_panels, std::max<int64_t>(1, n_panels / (8 * pool.size())), [&](int64_t p0, int64_t p1, int t) {
                     Panel& P = panels[static_cast<size_t>(t)];
                     float out[kPanelRows * 4];
                     for (int64_t pi = p0; pi < p1; ++pi) {
@@ -151,7 +151,7 @@ struct Context::Impl {
             // Tiles of weight rows that stay in L1 while every group of tokens passes over them.
             const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(16384 / rb), 1, 16);
             const int64_t n_tiles = (rows + tile - 1) / tile;
-            pool.parallel_for(n_tiles, [&](int64_t t0, int64_t t1, int) {
+            pool.parallel_chunks(n_tiles, std::max<int64_t>(1, n_tiles / (8 * pool.size())), [&](int64_t t0, int64_t t1, int) {
                 for (int64_t rt = t0; rt < t1; ++rt) {
                     const int64_t r0 = rt * tile, r1 = std::min(rows, r0 + tile);
                     for (int bb = 0; bb < B; bb += kMaxDotCols) {

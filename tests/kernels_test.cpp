@@ -246,3 +246,53 @@ TEST(ActQuant, SimdEqualsPortable) {
 
 }  // namespace
 }  // namespace qforge
+
+namespace qforge {
+namespace {
+
+// Q4_0 regrouped eight rows at a time: the scalar form equals the per-row reference dot, and the
+// SIMD kernels equal the scalar form; every instruction set gives the same bits.
+TEST(Q4_0x8, RepackedKernelsMatchTheRowKernels) {
+    std::mt19937 rng(23);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t rows = 16, K = 256;
+    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
+    for (auto& v : w) v = nd(rng) * 0.05f;
+    for (auto& v : x) v = nd(rng);
+    const auto qw = quantize_tensor(w.data(), rows, K, GgmlType::Q4_0);
+    std::vector<uint8_t> packed(qw.size());
+    repack_q4_0_x8(qw.data(), rows, K, packed.data());
+    X8Acts acts;
+    resize_x8_acts(acts, K, 5);
+    std::vector<std::vector<uint8_t>> qx;
+    for (int t = 0; t < 5; ++t) {
+        qx.push_back(quantize_tensor(x.data() + t * K, 1, K, GgmlType::Q8_0));
+        pack_x8_acts(qx.back().data(), t, acts);
+    }
+    const size_t rb = qw.size() / rows, group = rb * 8;
+    for (int g = 0; g < 2; ++g) {
+        float ref[32];
+        q4_0_x8_gemm_scalar(packed.data() + g * group, acts, 1, 4, ref);
+        for (int c = 0; c < 4; ++c)
+            for (int r = 0; r < 8; ++r) {
+                const float row = vec_dot_q4_0_q8_0_scalar(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
+                EXPECT_NEAR(ref[c * 8 + r], row, 1e-5f * (1.f + std::fabs(row))) << "group " << g << " row " << r << " col " << c;
+            }
+        std::vector<float> first;
+        for (const KernelSet& s : usable_kernel_sets()) {
+            if (!s.q4_0_x8) continue;
+            for (int nc = 1; nc <= 4; ++nc) {
+                float out[32];
+                s.q4_0_x8(packed.data() + g * group, acts, 1, nc, out);
+                for (int i = 0; i < nc * 8; ++i) EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " nc " << nc;
+                if (nc == 4) {
+                    if (first.empty()) first.assign(out, out + 32);
+                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qforge

@@ -28,6 +28,9 @@ struct WeightView {
     GgmlType type = GgmlType::F32;
     std::vector<int64_t> ne;
     const uint8_t* data = nullptr;
+    // The same rows regrouped for this CPU's kernels (Q4_0 in groups of eight, kernels/panel.hpp),
+    // or nullptr; owned by the model.
+    const uint8_t* x8 = nullptr;
     bool present() const { return data != nullptr; }
     int64_t cols() const { return ne.empty() ? 0 : ne[0]; }
     int64_t rows() const { return ne.size() < 2 ? 1 : ne[1]; }
@@ -58,6 +61,7 @@ public:
 private:
     Model() = default;
     void bind(const std::string& source);
+    void repack_for_cpu();
     struct Storage;
     std::unique_ptr<Storage> storage_;
     ModelHparams hp_;

@@ -312,3 +312,73 @@ PanelKernels find_panel_kernels(const PanelFormat& f) {
 }
 
 }  // namespace qforge
+
+namespace qforge {
+
+void repack_q4_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    const int64_t nb = cols / 32;
+    const size_t rb = static_cast<size_t>(nb) * sizeof(BlockQ4_0);
+    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* o = dst + (static_cast<size_t>(g * nb + b)) * kQ4_0x8Block;
+            for (int r = 0; r < kPanelRows; ++r) {
+                const auto& blk = reinterpret_cast<const BlockQ4_0*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
+                std::memcpy(o + 2 * r, &blk.d, 2);
+                for (int j = 0; j < 4; ++j) std::memcpy(o + 16 + 32 * j + 4 * r, blk.qs + 4 * j, 4);
+            }
+        }
+    }
+}
+
+void resize_x8_acts(X8Acts& a, int64_t K, int n) {
+    a.K = K;
+    a.n = n;
+    a.q.resize(static_cast<size_t>(K) * static_cast<size_t>(n));
+    a.d.resize(static_cast<size_t>(K / 32) * static_cast<size_t>(n));
+    a.s8.resize(a.d.size());
+}
+
+void pack_x8_acts(const void* q8_0_row, int t, X8Acts& a) {
+    const auto* y = static_cast<const BlockQ8_0*>(q8_0_row);
+    const int64_t nb = a.K / 32;
+    for (int64_t b = 0; b < nb; ++b) {
+        int sum = 0;
+        for (int i = 0; i < 32; ++i) sum += y[b].qs[i];
+        std::memcpy(a.q.data() + static_cast<size_t>(t) * static_cast<size_t>(a.K) + 32 * b, y[b].qs, 32);
+        a.d[static_cast<size_t>(t * nb + b)] = fp16_to_fp32(y[b].d);
+        a.s8[static_cast<size_t>(t * nb + b)] = 8 * sum;
+    }
+}
+
+void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out) {
+    const int64_t nb = a.K / 32;
+    for (int c = 0; c < nc; ++c) {
+        const size_t t = static_cast<size_t>(c0 + c);
+        for (int r = 0; r < kPanelRows; ++r) {
+            float acc = 0;
+            for (int64_t b = 0; b < nb; ++b) {
+                const uint8_t* p = group + static_cast<size_t>(b) * kQ4_0x8Block;
+                uint16_t d16;
+                std::memcpy(&d16, p + 2 * r, 2);
+                const int8_t* yq = a.q.data() + t * static_cast<size_t>(a.K) + 32 * b;
+                int32_t s = -a.s8[t * static_cast<size_t>(nb) + static_cast<size_t>(b)];
+                for (int j = 0; j < 4; ++j)
+                    for (int i = 0; i < 4; ++i) {
+                        const uint8_t byte = p[16 + 32 * j + 4 * r + i];
+                        s += (byte & 0x0F) * yq[4 * j + i] + (byte >> 4) * yq[16 + 4 * j + i];
+                    }
+                acc += fp16_to_fp32(d16) * a.d[t * static_cast<size_t>(nb) + static_cast<size_t>(b)] * static_cast<float>(s);
+            }
+            out[c * kPanelRows + r] = acc;
+        }
+    }
+}
+
+X8GemmFn find_q4_0_x8_gemm() {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets)
+        if (s.q4_0_x8) return s.q4_0_x8;
+    return nullptr;
+}
+
+}  // namespace qforge

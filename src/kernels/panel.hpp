@@ -76,3 +76,31 @@ struct PanelKernels {
 PanelKernels find_panel_kernels(const PanelFormat& f);
 
 }  // namespace qforge
+
+namespace qforge {
+
+// ---- Q4_0 repacked for the CPU (llama.cpp does the same at load time) ----------------------------
+// Rows regrouped eight at a time: per 32-element block, the eight rows' f16 scales (16 bytes),
+// then four 32-byte vectors whose 32-bit lane r holds row r's quant bytes 4j..4j+3 (j = 0..3).
+// The same 144 bytes as eight stored blocks, so generation streams the same amount of memory;
+// the nibbles are the unsigned operand of the dot product as they are (no unpacking per row).
+inline constexpr size_t kQ4_0x8Block = 144;
+void repack_q4_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+
+// Activations for it: q8_0 codes as they are, the f32 scale and 8 * (sum of codes) per block.
+struct X8Acts {
+    int64_t K = 0;
+    int n = 0;
+    std::vector<int8_t> q;       // [n][K]
+    std::vector<float> d;        // [n][K/32]
+    std::vector<int32_t> s8;     // [n][K/32]
+};
+void resize_x8_acts(X8Acts& a, int64_t K, int n);
+void pack_x8_acts(const void* q8_0_row, int t, X8Acts& a);
+
+// out[c * 8 + r] = row r of the eight-row group at `group` . token (c0 + c), c < nc (1..4).
+using X8GemmFn = void (*)(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
+void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
+X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows are not repacked)
+
+}  // namespace qforge

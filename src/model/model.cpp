@@ -2,7 +2,9 @@
 // directory (converted in memory), with every tensor's presence and shape checked.
 #include "qforge/model.hpp"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +12,7 @@
 #include <optional>
 
 #include "core/strings.hpp"
+#include "kernels/panel.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 
@@ -48,7 +51,32 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
         for (const auto& t : f.tensors()) m->tensors_.push_back({t.name, WeightView{t.type, t.ne, t.data}});
     }
     m->bind(path);
+    m->repack_for_cpu();
     return m;
+}
+
+// Q4_0 matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks at load):
+// the same bytes, so memory use stays; the mapped file's pages of a regrouped tensor are handed
+// back to the kernel (they stay on disk and are read again only if something touches them).
+void Model::repack_for_cpu() {
+    if (!find_q4_0_x8_gemm()) return;
+    const uint8_t* embd = tok_embd.data;
+    auto repack = [&](WeightView& w) {
+        if (!w.present() || w.type != GgmlType::Q4_0 || w.rows() % kPanelRows != 0 || w.cols() % 32 != 0) return;
+        std::vector<uint8_t> buf(w.row_bytes() * static_cast<size_t>(w.rows()));
+        repack_q4_0_x8(w.data, w.rows(), w.cols(), buf.data());
+        w.x8 = buf.data();
+        storage_->buffers.push_back(std::move(buf));
+        if (storage_->gguf && w.data != embd) {
+            const long page = ::sysconf(_SC_PAGESIZE);
+            const auto b = (reinterpret_cast<uintptr_t>(w.data) + static_cast<uintptr_t>(page) - 1) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+            const auto e = (reinterpret_cast<uintptr_t>(w.data) + w.row_bytes() * static_cast<size_t>(w.rows())) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+            if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+        }
+    };
+    for (auto& L : layers)
+        for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(*w);
+    repack(output);
 }
 
 std::string Model::chat_template() const {

@@ -382,3 +382,93 @@ X8GemmFn find_q4_0_x8_gemm() {
 }
 
 }  // namespace qforge
+
+namespace qforge {
+
+void repack_q4_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    const int64_t nsb = cols / QK_K;
+    const size_t rb = static_cast<size_t>(nsb) * sizeof(BlockQ4_K);
+    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
+        for (int64_t b = 0; b < nsb; ++b) {
+            uint8_t* o = dst + static_cast<size_t>(g * nsb + b) * kQ4_Kx8Block;
+            for (int r = 0; r < kPanelRows; ++r) {
+                const auto& x = reinterpret_cast<const BlockQ4_K*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
+                std::memcpy(o + 2 * r, &x.d, 2);
+                std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
+                uint8_t sc[8], mn[8];
+                unpack_k4_scales(x.scales, sc, mn);
+                for (int k = 0; k < 8; ++k) {
+                    o[32 + 8 * k + r] = sc[k];
+                    o[96 + 8 * k + r] = mn[k];
+                }
+                for (int j = 0; j < 4; ++j)
+                    for (int m = 0; m < 8; ++m) std::memcpy(o + 160 + 32 * (8 * j + m) + 4 * r, x.qs + 32 * j + 4 * m, 4);
+            }
+        }
+    }
+}
+
+void resize_xk_acts(XKActs& a, int64_t K, int n) {
+    a.K = K;
+    a.n = n;
+    a.q.resize(static_cast<size_t>(K) * static_cast<size_t>(n));
+    a.d.resize(static_cast<size_t>(K / QK_K) * static_cast<size_t>(n));
+    a.bs.resize(static_cast<size_t>(K / 64) * static_cast<size_t>(n));
+}
+
+void pack_xk_acts(const void* q8_k_row, int t, XKActs& a) {
+    const auto* y = static_cast<const BlockQ8_K*>(q8_k_row);
+    const int64_t nsb = a.K / QK_K;
+    for (int64_t b = 0; b < nsb; ++b) {
+        std::memcpy(a.q.data() + static_cast<size_t>(t) * static_cast<size_t>(a.K) + QK_K * b, y[b].qs, QK_K);
+        a.d[static_cast<size_t>(t * nsb + b)] = y[b].d;
+        for (int q = 0; q < 4; ++q) {
+            const int s0 = y[b].bsums[4 * q] + y[b].bsums[4 * q + 1], s1 = y[b].bsums[4 * q + 2] + y[b].bsums[4 * q + 3];
+            a.bs[static_cast<size_t>((t * nsb + b) * 4 + q)] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(s0)) |
+                                                                                    static_cast<uint32_t>(static_cast<uint16_t>(s1)) << 16);
+        }
+    }
+}
+
+void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
+    const int64_t nsb = a.K / QK_K;
+    for (int c = 0; c < nc; ++c) {
+        const size_t t = static_cast<size_t>(c0 + c);
+        for (int r = 0; r < kPanelRows; ++r) {
+            float acc = 0;
+            for (int64_t b = 0; b < nsb; ++b) {
+                const uint8_t* p = group + static_cast<size_t>(b) * kQ4_Kx8Block;
+                uint16_t d16, m16;
+                std::memcpy(&d16, p + 2 * r, 2);
+                std::memcpy(&m16, p + 16 + 2 * r, 2);
+                const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+                int32_t isum = 0, msum = 0;
+                for (int j = 0; j < 4; ++j) {
+                    int32_t slo = 0, shi = 0, ylo = 0, yhi = 0;
+                    for (int m = 0; m < 8; ++m)
+                        for (int i = 0; i < 4; ++i) {
+                            const uint8_t byte = p[160 + 32 * (8 * j + m) + 4 * r + i];
+                            slo += (byte & 0x0F) * y[64 * j + 4 * m + i];
+                            shi += (byte >> 4) * y[64 * j + 32 + 4 * m + i];
+                            ylo += y[64 * j + 4 * m + i];
+                            yhi += y[64 * j + 32 + 4 * m + i];
+                        }
+                    isum += slo * p[32 + 8 * (2 * j) + r] + shi * p[32 + 8 * (2 * j + 1) + r];
+                    msum += ylo * p[96 + 8 * (2 * j) + r] + yhi * p[96 + 8 * (2 * j + 1) + r];
+                }
+                const float dy = a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)];
+                acc += fp16_to_fp32(d16) * dy * static_cast<float>(isum) - fp16_to_fp32(m16) * dy * static_cast<float>(msum);
+            }
+            out[c * kPanelRows + r] = acc;
+        }
+    }
+}
+
+XKGemmFn find_q4_k_x8_gemm() {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets)
+        if (s.q4_k_x8) return s.q4_k_x8;
+    return nullptr;
+}
+
+}  // namespace qforge

@@ -104,3 +104,31 @@ void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, 
 X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows are not repacked)
 
 }  // namespace qforge
+
+namespace qforge {
+
+// ---- Q4_K regrouped the same way ------------------------------------------------------------------
+// Per super-block of eight rows (1184 bytes, 2.8% more than stored): d and dmin (f16, 8 rows each),
+// the eight 6-bit scales and mins unpacked to bytes [sub-block][row], then the quant bytes: for
+// chunk j (elements 64j..64j+63) and word m, a 32-byte vector whose lane r holds row r's bytes
+// 32j+4m..32j+4m+3 (low nibbles: sub-block 2j, high nibbles: sub-block 2j+1).
+inline constexpr size_t kQ4_Kx8Block = 1184;
+void repack_q4_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+
+// Activations: q8_K codes, the f32 scale per 256, and the sums of each 32-element sub-block as
+// int16 pairs (sub-blocks 2q and 2q+1 in one 32-bit word) for the mins.
+struct XKActs {
+    int64_t K = 0;
+    int n = 0;
+    std::vector<int8_t> q;       // [n][K]
+    std::vector<float> d;        // [n][K/256]
+    std::vector<int32_t> bs;     // [n][K/64]
+};
+void resize_xk_acts(XKActs& a, int64_t K, int n);
+void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
+
+using XKGemmFn = void (*)(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+XKGemmFn find_q4_k_x8_gemm();
+
+}  // namespace qforge

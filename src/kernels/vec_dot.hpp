@@ -46,7 +46,8 @@ struct KernelSet {
     const PanelPacker* packers_end = nullptr;
     QuantizeRowFn quantize_q8_0 = nullptr;  // activation quantizers, equal to the portable ones
     QuantizeRowFn quantize_q8_k = nullptr;
-    X8GemmFn q4_0_x8 = nullptr;             // repacked Q4_0 (panel.hpp)
+    X8GemmFn q4_0_x8 = nullptr;             // repacked Q4_0 and Q4_K (panel.hpp)
+    XKGemmFn q4_k_x8 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

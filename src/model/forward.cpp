@@ -13,6 +13,7 @@
 #include "qforge/half.hpp"
 #include "qforge/model.hpp"
 #include "qforge/quantize.hpp"
+#include "quant/blocks.hpp"
 
 namespace qforge {
 
@@ -56,6 +57,7 @@ struct Context::Impl {
     std::vector<Panel> panels;                // per thread
     PanelActs panel_acts;
     X8Acts x8_acts;
+    XKActs xk_acts;
     std::vector<float> act;
     std::vector<uint8_t> act_bytes;
     std::vector<float> kf, vf, x, xn, q, k, v, att, tmp, gate, up;
@@ -102,8 +104,36 @@ struct Context::Impl {
         // Integer dot products straight on the quantized rows: a weight row meets up to
         // kMaxDotCols tokens per call (matrix-matrix work for prompts), or one token at a time where
         // only a single-row kernel exists (then only for generation).
-        // Q4_0 regrouped at load: eight rows per vector for every batch size.
-        if (w.x8) {
+        // Q4_0 and Q4_K regrouped at load: eight rows per vector for every batch size.
+        if (w.x8 && w.type == GgmlType::Q4_K) {
+            if (const XKGemmFn kg = find_q4_k_x8_gemm()) {
+                const size_t qrb = *row_bytes(type_traits(GgmlType::Q8_K), cols);
+                const QuantizeRowFn aq = find_act_quantizer(GgmlType::Q8_K);
+                act_bytes.resize(qrb * static_cast<size_t>(B));
+                resize_xk_acts(xk_acts, cols, B);
+                pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
+                    for (int64_t bb = b0; bb < b1; ++bb) {
+                        uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
+                        aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
+                        pack_xk_acts(qa, static_cast<int>(bb), xk_acts);
+                    }
+                });
+                const int64_t n_groups = rows / kPanelRows;
+                const size_t group_bytes = static_cast<size_t>(cols / QK_K) * kQ4_Kx8Block;
+                pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
+                    float out[kPanelRows * 4];
+                    for (int64_t g = g0; g < g1; ++g)
+                        for (int c0 = 0; c0 < B; c0 += 4) {
+                            const int nc = std::min(4, B - c0);
+                            kg(w.x8 + static_cast<size_t>(g) * group_bytes, xk_acts, c0, nc, out);
+                            for (int c = 0; c < nc; ++c)
+                                std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
+                        }
+                });
+                return;
+            }
+        }
+        if (w.x8 && w.type == GgmlType::Q4_0) {
             if (const X8GemmFn xg = find_q4_0_x8_gemm()) {
                 const size_t qrb = *row_bytes(type_traits(GgmlType::Q8_0), cols);
                 const QuantizeRowFn aq = find_act_quantizer(GgmlType::Q8_0);

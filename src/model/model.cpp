@@ -13,6 +13,7 @@
 
 #include "core/strings.hpp"
 #include "kernels/panel.hpp"
+#include "quant/blocks.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 
@@ -55,16 +56,24 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-// Q4_0 matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks at load):
-// the same bytes, so memory use stays; the mapped file's pages of a regrouped tensor are handed
+// Q4_0 and Q4_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
+// at load): the same bytes (Q4_K: 2.8% more), so memory use stays; the mapped file's pages of a regrouped tensor are handed
 // back to the kernel (they stay on disk and are read again only if something touches them).
 void Model::repack_for_cpu() {
-    if (!find_q4_0_x8_gemm()) return;
+    const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q4_k = find_q4_k_x8_gemm() != nullptr;
     const uint8_t* embd = tok_embd.data;
     auto repack = [&](WeightView& w) {
-        if (!w.present() || w.type != GgmlType::Q4_0 || w.rows() % kPanelRows != 0 || w.cols() % 32 != 0) return;
-        std::vector<uint8_t> buf(w.row_bytes() * static_cast<size_t>(w.rows()));
-        repack_q4_0_x8(w.data, w.rows(), w.cols(), buf.data());
+        if (!w.present() || w.rows() % kPanelRows != 0) return;
+        std::vector<uint8_t> buf;
+        if (w.type == GgmlType::Q4_0 && q4_0 && w.cols() % 32 == 0) {
+            buf.resize(w.row_bytes() * static_cast<size_t>(w.rows()));
+            repack_q4_0_x8(w.data, w.rows(), w.cols(), buf.data());
+        } else if (w.type == GgmlType::Q4_K && q4_k && w.cols() % QK_K == 0) {
+            buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * kQ4_Kx8Block);
+            repack_q4_k_x8(w.data, w.rows(), w.cols(), buf.data());
+        } else {
+            return;
+        }
         w.x8 = buf.data();
         storage_->buffers.push_back(std::move(buf));
         if (storage_->gguf && w.data != embd) {

@@ -1,29 +1,52 @@
 #!/usr/bin/env bash
 # End-to-end speed: qforge bench on synth models of real shapes, with generation bandwidth against
-# the machine's measured memory bandwidth. Usage: bench/e2e.sh [--7b] [threads]
+# the machine's measured memory bandwidth, and llama.cpp's llama-bench on the same files side by
+# side when LLAMA_BENCH names its binary. Usage: [LLAMA_BENCH=path] bench/e2e.sh [--7b] [threads]
 # Run nothing else meanwhile: these machines are shared and noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_7B=0
 if [ "${1:-}" = "--7b" ]; then WITH_7B=1; shift; fi
 T="${1:-2}"
+REPS="${REPS:-3}"
 QFORGE_BUILD_DIR=build-bench scripts/build.sh -DQFORGE_BENCH=ON -DQFORGE_TESTS=OFF >/dev/null
 Q=build-bench/qforge
 mkdir -p bench-models
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T; $REPS repetitions"
 BW_LINE=$(build-bench/bench/bench_stream "$T" 1024)
 echo "$BW_LINE"
 READ_GBS=$(echo "$BW_LINE" | sed -E 's/.*read ([0-9.]+) GB\/s.*/\1/')
 run() {  # preset type
-  local f="bench-models/$1-$2.gguf"
+  local f="bench-models/$1-$2.gguf" lj="null"
   [ -f "$f" ] || "$Q" synth --preset "$1" --type "$2" -o "$f" -t "$T" >/dev/null
-  "$Q" bench -m "$f" -p 64 -n 32 -r 3 -t "$T" -o json | python3 -c "
-import json,sys
-r=json.load(sys.stdin)[0]; bw=float('$READ_GBS')
-gbs=r['tg_tokens_per_s']*r['size_bytes']/1e9
-print(f\"| $1 | $2 | {r['size_bytes']/1e6:.0f} MB | {r['pp_tokens_per_s']:.1f} ± {r['pp_stddev']:.1f} | {r['tg_tokens_per_s']:.2f} ± {r['tg_stddev']:.2f} | {gbs:.1f} GB/s ({100*gbs/bw:.0f}% of read) |\")"
+  local qj
+  qj=$("$Q" bench -m "$f" -p 64 -n 32 -r "$REPS" -t "$T" -o json)
+  if [ -n "${LLAMA_BENCH:-}" ]; then
+    lj=$("$LLAMA_BENCH" -m "$f" -p 64 -n 32 -r "$REPS" -t "$T" -o json 2>/dev/null)
+  fi
+  python3 - "$1" "$2" "$READ_GBS" "$qj" "$lj" <<'PY'
+import json, sys
+shape, typ, bw, qj, lj = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5])
+r = qj[0]
+gbs = r['tg_tokens_per_s'] * r['size_bytes'] / 1e9
+row = f"| {shape} | {typ} | {r['size_bytes']/1e6:.0f} MB | {r['pp_tokens_per_s']:.1f} ± {r['pp_stddev']:.1f} |"
+if lj:
+    lpp = next(x for x in lj if x['n_prompt'] > 0)
+    ltg = next(x for x in lj if x['n_gen'] > 0)
+    row += f" {lpp['avg_ts']:.1f} ± {lpp['stddev_ts']:.1f} | {r['pp_tokens_per_s']/lpp['avg_ts']:.2f}× |"
+row += f" {r['tg_tokens_per_s']:.2f} ± {r['tg_stddev']:.2f} |"
+if lj:
+    row += f" {ltg['avg_ts']:.2f} ± {ltg['stddev_ts']:.2f} | {r['tg_tokens_per_s']/ltg['avg_ts']:.2f}× |"
+row += f" {gbs:.1f} GB/s ({100*gbs/bw:.0f}% of read) |"
+print(row)
+PY
 }
-echo "| shape | type | weights | pp64 t/s | tg32 t/s | generation bandwidth |"
-echo "|---|---|---:|---:|---:|---:|"
+if [ -n "${LLAMA_BENCH:-}" ]; then
+  echo "| shape | type | weights | qforge pp64 t/s | llama.cpp pp64 | ratio | qforge tg32 t/s | llama.cpp tg32 | ratio | qforge generation bandwidth |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+else
+  echo "| shape | type | weights | pp64 t/s | tg32 t/s | generation bandwidth |"
+  echo "|---|---|---:|---:|---:|---:|"
+fi
 for t in F16 Q8_0 Q6_K Q5_K_M Q5_0 Q4_K_M Q4_0 Q3_K_M Q2_K; do run tinyllama-1.1b "$t"; done
 if [ "$WITH_7B" = 1 ]; then for t in Q4_0 Q4_K_M; do run llama2-7b "$t"; done; fi

@@ -344,3 +344,53 @@ TEST(Q4_Kx8, RepackedKernelsMatchTheRowKernels) {
 
 }  // namespace
 }  // namespace qforge
+
+namespace qforge {
+namespace {
+
+TEST(Q6_Kx8, RepackedKernelsMatchTheRowKernels) {
+    std::mt19937 rng(31);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t rows = 16, K = 512;
+    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
+    for (auto& v : w) v = nd(rng) * 0.05f;
+    for (auto& v : x) v = nd(rng);
+    w[3] = 1.5f;
+    const auto qw = quantize_tensor(w.data(), rows, K, GgmlType::Q6_K);
+    const size_t rb = qw.size() / rows, group = static_cast<size_t>(K / 256) * kQ6_Kx8Block;
+    ASSERT_EQ(group, rb * 8);
+    std::vector<uint8_t> packed(qw.size());
+    repack_q6_k_x8(qw.data(), rows, K, packed.data());
+    XKActs acts;
+    resize_xk_acts(acts, K, 5);
+    std::vector<std::vector<uint8_t>> qx;
+    for (int t = 0; t < 5; ++t) {
+        qx.push_back(quantize_tensor(x.data() + t * K, 1, K, GgmlType::Q8_K));
+        pack_xk_acts(qx.back().data(), t, acts);
+    }
+    for (int g = 0; g < 2; ++g) {
+        float ref[32];
+        q6_k_x8_gemm_scalar(packed.data() + g * group, acts, 1, 4, ref);
+        for (int c = 0; c < 4; ++c)
+            for (int r = 0; r < 8; ++r) {
+                const float row = vec_dot_q6_k_q8_k_scalar(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
+                EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << "group " << g << " row " << r << " col " << c;
+            }
+        std::vector<float> first;
+        for (const KernelSet& s : usable_kernel_sets()) {
+            if (!s.q6_k_x8) continue;
+            for (int nc = 1; nc <= 4; ++nc) {
+                float out[32];
+                s.q6_k_x8(packed.data() + g * group, acts, 1, nc, out);
+                for (int i = 0; i < nc * 8; ++i) EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " nc " << nc;
+                if (nc == 4) {
+                    if (first.empty()) first.assign(out, out + 32);
+                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+}  // namespace qforge

@@ -408,12 +408,21 @@ void repack_q4_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst
     }
 }
 
+namespace {
+
+int32_t pair16(int lo, int hi) {
+    return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(lo)) | static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16);
+}
+
+}  // namespace
+
 void resize_xk_acts(XKActs& a, int64_t K, int n) {
     a.K = K;
     a.n = n;
     a.q.resize(static_cast<size_t>(K) * static_cast<size_t>(n));
     a.d.resize(static_cast<size_t>(K / QK_K) * static_cast<size_t>(n));
     a.bs.resize(static_cast<size_t>(K / 64) * static_cast<size_t>(n));
+    a.bs16.resize(static_cast<size_t>(K / 32) * static_cast<size_t>(n));
 }
 
 void pack_xk_acts(const void* q8_k_row, int t, XKActs& a) {
@@ -424,9 +433,9 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a) {
         a.d[static_cast<size_t>(t * nsb + b)] = y[b].d;
         for (int q = 0; q < 4; ++q) {
             const int s0 = y[b].bsums[4 * q] + y[b].bsums[4 * q + 1], s1 = y[b].bsums[4 * q + 2] + y[b].bsums[4 * q + 3];
-            a.bs[static_cast<size_t>((t * nsb + b) * 4 + q)] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint16_t>(s0)) |
-                                                                                    static_cast<uint32_t>(static_cast<uint16_t>(s1)) << 16);
+            a.bs[static_cast<size_t>((t * nsb + b) * 4 + q)] = pair16(s0, s1);
         }
+        for (int q = 0; q < 8; ++q) a.bs16[static_cast<size_t>((t * nsb + b) * 8 + q)] = pair16(y[b].bsums[2 * q], y[b].bsums[2 * q + 1]);
     }
 }
 
@@ -462,6 +471,66 @@ void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
             out[c * kPanelRows + r] = acc;
         }
     }
+}
+
+void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    const int64_t nsb = cols / QK_K;
+    const size_t rb = static_cast<size_t>(nsb) * sizeof(BlockQ6_K);
+    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
+        for (int64_t b = 0; b < nsb; ++b) {
+            uint8_t* o = dst + static_cast<size_t>(g * nsb + b) * kQ6_Kx8Block;
+            for (int r = 0; r < kPanelRows; ++r) {
+                const auto& x = reinterpret_cast<const BlockQ6_K*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
+                std::memcpy(o + 2 * r, &x.d, 2);
+                for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = static_cast<uint8_t>(x.scales[k]);
+                for (int h = 0; h < 2; ++h) {
+                    uint8_t* oh = o + 144 + 768 * h;
+                    for (int part = 0; part < 2; ++part)
+                        for (int m = 0; m < 8; ++m) std::memcpy(oh + 32 * (8 * part + m) + 4 * r, x.ql + 64 * h + 32 * part + 4 * m, 4);
+                    for (int m = 0; m < 8; ++m) std::memcpy(oh + 512 + 32 * m + 4 * r, x.qh + 32 * h + 4 * m, 4);
+                }
+            }
+        }
+    }
+}
+
+void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
+    const int64_t nsb = a.K / QK_K;
+    for (int c = 0; c < nc; ++c) {
+        const size_t t = static_cast<size_t>(c0 + c);
+        for (int r = 0; r < kPanelRows; ++r) {
+            float acc = 0;
+            for (int64_t b = 0; b < nsb; ++b) {
+                const uint8_t* p = group + static_cast<size_t>(b) * kQ6_Kx8Block;
+                uint16_t d16;
+                std::memcpy(&d16, p + 2 * r, 2);
+                const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+                int32_t isum = 0;
+                for (int h = 0; h < 2; ++h) {
+                    const uint8_t* ph = p + 144 + 768 * h;
+                    int32_t gs[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // groups 8h + 0..7
+                    for (int m = 0; m < 8; ++m)
+                        for (int i = 0; i < 4; ++i) {
+                            const int l0 = ph[32 * m + 4 * r + i], l1 = ph[32 * (8 + m) + 4 * r + i], hb = ph[512 + 32 * m + 4 * r + i];
+                            const int e = 4 * m + i;  // 0..31
+                            const int codes[4] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4),
+                                                  (l0 >> 4) | (((hb >> 4) & 3) << 4), (l1 >> 4) | (((hb >> 6) & 3) << 4)};
+                            for (int k = 0; k < 4; ++k) gs[2 * k + e / 16] += (codes[k] - 32) * y[128 * h + 32 * k + e];
+                        }
+                    for (int gi = 0; gi < 8; ++gi) isum += gs[gi] * static_cast<int8_t>(p[16 + 8 * (8 * h + gi) + r]);
+                }
+                acc += fp16_to_fp32(d16) * a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)] * static_cast<float>(isum);
+            }
+            out[c * kPanelRows + r] = acc;
+        }
+    }
+}
+
+XKGemmFn find_q6_k_x8_gemm() {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets)
+        if (s.q6_k_x8) return s.q6_k_x8;
+    return nullptr;
 }
 
 XKGemmFn find_q4_k_x8_gemm() {

@@ -123,6 +123,7 @@ struct XKActs {
     std::vector<int8_t> q;       // [n][K]
     std::vector<float> d;        // [n][K/256]
     std::vector<int32_t> bs;     // [n][K/64]
+    std::vector<int32_t> bs16;   // [n][K/32]: the 16-element sums, 2q and 2q+1 in one word
 };
 void resize_xk_acts(XKActs& a, int64_t K, int n);
 void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
@@ -130,5 +131,14 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
 using XKGemmFn = void (*)(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 XKGemmFn find_q4_k_x8_gemm();
+
+// ---- Q6_K regrouped the same way (1680 bytes per super-block of eight rows, as stored) -----------
+// d (f16 x 8), the sixteen int8 scales [group][row], then per half h: the low-bit bytes ql as
+// 2 x 8 vectors (part p, word m: lane r holds ql[64h + 32p + 4m ..]) and the high bits qh as 8
+// vectors (word m: lane r holds qh[32h + 4m ..]).
+inline constexpr size_t kQ6_Kx8Block = 1680;
+void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+XKGemmFn find_q6_k_x8_gemm();
 
 }  // namespace qforge

@@ -141,6 +141,8 @@ const ScalarKernel kScalar[] = {
 const DotKernel kNeon[] = {
     {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr},
     {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, nullptr},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, nullptr},
 };
 #endif
 

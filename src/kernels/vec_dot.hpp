@@ -48,6 +48,7 @@ struct KernelSet {
     QuantizeRowFn quantize_q8_k = nullptr;
     X8GemmFn q4_0_x8 = nullptr;             // repacked Q4_0 and Q4_K (panel.hpp)
     XKGemmFn q4_k_x8 = nullptr;
+    XKGemmFn q6_k_x8 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only
@@ -61,6 +62,8 @@ VecDotNFn find_vec_dot_n(GgmlType weight_type);
 
 float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
 const char* vec_dot_isa();  // "avx512vnni", "avx2", "neon+dotprod", "neon" or "scalar"
 
 // The fastest kernel for a weight type, or nullptr when there is none (then the caller converts

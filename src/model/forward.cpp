@@ -104,9 +104,9 @@ struct Context::Impl {
         // Integer dot products straight on the quantized rows: a weight row meets up to
         // kMaxDotCols tokens per call (matrix-matrix work for prompts), or one token at a time where
         // only a single-row kernel exists (then only for generation).
-        // Q4_0 and Q4_K regrouped at load: eight rows per vector for every batch size.
-        if (w.x8 && w.type == GgmlType::Q4_K) {
-            if (const XKGemmFn kg = find_q4_k_x8_gemm()) {
+        // Q4_0, Q4_K and Q6_K regrouped at load: eight rows per vector for every batch size.
+        if (w.x8 && (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
+            if (const XKGemmFn kg = w.type == GgmlType::Q4_K ? find_q4_k_x8_gemm() : find_q6_k_x8_gemm()) {
                 const size_t qrb = *row_bytes(type_traits(GgmlType::Q8_K), cols);
                 const QuantizeRowFn aq = find_act_quantizer(GgmlType::Q8_K);
                 act_bytes.resize(qrb * static_cast<size_t>(B));
@@ -119,7 +119,7 @@ struct Context::Impl {
                     }
                 });
                 const int64_t n_groups = rows / kPanelRows;
-                const size_t group_bytes = static_cast<size_t>(cols / QK_K) * kQ4_Kx8Block;
+                const size_t group_bytes = static_cast<size_t>(cols / QK_K) * (w.type == GgmlType::Q4_K ? kQ4_Kx8Block : kQ6_Kx8Block);
                 pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
                     float out[kPanelRows * 4];
                     for (int64_t g = g0; g < g1; ++g)

@@ -485,9 +485,11 @@ void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst
                 for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = static_cast<uint8_t>(x.scales[k]);
                 for (int h = 0; h < 2; ++h) {
                     uint8_t* oh = o + 144 + 768 * h;
-                    for (int part = 0; part < 2; ++part)
-                        for (int m = 0; m < 8; ++m) std::memcpy(oh + 32 * (8 * part + m) + 4 * r, x.ql + 64 * h + 32 * part + 4 * m, 4);
-                    for (int m = 0; m < 8; ++m) std::memcpy(oh + 512 + 32 * m + 4 * r, x.qh + 32 * h + 4 * m, 4);
+                    for (int m = 0; m < 8; ++m) {
+                        std::memcpy(oh + 96 * m + 4 * r, x.ql + 64 * h + 4 * m, 4);
+                        std::memcpy(oh + 96 * m + 32 + 4 * r, x.ql + 64 * h + 32 + 4 * m, 4);
+                        std::memcpy(oh + 96 * m + 64 + 4 * r, x.qh + 32 * h + 4 * m, 4);
+                    }
                 }
             }
         }
@@ -511,7 +513,7 @@ void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
                     int32_t gs[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // groups 8h + 0..7
                     for (int m = 0; m < 8; ++m)
                         for (int i = 0; i < 4; ++i) {
-                            const int l0 = ph[32 * m + 4 * r + i], l1 = ph[32 * (8 + m) + 4 * r + i], hb = ph[512 + 32 * m + 4 * r + i];
+                            const int l0 = ph[96 * m + 4 * r + i], l1 = ph[96 * m + 32 + 4 * r + i], hb = ph[96 * m + 64 + 4 * r + i];
                             const int e = 4 * m + i;  // 0..31
                             const int codes[4] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4),
                                                   (l0 >> 4) | (((hb >> 4) & 3) << 4), (l1 >> 4) | (((hb >> 6) & 3) << 4)};

@@ -133,9 +133,9 @@ void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
 XKGemmFn find_q4_k_x8_gemm();
 
 // ---- Q6_K regrouped the same way (1680 bytes per super-block of eight rows, as stored) -----------
-// d (f16 x 8), the sixteen int8 scales [group][row], then per half h: the low-bit bytes ql as
-// 2 x 8 vectors (part p, word m: lane r holds ql[64h + 32p + 4m ..]) and the high bits qh as 8
-// vectors (word m: lane r holds qh[32h + 4m ..]).
+// d (f16 x 8), the sixteen int8 scales [group][row], then per half h and word m, in the order
+// the kernel reads them, three vectors whose lane r holds row r's ql[64h + 4m ..],
+// ql[64h + 32 + 4m ..] and qh[32h + 4m ..].
 inline constexpr size_t kQ6_Kx8Block = 1680;
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
@@ -60,6 +61,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 // at load): the same bytes (Q4_K: 2.8% more), so memory use stays; the mapped file's pages of a regrouped tensor are handed
 // back to the kernel (they stay on disk and are read again only if something touches them).
 void Model::repack_for_cpu() {
+    if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons
     const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q4_k = find_q4_k_x8_gemm() != nullptr, q6_k = find_q6_k_x8_gemm() != nullptr;
     const uint8_t* embd = tok_embd.data;
     auto repack = [&](WeightView& w) {

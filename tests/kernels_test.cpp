@@ -250,146 +250,68 @@ TEST(ActQuant, SimdEqualsPortable) {
 namespace qforge {
 namespace {
 
-// Q4_0 regrouped eight rows at a time: the scalar form equals the per-row reference dot, and the
-// SIMD kernels equal the scalar form; every instruction set gives the same bits.
-TEST(Q4_0x8, RepackedKernelsMatchTheRowKernels) {
+// A format regrouped eight rows at a time: the scalar form equals the per-row reference dot, the
+// SIMD kernels equal the scalar form for 1-4 tokens, and every instruction set gives the same bits.
+template <class Acts, class Gemm>
+void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t group_bytes, void (*repack)(const uint8_t*, int64_t, int64_t, uint8_t*),
+                     void (*resize)(Acts&, int64_t, int), void (*pack)(const void*, int, Acts&), Gemm scalar, Gemm KernelSet::*member,
+                     VecDotFn row_ref) {
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0.f, 1.f);
-    const int64_t rows = 16, K = 256;
+    const int64_t rows = 16;
     std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
-    for (auto& v : w) v = nd(rng) * 0.05f;
+    for (auto& v : w) v = nd(rng) * 0.05f + offset;
     for (auto& v : x) v = nd(rng);
-    const auto qw = quantize_tensor(w.data(), rows, K, GgmlType::Q4_0);
-    std::vector<uint8_t> packed(qw.size());
-    repack_q4_0_x8(qw.data(), rows, K, packed.data());
-    X8Acts acts;
-    resize_x8_acts(acts, K, 5);
+    w[3] = 1.5f;  // an outlier
+    const auto qw = quantize_tensor(w.data(), rows, K, t);
+    const size_t rb = qw.size() / rows;
+    std::vector<uint8_t> packed(group_bytes * (rows / 8));
+    repack(qw.data(), rows, K, packed.data());
+    Acts acts;
+    resize(acts, K, 5);
     std::vector<std::vector<uint8_t>> qx;
-    for (int t = 0; t < 5; ++t) {
-        qx.push_back(quantize_tensor(x.data() + t * K, 1, K, GgmlType::Q8_0));
-        pack_x8_acts(qx.back().data(), t, acts);
+    for (int c = 0; c < 5; ++c) {
+        qx.push_back(quantize_tensor(x.data() + c * K, 1, K, at));
+        pack(qx.back().data(), c, acts);
     }
-    const size_t rb = qw.size() / rows, group = rb * 8;
     for (int g = 0; g < 2; ++g) {
         float ref[32];
-        q4_0_x8_gemm_scalar(packed.data() + g * group, acts, 1, 4, ref);
+        scalar(packed.data() + g * group_bytes, acts, 1, 4, ref);
         for (int c = 0; c < 4; ++c)
             for (int r = 0; r < 8; ++r) {
-                const float row = vec_dot_q4_0_q8_0_scalar(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
-                EXPECT_NEAR(ref[c * 8 + r], row, 1e-5f * (1.f + std::fabs(row))) << "group " << g << " row " << r << " col " << c;
+                const float row = row_ref(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
+                EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << type_traits(t).name << " group " << g << " row " << r << " col " << c;
             }
         std::vector<float> first;
         for (const KernelSet& s : usable_kernel_sets()) {
-            if (!s.q4_0_x8) continue;
+            if (!(s.*member)) continue;
             for (int nc = 1; nc <= 4; ++nc) {
                 float out[32];
-                s.q4_0_x8(packed.data() + g * group, acts, 1, nc, out);
-                for (int i = 0; i < nc * 8; ++i) EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " nc " << nc;
+                (s.*member)(packed.data() + g * group_bytes, acts, 1, nc, out);
+                for (int i = 0; i < nc * 8; ++i)
+                    EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " " << type_traits(t).name << " nc " << nc;
                 if (nc == 4) {
                     if (first.empty()) first.assign(out, out + 32);
-                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa;
+                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa << " " << type_traits(t).name;
                 }
             }
         }
     }
 }
 
-}  // namespace
-}  // namespace qforge
-
-namespace qforge {
-namespace {
-
-TEST(Q4_Kx8, RepackedKernelsMatchTheRowKernels) {
-    std::mt19937 rng(29);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    const int64_t rows = 16, K = 512;
-    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
-    for (auto& v : w) v = nd(rng) * 0.05f + 0.01f;  // an offset, so the mins matter
-    for (auto& v : x) v = nd(rng);
-    const auto qw = quantize_tensor(w.data(), rows, K, GgmlType::Q4_K);
-    const size_t rb = qw.size() / rows, group = static_cast<size_t>(K / 256) * kQ4_Kx8Block;
-    std::vector<uint8_t> packed(group * (rows / 8));
-    repack_q4_k_x8(qw.data(), rows, K, packed.data());
-    XKActs acts;
-    resize_xk_acts(acts, K, 5);
-    std::vector<std::vector<uint8_t>> qx;
-    for (int t = 0; t < 5; ++t) {
-        qx.push_back(quantize_tensor(x.data() + t * K, 1, K, GgmlType::Q8_K));
-        pack_xk_acts(qx.back().data(), t, acts);
-    }
-    for (int g = 0; g < 2; ++g) {
-        float ref[32];
-        q4_k_x8_gemm_scalar(packed.data() + g * group, acts, 1, 4, ref);
-        for (int c = 0; c < 4; ++c)
-            for (int r = 0; r < 8; ++r) {
-                const float row = vec_dot_q4_k_q8_k_scalar(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
-                EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << "group " << g << " row " << r << " col " << c;
-            }
-        std::vector<float> first;
-        for (const KernelSet& s : usable_kernel_sets()) {
-            if (!s.q4_k_x8) continue;
-            for (int nc = 1; nc <= 4; ++nc) {
-                float out[32];
-                s.q4_k_x8(packed.data() + g * group, acts, 1, nc, out);
-                for (int i = 0; i < nc * 8; ++i) EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " nc " << nc;
-                if (nc == 4) {
-                    if (first.empty()) first.assign(out, out + 32);
-                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa;
-                }
-            }
-        }
-    }
+TEST(Regrouped, Q4_0) {
+    check_regrouped<X8Acts>(GgmlType::Q4_0, GgmlType::Q8_0, 256, 0.f, 8 * 144, repack_q4_0_x8, resize_x8_acts, pack_x8_acts,
+                            q4_0_x8_gemm_scalar, &KernelSet::q4_0_x8, vec_dot_q4_0_q8_0_scalar);
 }
 
-}  // namespace
-}  // namespace qforge
+TEST(Regrouped, Q4_K) {  // an offset, so the mins matter
+    check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
+                            q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar);
+}
 
-namespace qforge {
-namespace {
-
-TEST(Q6_Kx8, RepackedKernelsMatchTheRowKernels) {
-    std::mt19937 rng(31);
-    std::normal_distribution<float> nd(0.f, 1.f);
-    const int64_t rows = 16, K = 512;
-    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
-    for (auto& v : w) v = nd(rng) * 0.05f;
-    for (auto& v : x) v = nd(rng);
-    w[3] = 1.5f;
-    const auto qw = quantize_tensor(w.data(), rows, K, GgmlType::Q6_K);
-    const size_t rb = qw.size() / rows, group = static_cast<size_t>(K / 256) * kQ6_Kx8Block;
-    ASSERT_EQ(group, rb * 8);
-    std::vector<uint8_t> packed(qw.size());
-    repack_q6_k_x8(qw.data(), rows, K, packed.data());
-    XKActs acts;
-    resize_xk_acts(acts, K, 5);
-    std::vector<std::vector<uint8_t>> qx;
-    for (int t = 0; t < 5; ++t) {
-        qx.push_back(quantize_tensor(x.data() + t * K, 1, K, GgmlType::Q8_K));
-        pack_xk_acts(qx.back().data(), t, acts);
-    }
-    for (int g = 0; g < 2; ++g) {
-        float ref[32];
-        q6_k_x8_gemm_scalar(packed.data() + g * group, acts, 1, 4, ref);
-        for (int c = 0; c < 4; ++c)
-            for (int r = 0; r < 8; ++r) {
-                const float row = vec_dot_q6_k_q8_k_scalar(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
-                EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << "group " << g << " row " << r << " col " << c;
-            }
-        std::vector<float> first;
-        for (const KernelSet& s : usable_kernel_sets()) {
-            if (!s.q6_k_x8) continue;
-            for (int nc = 1; nc <= 4; ++nc) {
-                float out[32];
-                s.q6_k_x8(packed.data() + g * group, acts, 1, nc, out);
-                for (int i = 0; i < nc * 8; ++i) EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " nc " << nc;
-                if (nc == 4) {
-                    if (first.empty()) first.assign(out, out + 32);
-                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa;
-                }
-            }
-        }
-    }
+TEST(Regrouped, Q6_K) {
+    check_regrouped<XKActs>(GgmlType::Q6_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ6_Kx8Block, repack_q6_k_x8, resize_xk_acts, pack_xk_acts,
+                            q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar);
 }
 
 }  // namespace

@@ -11,6 +11,45 @@ namespace qforge {
 
 namespace {
 
+// Walks eight-row groups and their blocks: fn(out block, row in group, that row's stored block).
+template <class Block, class Fn>
+void regroup(const uint8_t* src, int64_t rows, int64_t cols, int64_t block_elems, uint8_t* dst, size_t out_bytes, Fn fn) {
+    const int64_t nb = cols / block_elems;
+    const size_t rb = static_cast<size_t>(nb) * sizeof(Block);
+    for (int64_t g = 0; g < rows / kPanelRows; ++g)
+        for (int64_t b = 0; b < nb; ++b)
+            for (int r = 0; r < kPanelRows; ++r)
+                fn(dst + static_cast<size_t>(g * nb + b) * out_bytes, r,
+                   reinterpret_cast<const Block*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b]);
+}
+
+// The scalar form of a regrouped kernel: out[c * 8 + r] = sum over blocks b of
+// block(p = that block of the group, r, t = token, b), each a float, in order.
+template <class Fn>
+void regrouped_scalar(const uint8_t* group, int64_t n_blocks, size_t block_bytes, int c0, int nc, float* out, Fn block) {
+    for (int c = 0; c < nc; ++c)
+        for (int r = 0; r < kPanelRows; ++r) {
+            float acc = 0;
+            for (int64_t b = 0; b < n_blocks; ++b) acc += block(group + static_cast<size_t>(b) * block_bytes, r, static_cast<size_t>(c0 + c), b);
+            out[c * kPanelRows + r] = acc;
+        }
+}
+
+uint16_t load_u16(const uint8_t* p) {
+    uint16_t v;
+    std::memcpy(&v, p, 2);
+    return v;
+}
+
+// The first (best) usable kernel set's entry, or nullptr.
+template <class Fn>
+Fn first_kernel(Fn KernelSet::*member) {
+    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    for (const auto& s : sets)
+        if (s.*member) return s.*member;
+    return nullptr;
+}
+
 // ---- one stored row -> int8 codes and per-group scale/min (w = scale * q + min) ----------------
 
 template <class Block>
@@ -316,18 +355,10 @@ PanelKernels find_panel_kernels(const PanelFormat& f) {
 namespace qforge {
 
 void repack_q4_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-    const int64_t nb = cols / 32;
-    const size_t rb = static_cast<size_t>(nb) * sizeof(BlockQ4_0);
-    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
-        for (int64_t b = 0; b < nb; ++b) {
-            uint8_t* o = dst + (static_cast<size_t>(g * nb + b)) * kQ4_0x8Block;
-            for (int r = 0; r < kPanelRows; ++r) {
-                const auto& blk = reinterpret_cast<const BlockQ4_0*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
-                std::memcpy(o + 2 * r, &blk.d, 2);
-                for (int j = 0; j < 4; ++j) std::memcpy(o + 16 + 32 * j + 4 * r, blk.qs + 4 * j, 4);
-            }
-        }
-    }
+    regroup<BlockQ4_0>(src, rows, cols, 32, dst, kQ4_0x8Block, [](uint8_t* o, int r, const BlockQ4_0& blk) {
+        std::memcpy(o + 2 * r, &blk.d, 2);
+        for (int j = 0; j < 4; ++j) std::memcpy(o + 16 + 32 * j + 4 * r, blk.qs + 4 * j, 4);
+    });
 }
 
 void resize_x8_acts(X8Acts& a, int64_t K, int n) {
@@ -352,60 +383,38 @@ void pack_x8_acts(const void* q8_0_row, int t, X8Acts& a) {
 
 void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out) {
     const int64_t nb = a.K / 32;
-    for (int c = 0; c < nc; ++c) {
-        const size_t t = static_cast<size_t>(c0 + c);
-        for (int r = 0; r < kPanelRows; ++r) {
-            float acc = 0;
-            for (int64_t b = 0; b < nb; ++b) {
-                const uint8_t* p = group + static_cast<size_t>(b) * kQ4_0x8Block;
-                uint16_t d16;
-                std::memcpy(&d16, p + 2 * r, 2);
-                const int8_t* yq = a.q.data() + t * static_cast<size_t>(a.K) + 32 * b;
-                int32_t s = -a.s8[t * static_cast<size_t>(nb) + static_cast<size_t>(b)];
-                for (int j = 0; j < 4; ++j)
-                    for (int i = 0; i < 4; ++i) {
-                        const uint8_t byte = p[16 + 32 * j + 4 * r + i];
-                        s += (byte & 0x0F) * yq[4 * j + i] + (byte >> 4) * yq[16 + 4 * j + i];
-                    }
-                acc += fp16_to_fp32(d16) * a.d[t * static_cast<size_t>(nb) + static_cast<size_t>(b)] * static_cast<float>(s);
+    regrouped_scalar(group, nb, kQ4_0x8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* yq = a.q.data() + t * static_cast<size_t>(a.K) + 32 * b;
+        const size_t at = t * static_cast<size_t>(nb) + static_cast<size_t>(b);
+        int32_t s = -a.s8[at];
+        for (int j = 0; j < 4; ++j)
+            for (int i = 0; i < 4; ++i) {
+                const uint8_t byte = p[16 + 32 * j + 4 * r + i];
+                s += (byte & 0x0F) * yq[4 * j + i] + (byte >> 4) * yq[16 + 4 * j + i];
             }
-            out[c * kPanelRows + r] = acc;
-        }
-    }
+        return fp16_to_fp32(load_u16(p + 2 * r)) * a.d[at] * static_cast<float>(s);
+    });
 }
 
-X8GemmFn find_q4_0_x8_gemm() {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
-    for (const auto& s : sets)
-        if (s.q4_0_x8) return s.q4_0_x8;
-    return nullptr;
-}
+X8GemmFn find_q4_0_x8_gemm() { return first_kernel(&KernelSet::q4_0_x8); }
 
 }  // namespace qforge
 
 namespace qforge {
 
 void repack_q4_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-    const int64_t nsb = cols / QK_K;
-    const size_t rb = static_cast<size_t>(nsb) * sizeof(BlockQ4_K);
-    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
-        for (int64_t b = 0; b < nsb; ++b) {
-            uint8_t* o = dst + static_cast<size_t>(g * nsb + b) * kQ4_Kx8Block;
-            for (int r = 0; r < kPanelRows; ++r) {
-                const auto& x = reinterpret_cast<const BlockQ4_K*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
-                std::memcpy(o + 2 * r, &x.d, 2);
-                std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
-                uint8_t sc[8], mn[8];
-                unpack_k4_scales(x.scales, sc, mn);
-                for (int k = 0; k < 8; ++k) {
-                    o[32 + 8 * k + r] = sc[k];
-                    o[96 + 8 * k + r] = mn[k];
-                }
-                for (int j = 0; j < 4; ++j)
-                    for (int m = 0; m < 8; ++m) std::memcpy(o + 160 + 32 * (8 * j + m) + 4 * r, x.qs + 32 * j + 4 * m, 4);
-            }
+    regroup<BlockQ4_K>(src, rows, cols, QK_K, dst, kQ4_Kx8Block, [](uint8_t* o, int r, const BlockQ4_K& x) {
+        std::memcpy(o + 2 * r, &x.d, 2);
+        std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
+        uint8_t sc[8], mn[8];
+        unpack_k4_scales(x.scales, sc, mn);
+        for (int k = 0; k < 8; ++k) {
+            o[32 + 8 * k + r] = sc[k];
+            o[96 + 8 * k + r] = mn[k];
         }
-    }
+        for (int j = 0; j < 4; ++j)
+            for (int m = 0; m < 8; ++m) std::memcpy(o + 160 + 32 * (8 * j + m) + 4 * r, x.qs + 32 * j + 4 * m, 4);
+    });
 }
 
 namespace {
@@ -441,105 +450,66 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a) {
 
 void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
     const int64_t nsb = a.K / QK_K;
-    for (int c = 0; c < nc; ++c) {
-        const size_t t = static_cast<size_t>(c0 + c);
-        for (int r = 0; r < kPanelRows; ++r) {
-            float acc = 0;
-            for (int64_t b = 0; b < nsb; ++b) {
-                const uint8_t* p = group + static_cast<size_t>(b) * kQ4_Kx8Block;
-                uint16_t d16, m16;
-                std::memcpy(&d16, p + 2 * r, 2);
-                std::memcpy(&m16, p + 16 + 2 * r, 2);
-                const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
-                int32_t isum = 0, msum = 0;
-                for (int j = 0; j < 4; ++j) {
-                    int32_t slo = 0, shi = 0, ylo = 0, yhi = 0;
-                    for (int m = 0; m < 8; ++m)
-                        for (int i = 0; i < 4; ++i) {
-                            const uint8_t byte = p[160 + 32 * (8 * j + m) + 4 * r + i];
-                            slo += (byte & 0x0F) * y[64 * j + 4 * m + i];
-                            shi += (byte >> 4) * y[64 * j + 32 + 4 * m + i];
-                            ylo += y[64 * j + 4 * m + i];
-                            yhi += y[64 * j + 32 + 4 * m + i];
-                        }
-                    isum += slo * p[32 + 8 * (2 * j) + r] + shi * p[32 + 8 * (2 * j + 1) + r];
-                    msum += ylo * p[96 + 8 * (2 * j) + r] + yhi * p[96 + 8 * (2 * j + 1) + r];
+    regrouped_scalar(group, nsb, kQ4_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < 4; ++j) {
+            int32_t slo = 0, shi = 0, ylo = 0, yhi = 0;
+            for (int m = 0; m < 8; ++m)
+                for (int i = 0; i < 4; ++i) {
+                    const uint8_t byte = p[160 + 32 * (8 * j + m) + 4 * r + i];
+                    slo += (byte & 0x0F) * y[64 * j + 4 * m + i];
+                    shi += (byte >> 4) * y[64 * j + 32 + 4 * m + i];
+                    ylo += y[64 * j + 4 * m + i];
+                    yhi += y[64 * j + 32 + 4 * m + i];
                 }
-                const float dy = a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)];
-                acc += fp16_to_fp32(d16) * dy * static_cast<float>(isum) - fp16_to_fp32(m16) * dy * static_cast<float>(msum);
-            }
-            out[c * kPanelRows + r] = acc;
+            isum += slo * p[32 + 8 * (2 * j) + r] + shi * p[32 + 8 * (2 * j + 1) + r];
+            msum += ylo * p[96 + 8 * (2 * j) + r] + yhi * p[96 + 8 * (2 * j + 1) + r];
         }
-    }
+        const float dy = a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)];
+        return fp16_to_fp32(load_u16(p + 2 * r)) * dy * static_cast<float>(isum) - fp16_to_fp32(load_u16(p + 16 + 2 * r)) * dy * static_cast<float>(msum);
+    });
 }
 
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-    const int64_t nsb = cols / QK_K;
-    const size_t rb = static_cast<size_t>(nsb) * sizeof(BlockQ6_K);
-    for (int64_t g = 0; g < rows / kPanelRows; ++g) {
-        for (int64_t b = 0; b < nsb; ++b) {
-            uint8_t* o = dst + static_cast<size_t>(g * nsb + b) * kQ6_Kx8Block;
-            for (int r = 0; r < kPanelRows; ++r) {
-                const auto& x = reinterpret_cast<const BlockQ6_K*>(src + static_cast<size_t>(g * kPanelRows + r) * rb)[b];
-                std::memcpy(o + 2 * r, &x.d, 2);
-                for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = static_cast<uint8_t>(x.scales[k]);
-                for (int h = 0; h < 2; ++h) {
-                    uint8_t* oh = o + 144 + 768 * h;
-                    for (int m = 0; m < 8; ++m) {
-                        std::memcpy(oh + 96 * m + 4 * r, x.ql + 64 * h + 4 * m, 4);
-                        std::memcpy(oh + 96 * m + 32 + 4 * r, x.ql + 64 * h + 32 + 4 * m, 4);
-                        std::memcpy(oh + 96 * m + 64 + 4 * r, x.qh + 32 * h + 4 * m, 4);
-                    }
-                }
+    regroup<BlockQ6_K>(src, rows, cols, QK_K, dst, kQ6_Kx8Block, [](uint8_t* o, int r, const BlockQ6_K& x) {
+        std::memcpy(o + 2 * r, &x.d, 2);
+        for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = static_cast<uint8_t>(x.scales[k]);
+        for (int h = 0; h < 2; ++h) {
+            uint8_t* oh = o + 144 + 768 * h;
+            for (int m = 0; m < 8; ++m) {
+                std::memcpy(oh + 96 * m + 4 * r, x.ql + 64 * h + 4 * m, 4);
+                std::memcpy(oh + 96 * m + 32 + 4 * r, x.ql + 64 * h + 32 + 4 * m, 4);
+                std::memcpy(oh + 96 * m + 64 + 4 * r, x.qh + 32 * h + 4 * m, 4);
             }
         }
-    }
+    });
 }
 
 void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
     const int64_t nsb = a.K / QK_K;
-    for (int c = 0; c < nc; ++c) {
-        const size_t t = static_cast<size_t>(c0 + c);
-        for (int r = 0; r < kPanelRows; ++r) {
-            float acc = 0;
-            for (int64_t b = 0; b < nsb; ++b) {
-                const uint8_t* p = group + static_cast<size_t>(b) * kQ6_Kx8Block;
-                uint16_t d16;
-                std::memcpy(&d16, p + 2 * r, 2);
-                const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
-                int32_t isum = 0;
-                for (int h = 0; h < 2; ++h) {
-                    const uint8_t* ph = p + 144 + 768 * h;
-                    int32_t gs[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // groups 8h + 0..7
-                    for (int m = 0; m < 8; ++m)
-                        for (int i = 0; i < 4; ++i) {
-                            const int l0 = ph[96 * m + 4 * r + i], l1 = ph[96 * m + 32 + 4 * r + i], hb = ph[96 * m + 64 + 4 * r + i];
-                            const int e = 4 * m + i;  // 0..31
-                            const int codes[4] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4),
-                                                  (l0 >> 4) | (((hb >> 4) & 3) << 4), (l1 >> 4) | (((hb >> 6) & 3) << 4)};
-                            for (int k = 0; k < 4; ++k) gs[2 * k + e / 16] += (codes[k] - 32) * y[128 * h + 32 * k + e];
-                        }
-                    for (int gi = 0; gi < 8; ++gi) isum += gs[gi] * static_cast<int8_t>(p[16 + 8 * (8 * h + gi) + r]);
+    regrouped_scalar(group, nsb, kQ6_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+        int32_t isum = 0;
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t* ph = p + 144 + 768 * h;
+            int32_t gs[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // groups 8h + 0..7
+            for (int m = 0; m < 8; ++m)
+                for (int i = 0; i < 4; ++i) {
+                    const int l0 = ph[96 * m + 4 * r + i], l1 = ph[96 * m + 32 + 4 * r + i], hb = ph[96 * m + 64 + 4 * r + i];
+                    const int e = 4 * m + i;  // 0..31
+                    const int codes[4] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4), (l0 >> 4) | (((hb >> 4) & 3) << 4),
+                                          (l1 >> 4) | (((hb >> 6) & 3) << 4)};
+                    for (int k = 0; k < 4; ++k) gs[2 * k + e / 16] += (codes[k] - 32) * y[128 * h + 32 * k + e];
                 }
-                acc += fp16_to_fp32(d16) * a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)] * static_cast<float>(isum);
-            }
-            out[c * kPanelRows + r] = acc;
+            for (int gi = 0; gi < 8; ++gi) isum += gs[gi] * static_cast<int8_t>(p[16 + 8 * (8 * h + gi) + r]);
         }
-    }
+        return fp16_to_fp32(load_u16(p + 2 * r)) * a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)] * static_cast<float>(isum);
+    });
 }
 
-XKGemmFn find_q6_k_x8_gemm() {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
-    for (const auto& s : sets)
-        if (s.q6_k_x8) return s.q6_k_x8;
-    return nullptr;
-}
+XKGemmFn find_q6_k_x8_gemm() { return first_kernel(&KernelSet::q6_k_x8); }
 
-XKGemmFn find_q4_k_x8_gemm() {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
-    for (const auto& s : sets)
-        if (s.q4_k_x8) return s.q4_k_x8;
-    return nullptr;
-}
+XKGemmFn find_q4_k_x8_gemm() { return first_kernel(&KernelSet::q4_k_x8); }
 
 }  // namespace qforge

@@ -91,7 +91,38 @@ struct Context::Impl {
         panels.resize(static_cast<size_t>(pool.size()));
     }
 
-    // Y[b][r] = W[r] . X[b] for B tokens: rows are converted to f32 in blocks, then multiplied.
+    // A matrix regrouped eight rows at a time (kernels/panel.hpp): the batch's activations quantized
+    // to act_type and packed once, then every group of rows meets every token, four at a time.
+    template <class Acts, class Gemm>
+    void regrouped(const WeightView& w, const float* x, int B, float* y, GgmlType act_type, Acts& acts,
+                   void (*pack)(const void*, int, Acts&), void (*resize)(Acts&, int64_t, int), Gemm gemm, size_t group_bytes) {
+        const int64_t rows = w.rows(), cols = w.cols();
+        const size_t qrb = *row_bytes(type_traits(act_type), cols);
+        const QuantizeRowFn aq = find_act_quantizer(act_type);
+        act_bytes.resize(qrb * static_cast<size_t>(B));
+        resize(acts, cols, B);
+        pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
+            for (int64_t bb = b0; bb < b1; ++bb) {
+                uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
+                aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
+                pack(qa, static_cast<int>(bb), acts);
+            }
+        });
+        const int64_t n_groups = rows / kPanelRows;
+        pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
+            float out[kPanelRows * 4];
+            for (int64_t g = g0; g < g1; ++g)
+                for (int c0 = 0; c0 < B; c0 += 4) {
+                    const int nc = std::min(4, B - c0);
+                    gemm(w.x8 + static_cast<size_t>(g) * group_bytes, acts, c0, nc, out);
+                    for (int c = 0; c < nc; ++c)
+                        std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
+                }
+        });
+    }
+
+    // Y[b][r] = W[r] . X[b] for B tokens: the fastest of the paths below that this weight format
+    // and CPU have; the last resort converts rows to f32 in blocks and multiplies.
     void matmul(const WeightView& w, const float* x, int B, float* y) {
         const int64_t rows = w.rows(), cols = w.cols();
         const size_t rb = w.row_bytes();
@@ -101,64 +132,16 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
-        // Integer dot products straight on the quantized rows: a weight row meets up to
-        // kMaxDotCols tokens per call (matrix-matrix work for prompts), or one token at a time where
-        // only a single-row kernel exists (then only for generation).
         // Q4_0, Q4_K and Q6_K regrouped at load: eight rows per vector for every batch size.
-        if (w.x8 && (w.type == GgmlType::Q4_K || w.type == GgmlType::Q6_K)) {
-            if (const XKGemmFn kg = w.type == GgmlType::Q4_K ? find_q4_k_x8_gemm() : find_q6_k_x8_gemm()) {
-                const size_t qrb = *row_bytes(type_traits(GgmlType::Q8_K), cols);
-                const QuantizeRowFn aq = find_act_quantizer(GgmlType::Q8_K);
-                act_bytes.resize(qrb * static_cast<size_t>(B));
-                resize_xk_acts(xk_acts, cols, B);
-                pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
-                    for (int64_t bb = b0; bb < b1; ++bb) {
-                        uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
-                        aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
-                        pack_xk_acts(qa, static_cast<int>(bb), xk_acts);
-                    }
-                });
-                const int64_t n_groups = rows / kPanelRows;
-                const size_t group_bytes = static_cast<size_t>(cols / QK_K) * (w.type == GgmlType::Q4_K ? kQ4_Kx8Block : kQ6_Kx8Block);
-                pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
-                    float out[kPanelRows * 4];
-                    for (int64_t g = g0; g < g1; ++g)
-                        for (int c0 = 0; c0 < B; c0 += 4) {
-                            const int nc = std::min(4, B - c0);
-                            kg(w.x8 + static_cast<size_t>(g) * group_bytes, xk_acts, c0, nc, out);
-                            for (int c = 0; c < nc; ++c)
-                                std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
-                        }
-                });
-                return;
-            }
-        }
-        if (w.x8 && w.type == GgmlType::Q4_0) {
-            if (const X8GemmFn xg = find_q4_0_x8_gemm()) {
-                const size_t qrb = *row_bytes(type_traits(GgmlType::Q8_0), cols);
-                const QuantizeRowFn aq = find_act_quantizer(GgmlType::Q8_0);
-                act_bytes.resize(qrb * static_cast<size_t>(B));
-                resize_x8_acts(x8_acts, cols, B);
-                pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
-                    for (int64_t bb = b0; bb < b1; ++bb) {
-                        uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
-                        aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
-                        pack_x8_acts(qa, static_cast<int>(bb), x8_acts);
-                    }
-                });
-                const int64_t n_groups = rows / kPanelRows;
-                const size_t group_bytes = rb * kPanelRows;
-                pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
-                    float out[kPanelRows * 4];
-                    for (int64_t g = g0; g < g1; ++g)
-                        for (int c0 = 0; c0 < B; c0 += 4) {
-                            const int nc = std::min(4, B - c0);
-                            xg(w.x8 + static_cast<size_t>(g) * group_bytes, x8_acts, c0, nc, out);
-                            for (int c = 0; c < nc; ++c)
-                                std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
-                        }
-                });
-                return;
+        if (w.x8) {
+            if (w.type == GgmlType::Q4_0) {
+                if (const X8GemmFn g = find_q4_0_x8_gemm()) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);
+            } else if (w.type == GgmlType::Q4_K) {
+                if (const XKGemmFn g = find_q4_k_x8_gemm())
+                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ4_Kx8Block);
+            } else if (w.type == GgmlType::Q6_K) {
+                if (const XKGemmFn g = find_q6_k_x8_gemm())
+                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ6_Kx8Block);
             }
         }
         // Prompts: panels of eight unpacked rows meet every token of the batch (kernels/panel.hpp).
@@ -198,6 +181,9 @@ struct Context::Impl {
                 return;
             }
         }
+        // Integer dot products straight on the quantized rows: a weight row meets up to
+        // kMaxDotCols tokens per call, or one token at a time where only a single-row kernel
+        // exists (then only for generation).
         const VecDotNFn vdn = find_vec_dot_n(w.type);
         const VecDotFn vd = vdn ? nullptr : find_vec_dot(w.type);
         if (vdn || (vd && B <= 4)) {

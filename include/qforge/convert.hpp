@@ -23,7 +23,8 @@ struct HfModel {
 
 std::unique_ptr<HfModel> open_hf_model(const std::string& dir);
 
-// The outtypes the converter itself writes (f32, f16, bf16, q8_0) or any quantize type/mix.
+// The outtypes the converter itself writes (f32, f16, bf16, q8_0), "auto" (each matrix in the type
+// it was read in: an MLX directory's codes as Q4_1/Q5_1) or any quantize type/mix.
 // Writes `out`; returns the report of what was written.
 QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, const std::string& outtype, int threads,
                                 const Imatrix* imatrix = nullptr, const std::string& imatrix_file = "");

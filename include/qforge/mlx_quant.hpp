@@ -28,6 +28,11 @@ struct MlxAffineParams {
 // wq: rows * cols*bits/32 words; scales, biases: rows * cols/group_size values of params.dtype.
 void mlx_affine_quantize(const float* w, int64_t rows, int64_t cols, const MlxAffineParams& p, uint32_t* wq,
                          void* scales, void* biases);
+// Code i of a row packed as MLX packs it: an LSB-first bit stream of little-endian uint32 words
+// (put ORs into words that start zeroed).
+void mlx_put_code(uint32_t* row_words, int64_t i, int bits, uint32_t v);
+uint32_t mlx_get_code(const uint32_t* row_words, int64_t i, int bits);
+
 // Dequantize into `out` (rows*cols values of params.dtype), exactly as MLX's CPU path.
 void mlx_affine_dequantize(const uint32_t* wq, const void* scales, const void* biases, int64_t rows, int64_t cols,
                            const MlxAffineParams& p, void* out);

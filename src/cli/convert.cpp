@@ -1,30 +1,88 @@
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
+#include "qforge/mlx_model.hpp"
 
 namespace qforge::cli {
 
 Command add_convert(CLI::App& root) {
-    auto* app = root.add_subcommand("convert", "Convert a Hugging Face model directory to GGUF (as llama.cpp's converter does)");
+    auto* app = root.add_subcommand("convert", "Convert a Hugging Face or MLX model directory to GGUF, or a Hugging Face directory to MLX");
     struct Args {
-        std::string in, out, outtype = "f16", imatrix;
-        int threads = 0;
+        std::string in, out, outtype, imatrix, to = "gguf", mode = "affine", recipe, dtype;
+        int threads = 0, bits = 4, group_size = 64;
+        std::vector<std::string> exclude;
+        bool json = false, no_quantize = false;
     };
     auto a = std::make_shared<Args>();
-    app->add_option("model", a->in, "Hugging Face model directory (config.json, safetensors, tokenizer)")->required();
-    app->add_option("-o,--outfile", a->out, "Output GGUF file")->required();
+    app->add_option("model", a->in, "Hugging Face model directory (config.json, safetensors, tokenizer), or an MLX model directory")->required();
+    app->add_option("-o,--outfile", a->out, "Output GGUF file, or the MLX directory with --to mlx")->required();
+    app->add_option("--to", a->to, "gguf (default) or mlx (an mlx-lm model directory)")->check(CLI::IsMember({"gguf", "mlx"}));
     app->add_option("--outtype", a->outtype,
-                    "f32, f16, bf16, q8_0 (what the converter writes) or any quantize type or mix, e.g. q4_k_m (default f16)");
+                    "GGUF: f32, f16, bf16, q8_0 (what the converter writes), auto (keep each matrix's type; the default for MLX "
+                    "directories) or any quantize type or mix, e.g. q4_k_m (default f16)");
     app->add_option("--imatrix", a->imatrix, "Importance matrix for quantized outtypes");
-    app->add_option("-t,--threads", a->threads, "Threads for quantized outtypes");
-    app->footer("Example: qforge convert models/tiny-demo-8m -o tiny-demo-8m-f16.gguf --outtype f16");
+    app->add_option("-t,--threads", a->threads, "Threads");
+    app->add_option("--bits", a->bits, "MLX: bits per weight, 2, 3, 4, 5, 6 or 8 (default 4)");
+    app->add_option("--group-size", a->group_size, "MLX: elements per scale, 32, 64 or 128 (default 64)");
+    app->add_option("--mode", a->mode, "MLX: affine (default)");
+    app->add_option("--recipe", a->recipe, "MLX: mixed-precision recipe (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6)");
+    app->add_option("--dtype", a->dtype, "MLX: f16, bf16 or f32 for float weights and scales (default: the source's)")
+        ->check(CLI::IsMember({"f16", "bf16", "f32", "float16", "bfloat16", "float32"}));
+    app->add_option("--exclude", a->exclude, "MLX: keep modules matching this regex in float (repeatable), e.g. lm_head");
+    app->add_flag("--no-quantize", a->no_quantize, "MLX: float weights only");
+    app->add_flag("--json", a->json, "Print the per-tensor report as JSON");
+    app->footer(
+        "Examples: qforge convert models/tiny-demo-8m -o tiny-demo-8m-f16.gguf --outtype f16\n"
+        "          qforge convert models/tiny-demo-8m --to mlx -o tiny-demo-8m-mlx-4bit --bits 4 --group-size 64\n"
+        "          qforge convert tiny-demo-8m-mlx-4bit -o tiny-demo-8m-q4_1.gguf");
     return {app, [a]() {
+                if (a->to == "mlx") {
+                    if (!a->outtype.empty() || !a->imatrix.empty()) throw_usage("--outtype and --imatrix are for GGUF output");
+                    if (a->mode != "affine") throw_usage("--mode " + a->mode + ": only affine is written so far");
+                    if (!a->recipe.empty()) throw_usage("--recipe " + a->recipe + ": mixed-precision recipes are not written yet");
+                    MlxConvertOptions o;
+                    o.bits = a->bits;
+                    o.group_size = a->group_size;
+                    o.quantize = !a->no_quantize;
+                    o.exclude = a->exclude;
+                    o.threads = a->threads;
+                    if (!a->dtype.empty()) {
+                        const std::string& d = a->dtype;
+                        o.dtype = d == "f16" || d == "float16" ? MlxDtype::F16 : d == "bf16" || d == "bfloat16" ? MlxDtype::BF16 : MlxDtype::F32;
+                    }
+                    const auto report = convert_hf_to_mlx(a->in, a->out, o);
+                    if (a->json) {
+                        nlohmann::json j = nlohmann::json::array();
+                        for (const auto& r : report)
+                            j.push_back({{"name", r.name}, {"how", r.how}, {"exact", r.exact}, {"max_abs_err", r.max_abs_err}});
+                        std::printf("%s\n", j.dump(2).c_str());
+                    } else {
+                        for (const auto& r : report)
+                            std::printf("%-48s %-32s %s\n", r.name.c_str(), r.how.c_str(),
+                                        r.exact ? "exact" : ("max abs error " + std::to_string(r.max_abs_err)).c_str());
+                        std::printf("wrote MLX model directory %s (%zu tensors)\n", a->out.c_str(), report.size());
+                    }
+                    return 0;
+                }
                 auto model = open_hf_model(a->in);
                 Imatrix imatrix;
                 if (!a->imatrix.empty()) imatrix = load_imatrix(a->imatrix);
-                const auto r = convert_hf_model(*model, a->out, a->outtype, a->threads, a->imatrix.empty() ? nullptr : &imatrix, a->imatrix);
+                const std::string outtype = !a->outtype.empty() ? a->outtype : is_mlx_quantized_dir(a->in) ? "auto" : "f16";
+                const auto r = convert_hf_model(*model, a->out, outtype, a->threads, a->imatrix.empty() ? nullptr : &imatrix, a->imatrix);
+                if (a->json) {
+                    nlohmann::json j = nlohmann::json::array();
+                    for (const auto& t : r.tensors)
+                        j.push_back({{"name", t.name}, {"from", type_traits(t.from).name}, {"to", type_traits(t.to).name}, {"exact", t.from == t.to}});
+                    std::printf("%s\n", j.dump(2).c_str());
+                } else if (is_mlx_quantized_dir(a->in)) {
+                    for (const auto& t : r.tensors)
+                        std::printf("%-32s %-6s -> %-6s %s\n", t.name.c_str(), type_traits(t.from).name, type_traits(t.to).name,
+                                    t.from == t.to ? "exact" : "converted");
+                }
                 std::printf("converted %s (%s, %zu tensors) to %s: %.2f MiB in %.2f s\n", a->in.c_str(), model->hf_architecture.c_str(),
                             r.tensors.size(), a->out.c_str(), static_cast<double>(r.file_size) / 1048576.0, r.seconds);
                 return 0;

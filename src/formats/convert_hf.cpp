@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 
@@ -14,6 +15,7 @@
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
+#include "qforge/mlx_model.hpp"
 #include "qforge/progress.hpp"
 #include "qforge/quantize.hpp"
 
@@ -187,6 +189,61 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return r + "]";
 }
 
+// An MLX-quantized module (mlx-lm layout): P.weight uint32 codes, P.scales and P.biases, with
+// bits and group size from config.json "quantization" (a module's own entry first).
+struct MlxModule {
+    const StTensor* wq;
+    const StTensor* scales;
+    const StTensor* biases;
+    MlxAffineParams p;
+    int64_t cols;
+    bool to_blocks;  // exact as Q4_1 / Q5_1, else dequantized into the scales' dtype
+};
+
+std::optional<MlxModule> mlx_module(const SafetensorsModel& w, const StTensor& t, const json& cfg) {
+    if (t.dtype != StDtype::U32 || !t.name.ends_with(".weight")) return std::nullopt;
+    const std::string module = t.name.substr(0, t.name.size() - 7);
+    const StTensor* sc = w.find(module + ".scales");
+    const StTensor* bi = w.find(module + ".biases");
+    if (!sc || !bi) throw_bad_input(t.name, "uint32 weights without " + module + ".scales and .biases");
+    const json* q = cfg.contains("quantization") ? &cfg["quantization"] : cfg.contains("quantization_config") ? &cfg["quantization_config"] : nullptr;
+    if (!q || !q->is_object()) throw_bad_input(t.name, "quantized weights but no \"quantization\" in config.json");
+    const json& qm = q->contains(module) && (*q)[module].is_object() ? (*q)[module] : *q;
+    MlxModule m{&t, sc, bi, {}, 0, false};
+    m.p.bits = qm.value("bits", 0);
+    m.p.group_size = qm.value("group_size", 0);
+    if (qm.value("mode", std::string("affine")) != "affine") throw_bad_input(t.name, "MLX mode '" + qm.value("mode", std::string()) + "' is not supported yet (affine only)");
+    if (t.shape.size() != 2 || m.p.bits <= 0 || m.p.group_size <= 0) throw_bad_input(t.name, "bad MLX quantization parameters or shape");
+    m.cols = t.shape[1] * 32 / m.p.bits;
+    if (sc->dtype == StDtype::F16) m.p.dtype = MlxDtype::F16;
+    else if (sc->dtype == StDtype::BF16) m.p.dtype = MlxDtype::BF16;
+    else if (sc->dtype == StDtype::F32) m.p.dtype = MlxDtype::F32;
+    else throw_bad_input(sc->name, "scales must be F16, BF16 or F32");
+    const std::vector<int64_t> gshape{t.shape[0], m.cols / m.p.group_size};
+    if (m.cols % m.p.group_size != 0 || sc->shape != gshape || bi->shape != gshape || bi->dtype != sc->dtype)
+        throw_bad_input(t.name, "scales/biases do not match " + std::to_string(m.p.bits) + "-bit codes in groups of " + std::to_string(m.p.group_size));
+    // ggml blocks hold the same codes when the widths match and every scale and bias fits f16.
+    m.to_blocks = (m.p.bits == 4 || m.p.bits == 5) && m.p.group_size % 32 == 0;
+    for (int64_t i = 0; m.to_blocks && i < sc->n_elements(); ++i)
+        for (const StTensor* x : {sc, bi}) {
+            const float v = mlx_load(m.p.dtype, x->data, static_cast<size_t>(i));
+            if (!std::isfinite(v) || fp16_to_fp32(fp32_to_fp16(v)) != v) m.to_blocks = false;
+        }
+    return m;
+}
+
+MlxAffineTensor mlx_tensor(const MlxModule& m) {
+    MlxAffineTensor t;
+    t.p = m.p;
+    t.rows = m.wq->shape[0];
+    t.cols = m.cols;
+    t.wq.resize(static_cast<size_t>(m.wq->n_elements()));
+    std::memcpy(t.wq.data(), m.wq->data, t.wq.size() * 4);
+    t.scales.assign(m.scales->data, m.scales->data + m.scales->n_bytes());
+    t.biases.assign(m.biases->data, m.biases->data + m.biases->n_bytes());
+    return t;
+}
+
 }  // namespace
 
 std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
@@ -216,8 +273,41 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
         if (const StTensor* e = m->weights.find("model.embed_tokens.weight"); e && e->shape.size() == 2) h.vocab = e->shape[0];
     }
     for (const StTensor* t : m->weights.tensors()) {
+        if (t->name.ends_with(".scales") || t->name.ends_with(".biases")) {
+            const std::string module = t->name.substr(0, t->name.size() - 7);
+            if (const StTensor* wq = m->weights.find(module + ".weight"); wq && wq->dtype == StDtype::U32) continue;  // read with it
+        }
         const auto map = map_tensor(t->name, h, arch);
         if (!map) continue;
+        if (const auto mq = mlx_module(m->weights, *t, cfg)) {
+            // MLX affine codes: the same codes as Q4_1/Q5_1 where they fit, else MLX's dequantized
+            // weights in the scales' dtype; llama's Q/K row order either way.
+            const std::vector<int64_t> shape{t->shape[0], mq->cols};
+            if (shape != map->expect)
+                throw_bad_input(t->name, "shape " + shape_str(shape) + " does not match config.json (expected " + shape_str(map->expect) + ")");
+            SourceTensor st;
+            st.name = map->gguf_name;
+            st.ne = {mq->cols, t->shape[0]};
+            n_params += mq->cols * t->shape[0];
+            st.type = mq->to_blocks ? (mq->p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1)
+                                    : mq->p.dtype == MlxDtype::F16 ? GgmlType::F16 : mq->p.dtype == MlxDtype::BF16 ? GgmlType::BF16 : GgmlType::F32;
+            const int heads = map->permute_heads;
+            const MlxModule mm = *mq;
+            const GgmlType type = st.type;
+            st.read = [mm, heads, type](uint8_t* dst) {
+                const MlxAffineTensor q = mlx_tensor(mm);
+                std::vector<uint8_t> rows;
+                if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1) {
+                    rows = *mlx_to_gguf(q, nullptr);
+                } else {
+                    rows.resize(static_cast<size_t>(q.rows * q.cols) * mlx_dtype_size(q.p.dtype));
+                    mlx_affine_dequantize(q.wq.data(), q.scales.data(), q.biases.data(), q.rows, q.cols, q.p, rows.data());
+                }
+                permute_rows(rows.data(), dst, q.rows, rows.size() / static_cast<size_t>(q.rows), heads);
+            };
+            src.tensors.push_back(std::move(st));
+            continue;
+        }
         if (t->shape != map->expect)
             throw_bad_input(t->name, "shape " + shape_str(t->shape) + " does not match config.json (expected " + shape_str(map->expect) + ")");
         const GgmlType stored = ggml_type_of(t->dtype, t->name);
@@ -304,10 +394,22 @@ GgmlType converter_tensor_type(const SourceTensor& t, GgmlType outtype) {
 
 QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, const std::string& outtype_in, int threads,
                                 const Imatrix* imatrix, const std::string& imatrix_file) {
-    const std::string outtype = to_lower(outtype_in);
+    std::string outtype = to_lower(outtype_in);
+    // "auto": every matrix stays in the type it was read in (MLX codes as Q4_1/Q5_1, floats as stored).
+    const bool keep = outtype == "auto";
+    if (keep) {
+        std::map<GgmlType, int> count;
+        for (const auto& t : model.source.tensors)
+            if (t.ne.size() > 1) ++count[t.type];
+        GgmlType most = GgmlType::F16;
+        int best = 0;
+        for (const auto& [ty, c] : count)
+            if (c > best) best = c, most = ty;
+        outtype = most == GgmlType::Q4_1 ? "q4_1" : most == GgmlType::Q5_1 ? "q5_1" : most == GgmlType::BF16 ? "bf16" : most == GgmlType::F32 ? "f32" : "f16";
+    }
     const Ftype* ft = find_ftype(outtype);
     if (!ft) throw_usage("--outtype: unknown type '" + outtype_in + "'");
-    const bool converter_type = outtype == "f32" || outtype == "f16" || outtype == "bf16" || outtype == "q8_0";
+    const bool converter_type = keep || outtype == "f32" || outtype == "f16" || outtype == "bf16" || outtype == "q8_0";
     if (!converter_type || imatrix) {
         // Any other type: exactly what quantizing the converter's f32 output with llama-quantize gives.
         QuantizeOptions opt;
@@ -325,7 +427,7 @@ QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, co
     }
     QuantizeReport report;
     for (const auto& t : model.source.tensors) {
-        const GgmlType to = converter_tensor_type(t, ft->default_type);
+        const GgmlType to = keep && t.ne.size() > 1 && !t.name.ends_with("_norm.weight") ? t.type : converter_tensor_type(t, ft->default_type);
         w.add_tensor(t.name, to, t.ne);
         const uint64_t bytes_out = *row_bytes(type_traits(to), t.ne[0]) * static_cast<uint64_t>(t.n_elements() / t.ne[0]);
         report.tensors.push_back({t.name, t.ne, t.type, to, t.n_bytes(), bytes_out});

@@ -75,7 +75,9 @@ void or_word(uint32_t* words, int64_t w, uint32_t v) {
     std::memcpy(reinterpret_cast<uint8_t*>(words) + 4 * w, &cur, 4);
 }
 
-void put_bits(uint32_t* words, int64_t i, int bits, uint32_t v) {
+}  // namespace
+
+void mlx_put_code(uint32_t* words, int64_t i, int bits, uint32_t v) {
     const int64_t bit = i * bits;
     const int64_t w = bit / 32;
     const int off = static_cast<int>(bit % 32);
@@ -83,7 +85,7 @@ void put_bits(uint32_t* words, int64_t i, int bits, uint32_t v) {
     if (off + bits > 32) or_word(words, w + 1, v >> (32 - off));
 }
 
-uint32_t get_bits(const uint32_t* words, int64_t i, int bits) {
+uint32_t mlx_get_code(const uint32_t* words, int64_t i, int bits) {
     const int64_t bit = i * bits;
     const int64_t w = bit / 32;
     const int off = static_cast<int>(bit % 32);
@@ -91,8 +93,6 @@ uint32_t get_bits(const uint32_t* words, int64_t i, int bits) {
     if (off + bits > 32) v |= static_cast<uint64_t>(load_word(words, w + 1)) << (32 - off);
     return static_cast<uint32_t>(v) & ((1u << bits) - 1u);
 }
-
-}  // namespace
 
 void mlx_affine_quantize(const float* w, int64_t rows, int64_t cols, const MlxAffineParams& p, uint32_t* wq,
                          void* scales, void* biases) {
@@ -128,7 +128,7 @@ void mlx_affine_quantize(const float* w, int64_t rows, int64_t cols, const MlxAf
             for (int j = 0; j < p.group_size; ++j) {
                 float q = std::rint((x[j] - bias) / scale);
                 q = std::min(std::max(q, 0.0f), n_bins);
-                put_bits(row_words, g * p.group_size + j, p.bits, static_cast<uint32_t>(q));
+                mlx_put_code(row_words, g * p.group_size + j, p.bits, static_cast<uint32_t>(q));
             }
             mlx_store(p.dtype, scales, static_cast<size_t>(r * groups + g), scale);
             mlx_store(p.dtype, biases, static_cast<size_t>(r * groups + g), bias);
@@ -145,7 +145,7 @@ void mlx_affine_dequantize(const uint32_t* wq, const void* scales, const void* b
         for (int64_t c = 0; c < cols; ++c) {
             const size_t gi = static_cast<size_t>(r * groups + c / p.group_size);
             const float s = mlx_load(p.dtype, scales, gi), b = mlx_load(p.dtype, biases, gi);
-            const float q = static_cast<float>(get_bits(wq + r * words_per_row, c, p.bits));
+            const float q = static_cast<float>(mlx_get_code(wq + r * words_per_row, c, p.bits));
             const float v = mlx_round(p.dtype, mlx_round(p.dtype, q * s) + b);
             mlx_store(p.dtype, out, static_cast<size_t>(r * cols + c), v);
         }

@@ -1,0 +1,392 @@
+#include "qforge/mlx_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "formats/json_file.hpp"
+#include "qforge/error.hpp"
+#include "qforge/half.hpp"
+#include "qforge/output_file.hpp"
+#include "qforge/progress.hpp"
+#include "qforge/quantize.hpp"
+#include "qforge/safetensors.hpp"
+#include "qforge/thread_pool.hpp"
+#include "quant/blocks.hpp"
+
+namespace qforge {
+
+namespace fs = std::filesystem;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// One ggml block of 32 as MLX sees it: unsigned codes, scale and bias (w = scale * code + bias).
+struct Block32 {
+    uint32_t u[32];
+    float scale, bias;
+};
+
+template <class B, int kHigh>
+void nibble_codes(const B& b, uint32_t* u) {
+    uint32_t qh = 0;
+    if constexpr (kHigh) std::memcpy(&qh, b.qh, 4);
+    for (int j = 0; j < 16; ++j) {
+        u[j] = (b.qs[j] & 0x0Fu) | (((qh >> j) & 1u) << 4);
+        u[j + 16] = (b.qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4);
+    }
+}
+
+bool decode_block(GgmlType t, const uint8_t* p, Block32& o) {
+    switch (t) {
+        case GgmlType::Q4_0: {
+            const auto& b = *reinterpret_cast<const BlockQ4_0*>(p);
+            nibble_codes<BlockQ4_0, 0>(b, o.u);
+            o.scale = fp16_to_fp32(b.d);
+            o.bias = -8.f * o.scale;
+            return true;
+        }
+        case GgmlType::Q4_1: {
+            const auto& b = *reinterpret_cast<const BlockQ4_1*>(p);
+            nibble_codes<BlockQ4_1, 0>(b, o.u);
+            o.scale = fp16_to_fp32(b.d);
+            o.bias = fp16_to_fp32(b.m);
+            return true;
+        }
+        case GgmlType::Q5_0: {
+            const auto& b = *reinterpret_cast<const BlockQ5_0*>(p);
+            nibble_codes<BlockQ5_0, 1>(b, o.u);
+            o.scale = fp16_to_fp32(b.d);
+            o.bias = -16.f * o.scale;
+            return true;
+        }
+        case GgmlType::Q5_1: {
+            const auto& b = *reinterpret_cast<const BlockQ5_1*>(p);
+            nibble_codes<BlockQ5_1, 1>(b, o.u);
+            o.scale = fp16_to_fp32(b.d);
+            o.bias = fp16_to_fp32(b.m);
+            return true;
+        }
+        case GgmlType::Q8_0: {
+            const auto& b = *reinterpret_cast<const BlockQ8_0*>(p);
+            for (int j = 0; j < 32; ++j) o.u[j] = static_cast<uint32_t>(b.qs[j] + 128);
+            o.scale = fp16_to_fp32(b.d);
+            o.bias = -128.f * o.scale;
+            return true;
+        }
+        default: return false;
+    }
+}
+
+int bits_of(GgmlType t) {
+    switch (t) {
+        case GgmlType::Q4_0:
+        case GgmlType::Q4_1: return 4;
+        case GgmlType::Q5_0:
+        case GgmlType::Q5_1: return 5;
+        case GgmlType::Q8_0: return 8;
+        default: return 0;
+    }
+}
+
+bool fits_f16(float v) { return std::isfinite(v) && fp16_to_fp32(fp32_to_fp16(v)) == v; }
+
+}  // namespace
+
+std::vector<float> mlx_dequantize_f32(const MlxAffineTensor& t) {
+    const size_t n = static_cast<size_t>(t.rows * t.cols);
+    std::vector<uint8_t> raw(n * mlx_dtype_size(t.p.dtype));
+    mlx_affine_dequantize(t.wq.data(), t.scales.data(), t.biases.data(), t.rows, t.cols, t.p, raw.data());
+    std::vector<float> out(n);
+    for (size_t i = 0; i < n; ++i) out[i] = mlx_load(t.p.dtype, raw.data(), i);
+    return out;
+}
+
+std::optional<GgufToMlx> gguf_to_mlx(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, MlxDtype dtype) {
+    const int bits = bits_of(type);
+    if (!bits || cols % 32 != 0) return std::nullopt;
+    const TypeTraits& tt = type_traits(type);
+    const size_t rb = *row_bytes(tt, cols);
+    GgufToMlx r;
+    MlxAffineTensor& t = r.t;
+    t.p = {bits, 32, dtype};
+    t.rows = rows;
+    t.cols = cols;
+    const int64_t words = cols * bits / 32, groups = cols / 32;
+    t.wq.assign(static_cast<size_t>(rows * words), 0u);
+    t.scales.resize(static_cast<size_t>(rows * groups) * mlx_dtype_size(dtype));
+    t.biases.resize(t.scales.size());
+    Block32 b{};
+    for (int64_t row = 0; row < rows; ++row)
+        for (int64_t g = 0; g < groups; ++g) {
+            decode_block(type, data + static_cast<size_t>(row) * rb + static_cast<size_t>(g) * tt.type_size, b);
+            for (int j = 0; j < 32; ++j) mlx_put_code(t.wq.data() + row * words, g * 32 + j, bits, b.u[j]);
+            mlx_store(dtype, t.scales.data(), static_cast<size_t>(row * groups + g), b.scale);
+            mlx_store(dtype, t.biases.data(), static_cast<size_t>(row * groups + g), b.bias);
+        }
+    const auto mine = mlx_dequantize_f32(t);
+    const auto ref = dequantize(type, std::vector<uint8_t>(data, data + rb * static_cast<size_t>(rows)), rows * cols);
+    r.exact = true;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        if (mine[i] != ref[i]) r.exact = false;  // values: (q-8)*d may be -0 where MLX's q*d - 8d is +0
+        r.max_abs_err = std::max(r.max_abs_err, static_cast<double>(std::fabs(mine[i] - ref[i])));
+    }
+    return r;
+}
+
+std::optional<std::vector<uint8_t>> mlx_to_gguf(const MlxAffineTensor& t, GgmlType* type, std::string* why) {
+    auto fail = [&](const std::string& w) -> std::optional<std::vector<uint8_t>> {
+        if (why) *why = w;
+        return std::nullopt;
+    };
+    if (t.p.bits != 4 && t.p.bits != 5) return fail(std::to_string(t.p.bits) + "-bit codes have no ggml block format");
+    if (t.p.group_size % 32 != 0) return fail("group size " + std::to_string(t.p.group_size) + " is not a multiple of 32");
+    const int64_t groups = t.cols / t.p.group_size;
+    for (size_t i = 0; i < static_cast<size_t>(t.rows * groups); ++i) {
+        const float s = mlx_load(t.p.dtype, t.scales.data(), i), b = mlx_load(t.p.dtype, t.biases.data(), i);
+        if (!fits_f16(s) || !fits_f16(b)) return fail("a scale or bias (" + std::to_string(fits_f16(s) ? b : s) + ") is not representable in f16");
+    }
+    const GgmlType out = t.p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1;
+    if (type) *type = out;
+    const size_t rb = *row_bytes(type_traits(out), t.cols);
+    std::vector<uint8_t> data(rb * static_cast<size_t>(t.rows));
+    const int64_t words = t.cols * t.p.bits / 32;
+    for (int64_t row = 0; row < t.rows; ++row)
+        for (int64_t blk = 0; blk < t.cols / 32; ++blk) {
+            const size_t gi = static_cast<size_t>(row * groups + blk * 32 / t.p.group_size);
+            const uint16_t d = fp32_to_fp16(mlx_load(t.p.dtype, t.scales.data(), gi)), m = fp32_to_fp16(mlx_load(t.p.dtype, t.biases.data(), gi));
+            uint32_t u[32];
+            for (int j = 0; j < 32; ++j) u[j] = mlx_get_code(t.wq.data() + row * words, blk * 32 + j, t.p.bits);
+            uint8_t* o = data.data() + static_cast<size_t>(row) * rb;
+            if (out == GgmlType::Q4_1) {
+                auto& b = reinterpret_cast<BlockQ4_1*>(o)[blk];
+                b.d = d;
+                b.m = m;
+                for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(u[j] | (u[j + 16] << 4));
+            } else {
+                auto& b = reinterpret_cast<BlockQ5_1*>(o)[blk];
+                b.d = d;
+                b.m = m;
+                uint32_t qh = 0;
+                for (int j = 0; j < 16; ++j) {
+                    b.qs[j] = static_cast<uint8_t>((u[j] & 0x0F) | ((u[j + 16] & 0x0F) << 4));
+                    qh |= ((u[j] >> 4) & 1u) << j;
+                    qh |= ((u[j + 16] >> 4) & 1u) << (j + 16);
+                }
+                std::memcpy(b.qh, &qh, 4);
+            }
+        }
+    return data;
+}
+
+// ---- writing an mlx-lm directory ------------------------------------------------------------------
+
+namespace {
+
+std::optional<MlxDtype> mlx_dtype_of(StDtype d) {
+    switch (d) {
+        case StDtype::F32: return MlxDtype::F32;
+        case StDtype::F16: return MlxDtype::F16;
+        case StDtype::BF16: return MlxDtype::BF16;
+        default: return std::nullopt;
+    }
+}
+
+StDtype st_dtype_of(MlxDtype d) { return d == MlxDtype::F32 ? StDtype::F32 : d == MlxDtype::F16 ? StDtype::F16 : StDtype::BF16; }
+
+GgmlType ggml_of(StDtype d) { return d == StDtype::F32 ? GgmlType::F32 : d == StDtype::F16 ? GgmlType::F16 : GgmlType::BF16; }
+
+// Modules mlx-lm quantizes: Linear layers (…_proj, lm_head) and the token embedding.
+bool quantizable_module(const std::string& module) {
+    return module.ends_with("_proj") || module.ends_with("lm_head") || module.ends_with("embed_tokens");
+}
+
+std::vector<float> read_floats(const StTensor& t) {
+    const auto d = mlx_dtype_of(t.dtype);
+    if (!d) throw_bad_input(t.name, std::string("unsupported dtype ") + st_dtype_name(t.dtype) + " (expected F32, F16 or BF16)");
+    std::vector<float> v(static_cast<size_t>(t.n_elements()));
+    dequantize(ggml_of(t.dtype), t.data, v.data(), t.n_elements());
+    return v;
+}
+
+struct Planned {
+    std::string name;
+    StDtype dtype;
+    std::vector<int64_t> shape;
+    const StTensor* src;
+    bool quantized;  // one of P.weight / P.scales / P.biases of a quantized module
+};
+
+}  // namespace
+
+bool is_mlx_quantized_dir(const std::string& dir) {
+    const fs::path cfg = fs::path(dir) / "config.json";
+    std::error_code ec;
+    if (!fs::exists(cfg, ec)) return false;
+    const json c = read_json_file<json>(cfg);
+    return c.contains("quantization") && c["quantization"].is_object();
+}
+
+std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const std::string& out_dir, const MlxConvertOptions& opt) {
+    const fs::path in(hf_dir), out(out_dir);
+    if (!fs::is_directory(in)) throw_bad_input(hf_dir, "not a directory (expected a Hugging Face model directory)");
+    if (!fs::exists(in / "config.json")) throw_bad_input(hf_dir, "no config.json in this directory");
+    std::error_code ec;
+    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+        throw_usage(out_dir + ": already exists (mlx-lm writes a new directory; remove it or choose another)");
+    if (opt.quantize) {
+        MlxAffineParams probe{opt.bits, opt.group_size, MlxDtype::F16};
+        if (probe.bits != 2 && probe.bits != 3 && probe.bits != 4 && probe.bits != 5 && probe.bits != 6 && probe.bits != 8)
+            throw_usage("--bits must be 2, 3, 4, 5, 6 or 8");
+        if (probe.group_size != 32 && probe.group_size != 64 && probe.group_size != 128) throw_usage("--group-size must be 32, 64 or 128");
+    }
+    std::vector<std::regex> excludes;
+    for (const auto& e : opt.exclude) {
+        try {
+            excludes.emplace_back(e, std::regex::ECMAScript);
+        } catch (const std::regex_error&) {
+            throw_usage("--exclude: not a valid regular expression: " + e);
+        }
+    }
+    json cfg = read_json_file<json>(in / "config.json");
+    if (cfg.contains("quantization")) throw_usage(hf_dir + ": already an MLX-quantized model (convert it to GGUF instead)");
+    const std::string arch = cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty()
+                                 ? cfg["architectures"][0].get<std::string>()
+                                 : "";
+    if (arch != "LlamaForCausalLM" && arch != "MistralForCausalLM" && arch != "Qwen2ForCausalLM")
+        throw_bad_input((in / "config.json").string(),
+                        "unsupported architecture '" + arch + "' (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+    const SafetensorsModel weights = SafetensorsModel::open(hf_dir);
+
+    // The dtype of float weights and scales: --dtype, else the source's (its first 2-D tensor).
+    MlxDtype dtype = MlxDtype::F16;
+    if (opt.dtype) {
+        dtype = *opt.dtype;
+    } else {
+        for (const StTensor* t : weights.tensors())
+            if (t->shape.size() == 2)
+                if (const auto d = mlx_dtype_of(t->dtype)) {
+                    dtype = *d;
+                    break;
+                }
+    }
+    auto excluded = [&](const std::string& module) {
+        return std::any_of(excludes.begin(), excludes.end(), [&](const std::regex& r) { return std::regex_search(module, r); });
+    };
+
+    // The plan: every output tensor, sorted by name as MLX saves them.
+    std::vector<Planned> plan;
+    for (const StTensor* t : weights.tensors()) {
+        if (!mlx_dtype_of(t->dtype)) throw_bad_input(t->name, std::string("unsupported dtype ") + st_dtype_name(t->dtype));
+        const bool is_weight = t->name.ends_with(".weight");
+        const std::string module = is_weight ? t->name.substr(0, t->name.size() - 7) : "";
+        if (opt.quantize && is_weight && t->shape.size() == 2 && quantizable_module(module) && t->shape[1] % opt.group_size == 0 &&
+            !excluded(module)) {
+            const int64_t rows = t->shape[0], cols = t->shape[1];
+            plan.push_back({module + ".weight", StDtype::U32, {rows, cols * opt.bits / 32}, t, true});
+            plan.push_back({module + ".scales", st_dtype_of(dtype), {rows, cols / opt.group_size}, t, true});
+            plan.push_back({module + ".biases", st_dtype_of(dtype), {rows, cols / opt.group_size}, t, true});
+        } else {
+            plan.push_back({t->name, st_dtype_of(dtype), t->shape, t, false});
+        }
+    }
+    std::sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) { return a.name < b.name; });
+
+    // Written into a temporary directory beside the target, renamed at the end.
+    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp");
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) throw_resource(tmp.string(), "cannot create directory (" + ec.message() + ")");
+    std::vector<MlxTensorReport> report;
+    try {
+        std::vector<std::string> inputs;
+        for (const auto& f : weights.files()) inputs.push_back(f->path());
+        SafetensorsWriter w((tmp / "model.safetensors").string(), inputs, StLayout{true, true});
+        w.set_metadata({{"format", "mlx"}});
+        for (const auto& p : plan) w.add_tensor(p.name, p.dtype, p.shape);
+        w.write_header();
+        ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        Progress progress("mlx", plan.size());
+        const StTensor* cached_src = nullptr;
+        MlxAffineTensor q;
+        for (size_t i = 0; i < plan.size(); ++i) {
+            const Planned& p = plan[i];
+            const StTensor& t = *p.src;
+            if (p.quantized) {
+                if (cached_src != &t) {  // quantize the module once for its three tensors
+                    cached_src = &t;
+                    std::vector<float> v = read_floats(t);
+                    const MlxDtype src_dtype = *mlx_dtype_of(t.dtype);
+                    if (src_dtype != dtype)
+                        for (auto& x : v) x = mlx_round(dtype, x);
+                    q.p = {opt.bits, opt.group_size, dtype};
+                    q.rows = t.shape[0];
+                    q.cols = t.shape[1];
+                    const int64_t words = q.cols * opt.bits / 32, groups = q.cols / opt.group_size;
+                    const size_t ds = mlx_dtype_size(dtype);
+                    q.wq.assign(static_cast<size_t>(q.rows * words), 0u);
+                    q.scales.assign(static_cast<size_t>(q.rows * groups) * ds, 0);
+                    q.biases.assign(q.scales.size(), 0);
+                    pool.parallel_for(q.rows, [&](int64_t r0, int64_t r1, int) {
+                        mlx_affine_quantize(v.data() + r0 * q.cols, r1 - r0, q.cols, q.p, q.wq.data() + r0 * words,
+                                            q.scales.data() + static_cast<size_t>(r0 * groups) * ds, q.biases.data() + static_cast<size_t>(r0 * groups) * ds);
+                    });
+                    const auto deq = mlx_dequantize_f32(q);
+                    double err = 0;
+                    for (size_t k = 0; k < v.size(); ++k) err = std::max(err, static_cast<double>(std::fabs(deq[k] - v[k])));
+                    report.push_back({t.name.substr(0, t.name.size() - 7),
+                                      "quantized affine " + std::to_string(opt.bits) + "-bit g" + std::to_string(opt.group_size) + " " + mlx_dtype_name(dtype),
+                                      false, err});
+                }
+                if (p.name.ends_with(".weight")) w.write_tensor_data(q.wq.data(), q.wq.size() * 4);
+                else if (p.name.ends_with(".scales")) w.write_tensor_data(q.scales.data(), q.scales.size());
+                else w.write_tensor_data(q.biases.data(), q.biases.size());
+            } else {
+                const std::vector<float> v = read_floats(t);
+                std::vector<uint8_t> bytes(v.size() * mlx_dtype_size(dtype));
+                double err = 0;
+                for (size_t k = 0; k < v.size(); ++k) {
+                    mlx_store(dtype, bytes.data(), k, v[k]);
+                    err = std::max(err, static_cast<double>(std::fabs(mlx_load(dtype, bytes.data(), k) - v[k])));
+                }
+                w.write_tensor_data(bytes.data(), bytes.size());
+                report.push_back({t.name, mlx_dtype_name(dtype), err == 0, err});
+            }
+            progress.add(1);
+        }
+        w.finish();
+        progress.finish();
+
+        // config.json: the source's, with the quantization as mlx-lm records it.
+        if (opt.quantize) {
+            json qc = json::object();
+            qc["group_size"] = opt.group_size;
+            qc["bits"] = opt.bits;
+            qc["mode"] = "affine";
+            cfg["quantization"] = qc;
+            cfg["quantization_config"] = qc;
+        }
+        if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
+        {
+            const std::string text = cfg.dump(4) + "\n";
+            OutputFile f((tmp / "config.json").string());
+            f.write(text.data(), text.size());
+            f.commit();
+        }
+        for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "added_tokens.json",
+                              "generation_config.json"})
+            if (fs::exists(in / f, ec)) fs::copy_file(in / f, tmp / f, fs::copy_options::overwrite_existing);
+        if (fs::exists(out, ec)) fs::remove(out, ec);  // an empty directory
+        fs::rename(tmp, out);
+    } catch (...) {
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    return report;
+}
+
+}  // namespace qforge

@@ -1,0 +1,271 @@
+// MLX model directories: the exact bridges between MLX's affine format and ggml's blocks, the
+// mlx-lm directory writer (field by field), and reading such a directory everywhere a model is.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "qforge/error.hpp"
+#include "qforge/half.hpp"
+#include "qforge/mlx_model.hpp"
+#include "qforge/model.hpp"
+#include "qforge/perplexity.hpp"
+#include "qforge/quantize.hpp"
+#include "qforge/safetensors.hpp"
+#include "test_util.hpp"
+
+namespace qforge {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<float> random_weights(int64_t n, uint32_t seed, float offset = 0.f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 0.02f);
+    std::vector<float> w(static_cast<size_t>(n));
+    for (auto& v : w) v = nd(rng) + offset;
+    w[5] = 0.4f;  // an outlier
+    return w;
+}
+
+// GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 -> MLX: with f32 scales, MLX's dequantization gives ggml's weights
+// exactly (equal values); Q4_1/Q5_1 come back to the same bytes.
+TEST(MlxBridge, GgufToMlxIsExactWithF32Scales) {
+    const int64_t rows = 4, cols = 256;
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0}) {
+        const auto w = random_weights(rows * cols, 7, t == GgmlType::Q4_1 || t == GgmlType::Q5_1 ? 0.01f : 0.f);
+        const auto q = quantize_tensor(w.data(), rows, cols, t);
+        const auto m = gguf_to_mlx(t, q.data(), rows, cols, MlxDtype::F32);
+        ASSERT_TRUE(m) << type_traits(t).name;
+        EXPECT_TRUE(m->exact) << type_traits(t).name << " max error " << m->max_abs_err;
+        const auto ref = dequantize(t, q, rows * cols);
+        const auto got = mlx_dequantize_f32(m->t);
+        for (size_t i = 0; i < ref.size(); ++i) ASSERT_EQ(got[i], ref[i]) << type_traits(t).name << " at " << i;  // (+0 == -0)
+        if (t == GgmlType::Q4_1 || t == GgmlType::Q5_1) {
+            GgmlType back;
+            const auto bytes = mlx_to_gguf(m->t, &back);
+            ASSERT_TRUE(bytes);
+            EXPECT_EQ(back, t);
+            EXPECT_EQ(*bytes, q) << type_traits(t).name << " did not come back byte for byte";
+        }
+        // f16 scales keep the codes and scales, but MLX rounds q*scale to f16: said, not hidden.
+        const auto h = gguf_to_mlx(t, q.data(), rows, cols, MlxDtype::F16);
+        ASSERT_TRUE(h);
+        EXPECT_LT(h->max_abs_err, 1e-3) << type_traits(t).name;
+    }
+    EXPECT_FALSE(gguf_to_mlx(GgmlType::Q4_K, nullptr, 1, 256, MlxDtype::F32));
+}
+
+// MLX's own 4-bit g64 output (f16 scales) -> Q4_1: the same codes, scales and biases; ggml computes
+// q*d + m in f32 where MLX rounds through f16, so the weights agree within one f16 rounding.
+TEST(MlxBridge, MlxVectorsToQ4_1) {
+    QFORGE_REQUIRE_SHARED(data);
+    for (const char* file : {"affine_b4_g64_float16", "affine_b4_g32_float16", "affine_b5_g128_float16"}) {
+        const auto st = SafetensorsFile::open(data + "/mlx-vectors/" + file + ".safetensors");
+        const StTensor* wq = st->find("wq");
+        const StTensor* sc = st->find("scales");
+        const StTensor* bi = st->find("biases");
+        const StTensor* deq = st->find("deq");
+        ASSERT_TRUE(wq && sc && bi && deq);
+        MlxAffineTensor t;
+        t.rows = wq->shape[0];
+        t.cols = deq->shape[1];
+        t.p.bits = static_cast<int>(wq->shape[1] * 32 / t.cols);
+        t.p.group_size = static_cast<int>(t.cols / sc->shape[1]);
+        t.p.dtype = MlxDtype::F16;
+        t.wq.resize(static_cast<size_t>(wq->n_elements()));
+        std::memcpy(t.wq.data(), wq->data, t.wq.size() * 4);
+        t.scales.assign(sc->data, sc->data + sc->n_bytes());
+        t.biases.assign(bi->data, bi->data + bi->n_bytes());
+        GgmlType type;
+        const auto rows = mlx_to_gguf(t, &type);
+        ASSERT_TRUE(rows) << file;
+        EXPECT_EQ(type, t.p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1);
+        // Back to MLX: the same codes, scales and biases, bit for bit (groups of 32 merge again).
+        const auto again = gguf_to_mlx(type, rows->data(), t.rows, t.cols, MlxDtype::F16);
+        ASSERT_TRUE(again);
+        for (int64_t r = 0; r < t.rows; ++r)
+            for (int64_t c = 0; c < t.cols; ++c) {
+                const int64_t words = t.cols * t.p.bits / 32;
+                ASSERT_EQ(mlx_get_code(again->t.wq.data() + r * words, c, t.p.bits), mlx_get_code(t.wq.data() + r * words, c, t.p.bits));
+                const size_t g = static_cast<size_t>(r * (t.cols / t.p.group_size) + c / t.p.group_size), g32 = static_cast<size_t>(r * (t.cols / 32) + c / 32);
+                ASSERT_EQ(mlx_load(MlxDtype::F16, again->t.scales.data(), g32), mlx_load(MlxDtype::F16, t.scales.data(), g));
+                ASSERT_EQ(mlx_load(MlxDtype::F16, again->t.biases.data(), g32), mlx_load(MlxDtype::F16, t.biases.data(), g));
+            }
+        EXPECT_EQ(mlx_dequantize_f32(again->t), mlx_dequantize_f32(t)) << file << ": MLX's dequantization changed";
+        // ggml: q*d + m in f32; MLX: q*d rounded to f16, then + m rounded to f16. They differ by at
+        // most those two roundings: half an f16 ulp of |q*d| and of the result each.
+        const auto ours = dequantize(type, *rows, t.rows * t.cols);
+        const int64_t words = t.cols * t.p.bits / 32;
+        for (int64_t r = 0; r < t.rows; ++r)
+            for (int64_t c = 0; c < t.cols; ++c) {
+                const size_t i = static_cast<size_t>(r * t.cols + c), g = static_cast<size_t>(r * (t.cols / t.p.group_size) + c / t.p.group_size);
+                const float mlx = mlx_load(MlxDtype::F16, deq->data, i);
+                const float qd = static_cast<float>(mlx_get_code(t.wq.data() + r * words, c, t.p.bits)) * mlx_load(MlxDtype::F16, t.scales.data(), g);
+                EXPECT_LE(std::fabs(ours[i] - mlx), (std::fabs(qd) + std::fabs(mlx)) * 0x1p-11f) << file << " at " << i;
+            }
+    }
+    // f32 scales that f16 cannot hold are refused with a reason.
+    const auto st = SafetensorsFile::open(data + "/mlx-vectors/affine_b4_g64_float32.safetensors");
+    MlxAffineTensor t;
+    const StTensor* wq = st->find("wq");
+    t.rows = wq->shape[0];
+    t.cols = 512;
+    t.p = {4, 64, MlxDtype::F32};
+    t.wq.resize(static_cast<size_t>(wq->n_elements()));
+    std::memcpy(t.wq.data(), wq->data, t.wq.size() * 4);
+    t.scales.assign(st->find("scales")->data, st->find("scales")->data + st->find("scales")->n_bytes());
+    t.biases.assign(st->find("biases")->data, st->find("biases")->data + st->find("biases")->n_bytes());
+    std::string why;
+    EXPECT_FALSE(mlx_to_gguf(t, nullptr, &why));
+    EXPECT_NE(why.find("f16"), std::string::npos) << why;
+}
+
+std::string demo_dir() { return std::string(QFORGE_SOURCE_DIR) + "/models/tiny-demo-8m"; }
+
+// The directory follows mlx-lm's layout field by field.
+TEST(MlxDir, WriterFollowsMlxLmLayout) {
+    test::TempDir tmp;
+    const std::string out = tmp.path("mlx4");
+    MlxConvertOptions o;
+    o.bits = 4;
+    o.group_size = 64;
+    const auto report = convert_hf_to_mlx(demo_dir(), out, o);
+    ASSERT_FALSE(report.empty());
+    const auto cfg = nlohmann::json::parse(std::ifstream(out + "/config.json"));
+    const auto src = nlohmann::json::parse(std::ifstream(demo_dir() + "/config.json"));
+    for (const char* key : {"quantization", "quantization_config"}) {
+        ASSERT_TRUE(cfg.contains(key)) << key;
+        EXPECT_EQ(cfg[key]["group_size"], 64);
+        EXPECT_EQ(cfg[key]["bits"], 4);
+        EXPECT_EQ(cfg[key]["mode"], "affine");
+    }
+    for (const auto& [k, v] : src.items()) EXPECT_EQ(cfg[k], v) << "config key " << k << " changed";
+    for (const char* f : {"tokenizer.model", "tokenizer_config.json"})
+        if (fs::exists(demo_dir() + "/" + f)) {
+            EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+        }
+    const auto st = SafetensorsFile::open(out + "/model.safetensors");
+    bool has_format = false;
+    for (const auto& [k, v] : st->metadata()) has_format |= k == "format" && v == "mlx";
+    EXPECT_TRUE(has_format);
+    const int64_t hidden = src["hidden_size"], ff = src["intermediate_size"], vocab = src["vocab_size"];
+    auto expect = [&](const std::string& name, StDtype dt, std::vector<int64_t> shape) {
+        const StTensor* t = st->find(name);
+        ASSERT_NE(t, nullptr) << name;
+        EXPECT_EQ(t->dtype, dt) << name;
+        EXPECT_EQ(t->shape, shape) << name;
+    };
+    expect("model.layers.0.self_attn.q_proj.weight", StDtype::U32, {hidden, hidden / 8});
+    expect("model.layers.0.self_attn.q_proj.scales", StDtype::BF16, {hidden, hidden / 64});
+    expect("model.layers.0.self_attn.q_proj.biases", StDtype::BF16, {hidden, hidden / 64});
+    expect("model.layers.0.mlp.down_proj.weight", StDtype::U32, {hidden, ff / 8});
+    expect("model.embed_tokens.weight", StDtype::U32, {vocab, hidden / 8});
+    expect("model.embed_tokens.scales", StDtype::BF16, {vocab, hidden / 64});
+    expect("model.layers.0.input_layernorm.weight", StDtype::BF16, {hidden});
+    expect("model.norm.weight", StDtype::BF16, {hidden});
+    // Keys sorted, as MLX saves them.
+    std::vector<std::string> names;
+    for (const auto& t : st->tensors()) names.push_back(t.name);
+    EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+    // A second write to the same place is refused; --exclude keeps a module in float.
+    EXPECT_THROW(convert_hf_to_mlx(demo_dir(), out, o), Error);
+    o.exclude = {"embed_tokens"};
+    convert_hf_to_mlx(demo_dir(), tmp.path("mlx4x"), o);
+    const auto st2 = SafetensorsFile::open(tmp.path("mlx4x") + "/model.safetensors");
+    ASSERT_NE(st2->find("model.embed_tokens.weight"), nullptr);
+    EXPECT_EQ(st2->find("model.embed_tokens.weight")->dtype, StDtype::BF16);
+    EXPECT_EQ(st2->find("model.embed_tokens.scales"), nullptr);
+}
+
+// An MLX directory written by qforge has the perplexity of the same (dequantized) weights, read
+// as ggml blocks with the same codes; and the CLI converts it to GGUF exactly.
+TEST(MlxDir, ReadsAsAModelWithThePerplexityOfItsWeights) {
+    test::TempDir tmp;
+    const std::string out = tmp.path("mlx");
+    MlxConvertOptions o;
+    o.bits = 4;
+    o.group_size = 64;
+    convert_hf_to_mlx(demo_dir(), out, o);
+    ASSERT_TRUE(is_mlx_quantized_dir(out));
+    EXPECT_FALSE(is_mlx_quantized_dir(demo_dir()));
+
+    // The reference: an f32 Hugging Face directory holding MLX's dequantized weights.
+    const std::string ref = tmp.path("ref");
+    fs::create_directories(ref);
+    for (const auto& e : fs::directory_iterator(out))
+        if (e.path().filename() != "model.safetensors") fs::copy_file(e.path(), ref + "/" + e.path().filename().string());
+    {
+        auto cfg = nlohmann::json::parse(std::ifstream(ref + "/config.json"));
+        cfg.erase("quantization");
+        cfg.erase("quantization_config");
+        std::ofstream(ref + "/config.json") << cfg.dump(2);
+        const auto st = SafetensorsFile::open(out + "/model.safetensors");
+        SafetensorsWriter w(ref + "/model.safetensors");
+        std::vector<std::pair<std::string, std::vector<float>>> tensors;
+        for (const auto& t : st->tensors()) {
+            if (t.name.ends_with(".scales") || t.name.ends_with(".biases")) continue;
+            std::vector<float> v;
+            std::vector<int64_t> shape = t.shape;
+            if (t.dtype == StDtype::U32) {
+                const std::string mod = t.name.substr(0, t.name.size() - 7);
+                MlxAffineTensor q;
+                q.p = {4, 64, MlxDtype::BF16};
+                q.rows = t.shape[0];
+                q.cols = t.shape[1] * 8;
+                q.wq.resize(static_cast<size_t>(t.n_elements()));
+                std::memcpy(q.wq.data(), t.data, q.wq.size() * 4);
+                const StTensor* sc = st->find(mod + ".scales");
+                const StTensor* bi = st->find(mod + ".biases");
+                q.scales.assign(sc->data, sc->data + sc->n_bytes());
+                q.biases.assign(bi->data, bi->data + bi->n_bytes());
+                v = mlx_dequantize_f32(q);
+                shape = {q.rows, q.cols};
+            } else {
+                v.resize(static_cast<size_t>(t.n_elements()));
+                for (size_t i = 0; i < v.size(); ++i) v[i] = bf16_to_fp32(reinterpret_cast<const uint16_t*>(t.data)[i]);
+            }
+            w.add_tensor(t.name, StDtype::F32, shape);
+            tensors.emplace_back(t.name, std::move(v));
+        }
+        w.write_header();
+        for (const auto& [n, v] : tensors) w.write_tensor_data(v.data(), v.size() * 4);
+        w.finish();
+    }
+    const auto mlx_model = Model::load(out);
+    const auto ref_model = Model::load(ref);
+    const std::string text = [] {
+        std::ifstream f(std::string(QFORGE_SOURCE_DIR) + "/data/eval/tinystories-valid-excerpt.txt");
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    }();
+    const auto tokens = mlx_model->tokenizer().tokenize(text, true);
+    PerplexityOptions po;
+    po.n_ctx = 128;
+    po.n_chunks = 8;
+    po.threads = 2;
+    const double p_mlx = perplexity(*mlx_model, tokens, po).ppl, p_ref = perplexity(*ref_model, tokens, po).ppl;
+    EXPECT_NEAR(p_mlx, p_ref, p_ref * 0.005) << "MLX directory " << p_mlx << " vs its weights in f32 " << p_ref;
+
+    // CLI: to GGUF, every matrix kept as the same codes (Q4_1), marked exact.
+    const auto r = test::run_qforge({"convert", out, "-o", tmp.path("m.gguf"), "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out.substr(0, r.out.rfind(']') + 1));
+    int q41 = 0;
+    for (const auto& t : j)
+        if (t["to"] == "q4_1") {
+            ++q41;
+            EXPECT_TRUE(t["exact"].get<bool>());
+        }
+    EXPECT_GT(q41, 0);
+    const auto bad = test::run_qforge({"convert", demo_dir(), "--to", "mlx", "-o", tmp.path("x"), "--mode", "mxfp4"});
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_NE(bad.err.find("affine"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace qforge

@@ -25,16 +25,14 @@ int main(int argc, char** argv) {
         return best;
     };
     std::vector<double> sums(static_cast<size_t>(threads) * 16);
-    // Read: each thread walks four interleaved streams of its range (as a kernel reading several
-    // weight rows at once does) with eight independent integer accumulators, so the figure is the
-    // memory's, not the latency of one add chain or of one prefetch stream.
+    // Read: eight independent integer accumulators over 64-bit words, so the loop is bound by
+    // memory, not by the latency of a floating-point add chain.
     const double t_read = run([&](size_t b0, size_t b1) {
         uint64_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         const auto* w = reinterpret_cast<const uint64_t*>(a.data() + b0);
-        const size_t nw = (b1 - b0) / 2, q = nw / 4 / 8 * 8;
-        for (size_t i = 0; i < q; i += 8)
-            for (int st = 0; st < 4; ++st)
-                for (int k = 0; k < 8; ++k) s[k] ^= w[static_cast<size_t>(st) * q + i + static_cast<size_t>(k)];
+        const size_t nw = (b1 - b0) / 2;
+        for (size_t i = 0; i + 8 <= nw; i += 8)
+            for (int k = 0; k < 8; ++k) s[k] ^= w[i + static_cast<size_t>(k)];
         uint64_t r = 0;
         for (uint64_t v : s) r ^= v;
         sums[(b0 * threads / n) * 16] = static_cast<double>(r & 0xFF);

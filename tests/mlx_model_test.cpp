@@ -33,12 +33,12 @@ std::vector<float> random_weights(int64_t n, uint32_t seed, float offset = 0.f) 
     return w;
 }
 
-// GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 -> MLX: with f32 scales, MLX's dequantization gives ggml's weights
+// GGUF Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K -> MLX: with f32 scales, MLX's dequantization gives ggml's weights
 // exactly (equal values); Q4_1/Q5_1 come back to the same bytes.
 TEST(MlxBridge, GgufToMlxIsExactWithF32Scales) {
     const int64_t rows = 4, cols = 256;
-    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0}) {
-        const auto w = random_weights(rows * cols, 7, t == GgmlType::Q4_1 || t == GgmlType::Q5_1 ? 0.01f : 0.f);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K}) {
+        const auto w = random_weights(rows * cols, 7, t == GgmlType::Q4_0 || t == GgmlType::Q5_0 || t == GgmlType::Q8_0 ? 0.f : 0.01f);
         const auto q = quantize_tensor(w.data(), rows, cols, t);
         const auto m = gguf_to_mlx(t, q.data(), rows, cols, MlxDtype::F32);
         ASSERT_TRUE(m) << type_traits(t).name;
@@ -58,7 +58,7 @@ TEST(MlxBridge, GgufToMlxIsExactWithF32Scales) {
         ASSERT_TRUE(h);
         EXPECT_LT(h->max_abs_err, 1e-3) << type_traits(t).name;
     }
-    EXPECT_FALSE(gguf_to_mlx(GgmlType::Q4_K, nullptr, 1, 256, MlxDtype::F32));
+    EXPECT_FALSE(gguf_to_mlx(GgmlType::Q6_K, nullptr, 1, 256, MlxDtype::F32));
 }
 
 // MLX's own 4-bit g64 output (f16 scales) -> Q4_1: the same codes, scales and biases; ggml computes

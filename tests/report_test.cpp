@@ -25,14 +25,14 @@ std::string find_chromium() {
 TEST(Report, DemoModelTablesJsonAndHtmlInABrowser) {
     test::TempDir tmp;
     const std::string dir = tmp.path("rep");
-    auto r = run_qforge({"report", kDemo, "-o", dir, "--types", "Q8_0,Q4_K_M,Q2_K", "--ctx", "64", "--chunks", "3", "--bench-prompt",
+    auto r = run_qforge({"report", kDemo, "-o", dir, "--types", "Q8_0,Q4_K_M,Q2_K,MLX-4bit-g64", "--ctx", "64", "--chunks", "3", "--bench-prompt",
                          "32", "--bench-gen", "8", "-t", "2"});
     ASSERT_EQ(r.status, 0) << r.err;
-    for (const char* s : {"## Memory", "## Speed", "## Quality", "| Q4_K_M |", "Which format fits which machine", "| 192 GB |"})
+    for (const char* s : {"## Memory", "## Speed", "## Quality", "| Q4_K_M |", "| MLX-4bit-g64 |", "Which format fits which machine", "| 192 GB |"})
         EXPECT_NE(r.out.find(s), std::string::npos) << s;
     std::ifstream in(dir + "/report.json");
     const auto j = nlohmann::json::parse(in);
-    ASSERT_EQ(j["rows"].size(), 4u);  // the f32 base and three types
+    ASSERT_EQ(j["rows"].size(), 5u);  // the f32 base, three GGUF types and an MLX directory
     EXPECT_TRUE(j["rows"][0]["is_base"].get<bool>());
     for (const auto& row : j["rows"]) {
         EXPECT_GT(row["ppl"].get<double>(), 1.0);
@@ -42,6 +42,11 @@ TEST(Report, DemoModelTablesJsonAndHtmlInABrowser) {
     // Lower bits, more divergence.
     EXPECT_LT(j["rows"][1]["kld"].get<double>(), j["rows"][3]["kld"].get<double>());
     EXPECT_TRUE(fs::exists(dir + "/model-Q4_K_M.gguf"));
+    EXPECT_TRUE(fs::exists(dir + "/model-MLX-4bit-g64/model.safetensors"));
+    // MLX 4-bit g64 (4.5 bits per weight with bf16 scales) sits between Q4_K_M and Q2_K in size,
+    // and it is a real quantization: between them in divergence too.
+    EXPECT_LT(j["rows"][4]["file_bytes"].get<double>(), j["rows"][1]["file_bytes"].get<double>());
+    EXPECT_GT(j["rows"][4]["kld"].get<double>(), j["rows"][1]["kld"].get<double>());
 
     const std::string chromium = find_chromium();
     if (chromium.empty()) GTEST_SKIP() << "chromium not installed; browser check skipped";

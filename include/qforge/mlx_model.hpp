@@ -23,7 +23,8 @@ struct MlxAffineTensor {
 };
 
 // ggml rows -> MLX affine, groups of 32, without requantizing: Q4_0 (scale d, bias -8d), Q4_1
-// (d, m), Q5_0 (d, -16d), Q5_1 (d, m), Q8_0 (d, -128d). The codes, scales and biases carry the
+// (d, m), Q5_0 (d, -16d), Q5_1 (d, m), Q8_0 (d, -128d), and the 32-element sub-blocks of Q4_K and
+// Q5_K (scale d*sc, bias -dmin*m: exact in f32). The codes, scales and biases carry the
 // same values; with f32 scales MLX's dequantization gives ggml's weights exactly (equal values; a
 // zero can differ in sign: ggml's (q - 8) * d is -0 for negative d, MLX's q*d - 8d is +0). f16/bf16
 // scales round the products (and bf16 the scales too): `exact` says whether the dequantized

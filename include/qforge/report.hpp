@@ -16,7 +16,10 @@ namespace qforge {
 struct ReportOptions {
     std::string source;    // HF directory or f32/f16/bf16 GGUF
     std::string out_dir = "qforge-report";
-    std::vector<std::string> types = {"F16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_0", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K"};
+    // GGUF types and mixes, and MLX affine formats as MLX-<bits>bit-g<group> (written as mlx-lm
+    // directories; only from a Hugging Face source, skipped for a GGUF source).
+    std::vector<std::string> types = {"F16",    "Q8_0", "Q6_K",   "Q5_K_M", "Q5_0",         "Q4_K_M",
+                                      "Q4_0",   "Q3_K_M", "Q2_K", "MLX-8bit-g64", "MLX-4bit-g64"};
     std::string text;      // evaluation text file
     int n_ctx = 256;       // perplexity chunk size and the context memory is reported for
     int n_chunks = 16;
@@ -44,6 +47,8 @@ struct Report {
 };
 
 int report_steps(const ReportOptions& opt);  // how many times on_step will be called
+// An MLX report type ("MLX-4bit-g64", case-insensitive): its bits and group size.
+bool parse_mlx_report_type(const std::string& type, int* bits, int* group_size);
 Report make_report(const ReportOptions& opt);
 std::string report_markdown(const Report& r);
 std::string report_html(const Report& r);

@@ -52,7 +52,7 @@ Command add_report(CLI::App& root) {
     auto types = std::make_shared<std::string>();
     app->add_option("source", o->source, "Hugging Face directory or f32/f16/bf16 GGUF")->required();
     app->add_option("-o,--out-dir", o->out_dir, "Directory for the models and report.{html,md,json} (default qforge-report)");
-    app->add_option("--types", *types, "Comma-separated types (default F16,Q8_0,Q6_K,Q5_K_M,Q5_0,Q4_K_M,Q4_0,Q3_K_M,Q2_K)");
+    app->add_option("--types", *types, "Comma-separated types (default F16,Q8_0,Q6_K,Q5_K_M,Q5_0,Q4_K_M,Q4_0,Q3_K_M,Q2_K,MLX-8bit-g64,MLX-4bit-g64; MLX ones need a Hugging Face source)");
     app->add_option("--text", o->text, "Evaluation text (default: the bundled TinyStories excerpt)");
     app->add_option("--ctx", o->n_ctx, "Context: perplexity chunk size and the context memory is reported for (default 256)")->check(CLI::Range(16, 1 << 20));
     app->add_option("--chunks", o->n_chunks, "Chunks of text to evaluate (default 16)")->check(CLI::Range(1, 100000));
@@ -68,7 +68,8 @@ Command add_report(CLI::App& root) {
                         if (!t.empty()) o->types.push_back(t);
                 }
                 for (const auto& t : o->types)
-                    if (!find_ftype(t)) throw_usage("--types: unknown type '" + t + "'");
+                    if (!find_ftype(t) && !parse_mlx_report_type(t, nullptr, nullptr))
+                        throw_usage("--types: unknown type '" + t + "' (GGUF types and mixes, or MLX-<bits>bit-g<group>)");
                 if (o->text.empty()) o->text = default_eval_text();
                 Progress progress("report", static_cast<uint64_t>(report_steps(*o)));
                 o->on_step = [&](const std::string&) { progress.add(1); };

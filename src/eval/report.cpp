@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -12,6 +13,7 @@
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/mapped_file.hpp"
+#include "qforge/mlx_model.hpp"
 #include "qforge/perplexity.hpp"
 #include "qforge/quantize_model.hpp"
 
@@ -49,7 +51,24 @@ uint64_t estimate_run_memory(const ModelHparams& hp, uint64_t weight_bytes, int 
     return weight_bytes + kv + act + attn + logits;
 }
 
-int report_steps(const ReportOptions& opt) { return 2 + 3 * static_cast<int>(opt.types.size()); }
+int report_steps(const ReportOptions& opt) {
+    int n = 2;
+    const bool hf_source = fs::is_directory(opt.source);
+    for (const auto& t : opt.types)
+        if (hf_source || !parse_mlx_report_type(t, nullptr, nullptr)) n += 3;
+    return n;
+}
+
+bool parse_mlx_report_type(const std::string& type, int* bits, int* group_size) {
+    static const std::regex re("mlx-([2-8])bit(?:-g(32|64|128))?", std::regex::icase);
+    std::smatch m;
+    if (!std::regex_match(type, m, re)) return false;
+    const int b = std::stoi(m[1].str());
+    if (b == 7) return false;
+    if (bits) *bits = b;
+    if (group_size) *group_size = m[2].matched ? std::stoi(m[2].str()) : 64;
+    return true;
+}
 
 namespace {
 
@@ -124,7 +143,13 @@ Report make_report(const ReportOptions& opt) {
         row.type = type;
         row.file = fs::path(file).filename().string();
         row.is_base = is_base;
-        row.file_bytes = fs::file_size(file);
+        row.file_bytes = 0;
+        if (fs::is_directory(file)) {  // an MLX directory: its weight files
+            for (const auto& e : fs::directory_iterator(file))
+                if (e.path().extension() == ".safetensors") row.file_bytes += fs::file_size(e.path());
+        } else {
+            row.file_bytes = fs::file_size(file);
+        }
         row.weight_bytes = m.weight_bytes();
         row.bpw = 8.0 * static_cast<double>(m.weight_bytes()) / static_cast<double>(m.n_params());
         row.memory_bytes = estimate_run_memory(m.hparams(), m.weight_bytes(), opt.n_ctx);
@@ -148,6 +173,21 @@ Report make_report(const ReportOptions& opt) {
     };
     rep.rows.push_back(measure(*base_model, base_type == "F32" ? "F32" : "source", base_path, true));
     for (const auto& type : opt.types) {
+        if (int bits, gs; parse_mlx_report_type(type, &bits, &gs)) {
+            if (!hf) continue;  // MLX directories are written from Hugging Face sources
+            const std::string name = "MLX-" + std::to_string(bits) + "bit-g" + std::to_string(gs);
+            const std::string dir = (fs::path(opt.out_dir) / ("model-" + name)).string();
+            fs::remove_all(dir, ec);
+            MlxConvertOptions mo;
+            mo.bits = bits;
+            mo.group_size = gs;
+            mo.threads = threads;
+            convert_hf_to_mlx(opt.source, dir, mo);
+            step(name + ": quantized");
+            auto m = Model::load(dir);
+            rep.rows.push_back(measure(*m, name, dir, false));
+            continue;
+        }
         const Ftype* ft = find_ftype(type);
         if (!ft) throw_usage("--types: unknown type '" + type + "'");
         const std::string path = (fs::path(opt.out_dir) / ("model-" + std::string(ft->name) + ".gguf")).string();

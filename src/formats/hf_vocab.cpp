@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "formats/json_file.hpp"
@@ -219,10 +220,73 @@ void append_bpe(const fs::path& dir, int64_t vocab_size, const std::string& gguf
     add_special_vocab(dir, vocab_size, true, tj, kv);
 }
 
+// A SentencePiece model saved only as tokenizer.json (BPE with byte fallback, "▁" for spaces, as
+// transformers' fast Llama tokenizer and mlx-lm write it): the same vocabulary as a "llama"
+// (SentencePiece) vocabulary, each merge result scored by its merge rank so that earlier merges
+// win, as they do in the BPE it was converted to.
+void append_spm_from_json(const fs::path& dir, int64_t vocab_size, std::vector<GgufKV>& kv) {
+    const json tj = read_json_file(dir / "tokenizer.json");
+    const json& model = tj["model"];
+    std::map<int64_t, std::string> by_id;
+    for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) by_id[it.value().get<int64_t>()] = it.key();
+    std::map<std::string, int64_t> rank;
+    int64_t r = 0;
+    for (const auto& m : model.value("merges", json::array())) {
+        std::string merged;
+        if (m.is_string()) {
+            const std::string pair = m.get<std::string>();
+            const size_t sp = pair.find(' ');
+            if (sp == std::string::npos) continue;
+            merged = pair.substr(0, sp) + pair.substr(sp + 1);
+        } else if (m.is_array() && m.size() == 2) {
+            merged = m[0].get<std::string>() + m[1].get<std::string>();
+        }
+        rank.emplace(merged, r++);
+    }
+    std::map<int64_t, std::pair<std::string, bool>> added;
+    for (const auto& a : tj.value("added_tokens", json::array())) added[a["id"].get<int64_t>()] = {a["content"].get<std::string>(), a.value("special", false)};
+    int64_t n = 0;
+    for (const auto& [id, _] : by_id) n = std::max(n, id + 1);
+    for (const auto& [id, _] : added) n = std::max(n, id + 1);
+    if (vocab_size < n) vocab_size = n;
+    const std::string unk = model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
+    std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
+    std::vector<float> scores(static_cast<size_t>(vocab_size), -1e9f);
+    std::vector<int32_t> types(static_cast<size_t>(vocab_size), UNUSED);
+    static const std::regex byte_token("<0x[0-9A-Fa-f]{2}>");
+    for (int64_t i = 0; i < vocab_size; ++i) {
+        const size_t k = static_cast<size_t>(i);
+        if (auto a = added.find(i); a != added.end()) {
+            tokens[k] = a->second.first;
+            types[k] = (a->second.second || looks_special(a->second.first)) ? CONTROL : USER_DEFINED;
+            scores[k] = -1000.0f;
+        } else if (auto v = by_id.find(i); v != by_id.end()) {
+            tokens[k] = v->second;
+            types[k] = v->second == unk ? UNKNOWN : std::regex_match(v->second, byte_token) ? BYTE : NORMAL;
+            if (auto rk = rank.find(v->second); rk != rank.end()) scores[k] = -static_cast<float>(rk->second);
+            else if (types[k] == NORMAL && v->second.size() <= 4) scores[k] = 0.f;  // a single character
+        } else {
+            tokens[k] = "[PAD" + std::to_string(i) + "]";
+        }
+    }
+    kv.push_back({"tokenizer.ggml.model", GgufValue::string("llama")});
+    kv.push_back({"tokenizer.ggml.pre", GgufValue::string("default")});
+    kv.push_back({"tokenizer.ggml.tokens", GgufValue::string_array(std::move(tokens))});
+    kv.push_back({"tokenizer.ggml.scores", GgufValue::numeric_array<float>(GgufValueType::FLOAT32, scores)});
+    kv.push_back({"tokenizer.ggml.token_type", GgufValue::numeric_array<int32_t>(GgufValueType::INT32, types)});
+    add_special_vocab(dir, vocab_size, false, tj, kv);
+}
+
+bool is_spm_style_bpe(const fs::path& dir) {
+    const json tj = read_json_file(dir / "tokenizer.json");
+    return tj.contains("model") && tj["model"].value("type", "") == "BPE" && tj["model"].value("byte_fallback", false);
+}
+
 }  // namespace
 
 void append_hf_vocab(const fs::path& dir, int64_t vocab_size, const std::string& gguf_arch, std::vector<GgufKV>& kv) {
     if (fs::exists(dir / "tokenizer.model")) append_sentencepiece(dir, vocab_size, kv);
+    else if (fs::exists(dir / "tokenizer.json") && is_spm_style_bpe(dir)) append_spm_from_json(dir, vocab_size, kv);
     else if (fs::exists(dir / "tokenizer.json")) append_bpe(dir, vocab_size, gguf_arch, kv);
     else throw_bad_input(dir.string(), "no tokenizer.model or tokenizer.json");
 }

@@ -81,8 +81,51 @@ bool decode_block(GgmlType t, const uint8_t* p, Block32& o) {
     }
 }
 
+// Q4_K / Q5_K super-block i -> its eight groups of 32: scale d*sc, bias -(dmin*m), codes 0..15/31.
+template <class B, bool kFive>
+void decode_k(const B& x, Block32* out) {
+    uint8_t sc[8], mn[8];
+    unpack_k4_scales(x.scales, sc, mn);
+    const float d = fp16_to_fp32(x.d), dmin = fp16_to_fp32(x.dmin);
+    for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l) {
+            uint32_t lo = x.qs[32 * j + l] & 0x0Fu, hi = x.qs[32 * j + l] >> 4;
+            if constexpr (kFive) {
+                lo |= ((x.qh[l] >> (2 * j)) & 1u) << 4;
+                hi |= ((x.qh[l] >> (2 * j + 1)) & 1u) << 4;
+            }
+            out[2 * j].u[l] = lo;
+            out[2 * j + 1].u[l] = hi;
+        }
+    for (int k = 0; k < 8; ++k) {
+        out[k].scale = d * static_cast<float>(sc[k]);
+        out[k].bias = -(dmin * static_cast<float>(mn[k]));
+    }
+}
+
+// Every group of 32 of a row, in order.
+template <class Fn>
+void for_each_group(GgmlType t, const uint8_t* row, int64_t cols, Fn fn) {
+    Block32 b[8] = {};
+    if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) {
+        for (int64_t i = 0; i < cols / QK_K; ++i) {
+            if (t == GgmlType::Q4_K) decode_k<BlockQ4_K, false>(reinterpret_cast<const BlockQ4_K*>(row)[i], b);
+            else decode_k<BlockQ5_K, true>(reinterpret_cast<const BlockQ5_K*>(row)[i], b);
+            for (int k = 0; k < 8; ++k) fn(i * 8 + k, b[k]);
+        }
+        return;
+    }
+    const size_t bs = type_traits(t).type_size;
+    for (int64_t g = 0; g < cols / 32; ++g) {
+        decode_block(t, row + static_cast<size_t>(g) * bs, b[0]);
+        fn(g, b[0]);
+    }
+}
+
 int bits_of(GgmlType t) {
     switch (t) {
+        case GgmlType::Q4_K: return 4;
+        case GgmlType::Q5_K: return 5;
         case GgmlType::Q4_0:
         case GgmlType::Q4_1: return 4;
         case GgmlType::Q5_0:
@@ -107,7 +150,7 @@ std::vector<float> mlx_dequantize_f32(const MlxAffineTensor& t) {
 
 std::optional<GgufToMlx> gguf_to_mlx(GgmlType type, const uint8_t* data, int64_t rows, int64_t cols, MlxDtype dtype) {
     const int bits = bits_of(type);
-    if (!bits || cols % 32 != 0) return std::nullopt;
+    if (!bits || cols % type_traits(type).block_size != 0) return std::nullopt;
     const TypeTraits& tt = type_traits(type);
     const size_t rb = *row_bytes(tt, cols);
     GgufToMlx r;
@@ -119,14 +162,12 @@ std::optional<GgufToMlx> gguf_to_mlx(GgmlType type, const uint8_t* data, int64_t
     t.wq.assign(static_cast<size_t>(rows * words), 0u);
     t.scales.resize(static_cast<size_t>(rows * groups) * mlx_dtype_size(dtype));
     t.biases.resize(t.scales.size());
-    Block32 b{};
     for (int64_t row = 0; row < rows; ++row)
-        for (int64_t g = 0; g < groups; ++g) {
-            decode_block(type, data + static_cast<size_t>(row) * rb + static_cast<size_t>(g) * tt.type_size, b);
+        for_each_group(type, data + static_cast<size_t>(row) * rb, cols, [&](int64_t g, const Block32& b) {
             for (int j = 0; j < 32; ++j) mlx_put_code(t.wq.data() + row * words, g * 32 + j, bits, b.u[j]);
             mlx_store(dtype, t.scales.data(), static_cast<size_t>(row * groups + g), b.scale);
             mlx_store(dtype, t.biases.data(), static_cast<size_t>(row * groups + g), b.bias);
-        }
+        });
     const auto mine = mlx_dequantize_f32(t);
     const auto ref = dequantize(type, std::vector<uint8_t>(data, data + rb * static_cast<size_t>(rows)), rows * cols);
     r.exact = true;

@@ -1,0 +1,65 @@
+// The real client: mlx-lm (MLX's CPU build for Linux, from PyPI) loads qforge's MLX directory and
+// generates greedily like `qforge run`; `mlx_lm.convert -q` writes the same tensors as qforge's
+// writer (4-bit and 8-bit, groups of 64), and qforge reads its directory. Optional: runs when
+// QFORGE_MLX_PYTHON names a Python with mlx and mlx-lm (scripts/mlx-client.sh sets one up).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+
+namespace qforge {
+namespace {
+
+std::string mlx_python() {
+    const char* p = std::getenv("QFORGE_MLX_PYTHON");
+    return p ? p : "";
+}
+
+std::string run_py(const std::string& py, const std::string& args, const test::TempDir& tmp) {
+    const std::string out = tmp.path("py.out");
+    const std::string cmd = py + " " + QFORGE_SOURCE_DIR + "/tests/python/mlx_client.py " + args + " >" + out + " 2>" + tmp.path("py.err");
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const auto b = test::read_file(out);
+    return std::string(b.begin(), b.end());
+}
+
+TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
+    const std::string py = mlx_python();
+    if (py.empty()) GTEST_SKIP() << "QFORGE_MLX_PYTHON not set (scripts/mlx-client.sh); mlx-lm check skipped";
+    test::TempDir tmp;
+    const std::string demo = std::string(QFORGE_SOURCE_DIR) + "/models/tiny-demo-8m";
+    const std::string mlx_convert = std::filesystem::path(py).parent_path().string() + "/mlx_lm.convert";
+    for (int bits : {4, 8}) {
+        const std::string ours = tmp.path("qf" + std::to_string(bits)), theirs = tmp.path("lm" + std::to_string(bits));
+        auto r = test::run_qforge({"convert", demo, "--to", "mlx", "-o", ours, "--bits", std::to_string(bits), "--group-size", "64"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        const std::string cmd = mlx_convert + " --hf-path " + demo + " --mlx-path " + theirs + " -q --q-bits " + std::to_string(bits) +
+                                " --q-group-size 64 >" + tmp.path("conv.out") + " 2>&1";
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        const auto cmp = nlohmann::json::parse(run_py(py, "compare " + ours + " " + theirs, tmp));
+        EXPECT_GT(cmp["tensors"].get<int>(), 100);
+        EXPECT_TRUE(cmp["problems"].empty()) << cmp["problems"].dump();
+        // mlx-lm's directory (tokenizer.json only, an index file) runs in qforge like ours.
+        const auto a = test::run_qforge({"run", "-m", ours, "-p", "Once upon a time", "-n", "16", "--temp", "0", "--json"});
+        const auto b = test::run_qforge({"run", "-m", theirs, "-p", "Once upon a time", "-n", "16", "--temp", "0", "--json"});
+        ASSERT_EQ(a.status, 0) << a.err;
+        ASSERT_EQ(b.status, 0) << b.err;
+        const auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+        EXPECT_EQ(ja["prompt_ids"], jb["prompt_ids"]);
+        EXPECT_EQ(ja["tokens"], jb["tokens"]);
+    }
+    // mlx-lm generates greedily from qforge's 4-bit directory what qforge generates from it.
+    const std::string ours = tmp.path("qf4");
+    const auto g = nlohmann::json::parse(run_py(py, "generate " + ours + " 'Once upon a time' 24", tmp));
+    const auto q = test::run_qforge({"run", "-m", ours, "-p", "Once upon a time", "-n", "24", "--temp", "0", "--json"});
+    ASSERT_EQ(q.status, 0) << q.err;
+    const auto jq = nlohmann::json::parse(q.out);
+    EXPECT_EQ(jq["prompt_ids"], g["prompt_ids"]);
+    EXPECT_EQ(jq["text"].get<std::string>(), g["text"].get<std::string>());
+}
+
+}  // namespace
+}  // namespace qforge

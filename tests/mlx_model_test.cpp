@@ -128,14 +128,19 @@ TEST(MlxBridge, MlxVectorsToQ4_1) {
 
 std::string demo_dir() { return std::string(QFORGE_SOURCE_DIR) + "/models/tiny-demo-8m"; }
 
+// The bundled demo model as an MLX 4-bit g64 directory.
+std::vector<MlxTensorReport> write_demo_mlx(const std::string& out) {
+    MlxConvertOptions o;
+    o.bits = 4;
+    o.group_size = 64;
+    return convert_hf_to_mlx(demo_dir(), out, o);
+}
+
 // The directory follows mlx-lm's layout field by field.
 TEST(MlxDir, WriterFollowsMlxLmLayout) {
     test::TempDir tmp;
     const std::string out = tmp.path("mlx4");
-    MlxConvertOptions o;
-    o.bits = 4;
-    o.group_size = 64;
-    const auto report = convert_hf_to_mlx(demo_dir(), out, o);
+    const auto report = write_demo_mlx(out);
     ASSERT_FALSE(report.empty());
     const auto cfg = nlohmann::json::parse(std::ifstream(out + "/config.json"));
     const auto src = nlohmann::json::parse(std::ifstream(demo_dir() + "/config.json"));
@@ -174,7 +179,8 @@ TEST(MlxDir, WriterFollowsMlxLmLayout) {
     for (const auto& t : st->tensors()) names.push_back(t.name);
     EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
     // A second write to the same place is refused; --exclude keeps a module in float.
-    EXPECT_THROW(convert_hf_to_mlx(demo_dir(), out, o), Error);
+    EXPECT_THROW(write_demo_mlx(out), Error);
+    MlxConvertOptions o;
     o.exclude = {"embed_tokens"};
     convert_hf_to_mlx(demo_dir(), tmp.path("mlx4x"), o);
     const auto st2 = SafetensorsFile::open(tmp.path("mlx4x") + "/model.safetensors");
@@ -188,10 +194,7 @@ TEST(MlxDir, WriterFollowsMlxLmLayout) {
 TEST(MlxDir, ReadsAsAModelWithThePerplexityOfItsWeights) {
     test::TempDir tmp;
     const std::string out = tmp.path("mlx");
-    MlxConvertOptions o;
-    o.bits = 4;
-    o.group_size = 64;
-    convert_hf_to_mlx(demo_dir(), out, o);
+    write_demo_mlx(out);
     ASSERT_TRUE(is_mlx_quantized_dir(out));
     EXPECT_FALSE(is_mlx_quantized_dir(demo_dir()));
 

@@ -168,6 +168,24 @@ void append_sentencepiece(const fs::path& dir, int64_t vocab_size, std::vector<G
     add_special_vocab(dir, vocab_size, false, tokenizer_json, kv);
 }
 
+// tokenizer.json's vocabulary by id, its added tokens (content, special), and the vocabulary
+// size: config.json's, or larger when the tokenizer has more ids.
+struct JsonVocab {
+    std::map<int64_t, std::string> by_id;
+    std::map<int64_t, std::pair<std::string, bool>> added;
+    int64_t size = 0;
+};
+
+JsonVocab read_json_vocab(const json& tj, int64_t vocab_size) {
+    JsonVocab v;
+    for (auto it = tj["model"]["vocab"].begin(); it != tj["model"]["vocab"].end(); ++it) v.by_id[it.value().get<int64_t>()] = it.key();
+    for (const auto& a : tj.value("added_tokens", json::array())) v.added[a["id"].get<int64_t>()] = {a["content"].get<std::string>(), a.value("special", false)};
+    v.size = vocab_size;
+    for (const auto& [id, _] : v.by_id) v.size = std::max(v.size, id + 1);
+    for (const auto& [id, _] : v.added) v.size = std::max(v.size, id + 1);
+    return v;
+}
+
 // The pre-tokenizer name llama.cpp uses, recognised from the split regex in tokenizer.json.
 std::string bpe_pre_name(const json& tj, const std::string& gguf_arch) {
     std::string pattern;
@@ -191,14 +209,8 @@ void append_bpe(const fs::path& dir, int64_t vocab_size, const std::string& gguf
     const json tj = read_json_file(dir / "tokenizer.json");
     if (!tj.contains("model") || tj["model"].value("type", "") != "BPE" || !tj["model"].contains("vocab"))
         throw_bad_input((dir / "tokenizer.json").string(), "expected a BPE model with a vocab");
-    std::map<int64_t, std::string> by_id;
-    for (auto it = tj["model"]["vocab"].begin(); it != tj["model"]["vocab"].end(); ++it) by_id[it.value().get<int64_t>()] = it.key();
-    std::map<int64_t, std::pair<std::string, bool>> added;
-    for (const auto& a : tj.value("added_tokens", json::array())) added[a["id"].get<int64_t>()] = {a["content"].get<std::string>(), a.value("special", false)};
-    int64_t n = 0;
-    for (const auto& [id, _] : by_id) n = std::max(n, id + 1);
-    for (const auto& [id, _] : added) n = std::max(n, id + 1);
-    if (vocab_size < n) vocab_size = n;
+    const auto [by_id, added, size] = read_json_vocab(tj, vocab_size);
+    vocab_size = size;
     std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
     std::vector<int32_t> types(static_cast<size_t>(vocab_size), UNUSED);
     for (int64_t i = 0; i < vocab_size; ++i) {
@@ -227,8 +239,8 @@ void append_bpe(const fs::path& dir, int64_t vocab_size, const std::string& gguf
 void append_spm_from_json(const fs::path& dir, int64_t vocab_size, std::vector<GgufKV>& kv) {
     const json tj = read_json_file(dir / "tokenizer.json");
     const json& model = tj["model"];
-    std::map<int64_t, std::string> by_id;
-    for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) by_id[it.value().get<int64_t>()] = it.key();
+    const auto [by_id, added, size] = read_json_vocab(tj, vocab_size);
+    vocab_size = size;
     std::map<std::string, int64_t> rank;
     int64_t r = 0;
     for (const auto& m : model.value("merges", json::array())) {
@@ -243,12 +255,6 @@ void append_spm_from_json(const fs::path& dir, int64_t vocab_size, std::vector<G
         }
         rank.emplace(merged, r++);
     }
-    std::map<int64_t, std::pair<std::string, bool>> added;
-    for (const auto& a : tj.value("added_tokens", json::array())) added[a["id"].get<int64_t>()] = {a["content"].get<std::string>(), a.value("special", false)};
-    int64_t n = 0;
-    for (const auto& [id, _] : by_id) n = std::max(n, id + 1);
-    for (const auto& [id, _] : added) n = std::max(n, id + 1);
-    if (vocab_size < n) vocab_size = n;
     const std::string unk = model.value("unk_token", json()).is_string() ? model["unk_token"].get<std::string>() : "";
     std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
     std::vector<float> scores(static_cast<size_t>(vocab_size), -1e9f);

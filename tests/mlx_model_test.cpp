@@ -270,5 +270,28 @@ TEST(MlxDir, ReadsAsAModelWithThePerplexityOfItsWeights) {
     EXPECT_NE(bad.err.find("affine"), std::string::npos) << bad.err;
 }
 
+// Other widths become the nearest ggml type when converted (8-bit: Q8_0), with the error said.
+TEST(MlxDir, EightBitConvertsToQ8_0WithItsError) {
+    test::TempDir tmp;
+    MlxConvertOptions o;
+    o.bits = 8;
+    o.group_size = 64;
+    convert_hf_to_mlx(demo_dir(), tmp.path("mlx8"), o);
+    const auto r = test::run_qforge({"convert", tmp.path("mlx8"), "-o", tmp.path("m8.gguf"), "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out.substr(0, r.out.rfind(']') + 1));
+    int q8 = 0;
+    for (const auto& t : j)
+        if (t["to"] == "q8_0") {
+            ++q8;
+            EXPECT_EQ(t["from"], "bf16");
+            EXPECT_GT(t["max_abs_err"].get<double>(), 0.0);
+            EXPECT_LT(t["max_abs_err"].get<double>(), 0.05);
+        }
+    EXPECT_GT(q8, 0);
+    const auto run = test::run_qforge({"run", "-m", tmp.path("m8.gguf"), "-p", "Once upon a time", "-n", "8", "--temp", "0"});
+    EXPECT_EQ(run.status, 0) << run.err;
+}
+
 }  // namespace
 }  // namespace qforge

@@ -42,6 +42,9 @@ struct SourceTensor {
     std::vector<int64_t> ne;
     GgmlType type;
     std::function<void(uint8_t* dst)> read;  // fills n_bytes() bytes
+    // The type `convert --outtype auto` gives it when not its own (MLX 8/6/3/2-bit codes read as
+    // floats: the nearest ggml type, requantized).
+    std::optional<GgmlType> auto_type;
     uint64_t n_bytes() const;
     int64_t n_elements() const;
 };

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -5,6 +6,8 @@
 #include "cli/commands.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
+#include "qforge/gguf.hpp"
+#include "qforge/quantize.hpp"
 #include "qforge/mlx_model.hpp"
 
 namespace qforge::cli {
@@ -73,15 +76,40 @@ Command add_convert(CLI::App& root) {
                 if (!a->imatrix.empty()) imatrix = load_imatrix(a->imatrix);
                 const std::string outtype = !a->outtype.empty() ? a->outtype : is_mlx_quantized_dir(a->in) ? "auto" : "f16";
                 const auto r = convert_hf_model(*model, a->out, outtype, a->threads, a->imatrix.empty() ? nullptr : &imatrix, a->imatrix);
+                // Per tensor: kept as read (exact), or the largest change converting it made.
+                const bool mlx = is_mlx_quantized_dir(a->in);
+                std::vector<double> err(r.tensors.size(), 0.0);
+                if (mlx || a->json) {
+                    const auto out = GgufFile::open(a->out);
+                    for (size_t i = 0; i < r.tensors.size(); ++i) {
+                        const auto& t = r.tensors[i];
+                        if (t.from == t.to) continue;
+                        const SourceTensor* src = nullptr;
+                        for (const auto& s : model->source.tensors)
+                            if (s.name == t.name) src = &s;
+                        const GgufTensorInfo* o = out->find_tensor(t.name);
+                        if (!src || !o) continue;
+                        std::vector<uint8_t> raw(src->n_bytes());
+                        src->read(raw.data());
+                        const auto before = dequantize(src->type, raw, src->n_elements());
+                        const auto after = dequantize(o->type, std::vector<uint8_t>(o->data, o->data + o->n_bytes), src->n_elements());
+                        for (size_t k = 0; k < before.size(); ++k) err[i] = std::max(err[i], static_cast<double>(std::fabs(after[k] - before[k])));
+                    }
+                }
                 if (a->json) {
                     nlohmann::json j = nlohmann::json::array();
-                    for (const auto& t : r.tensors)
-                        j.push_back({{"name", t.name}, {"from", type_traits(t.from).name}, {"to", type_traits(t.to).name}, {"exact", t.from == t.to}});
+                    for (size_t i = 0; i < r.tensors.size(); ++i) {
+                        const auto& t = r.tensors[i];
+                        j.push_back({{"name", t.name}, {"from", type_traits(t.from).name}, {"to", type_traits(t.to).name},
+                                     {"exact", t.from == t.to || err[i] == 0}, {"max_abs_err", err[i]}});
+                    }
                     std::printf("%s\n", j.dump(2).c_str());
-                } else if (is_mlx_quantized_dir(a->in)) {
-                    for (const auto& t : r.tensors)
+                } else if (mlx) {
+                    for (size_t i = 0; i < r.tensors.size(); ++i) {
+                        const auto& t = r.tensors[i];
                         std::printf("%-32s %-6s -> %-6s %s\n", t.name.c_str(), type_traits(t.from).name, type_traits(t.to).name,
-                                    t.from == t.to ? "exact" : "converted");
+                                    t.from == t.to || err[i] == 0 ? "exact" : ("max abs error " + std::to_string(err[i])).c_str());
+                    }
                 }
                 std::printf("converted %s (%s, %zu tensors) to %s: %.2f MiB in %.2f s\n", a->in.c_str(), model->hf_architecture.c_str(),
                             r.tensors.size(), a->out.c_str(), static_cast<double>(r.file_size) / 1048576.0, r.seconds);

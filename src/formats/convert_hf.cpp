@@ -291,6 +291,18 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
             n_params += mq->cols * t->shape[0];
             st.type = mq->to_blocks ? (mq->p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1)
                                     : mq->p.dtype == MlxDtype::F16 ? GgmlType::F16 : mq->p.dtype == MlxDtype::BF16 ? GgmlType::BF16 : GgmlType::F32;
+            if (!mq->to_blocks) {  // the nearest ggml type for --outtype auto
+                const bool k = mq->cols % 256 == 0;  // whole k-quant super-blocks
+                switch (mq->p.bits) {
+                    case 8: st.auto_type = GgmlType::Q8_0; break;
+                    case 6: st.auto_type = k ? GgmlType::Q6_K : GgmlType::Q8_0; break;
+                    case 5: st.auto_type = k ? GgmlType::Q5_K : GgmlType::Q5_1; break;
+                    case 4: st.auto_type = k ? GgmlType::Q4_K : GgmlType::Q4_1; break;
+                    case 3: st.auto_type = k ? GgmlType::Q3_K : GgmlType::Q4_1; break;
+                    case 2: st.auto_type = k ? GgmlType::Q2_K : GgmlType::Q4_1; break;
+                    default: break;
+                }
+            }
             const int heads = map->permute_heads;
             const MlxModule mm = *mq;
             const GgmlType type = st.type;
@@ -400,12 +412,15 @@ QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, co
     if (keep) {
         std::map<GgmlType, int> count;
         for (const auto& t : model.source.tensors)
-            if (t.ne.size() > 1) ++count[t.type];
+            if (t.ne.size() > 1) ++count[t.auto_type.value_or(t.type)];
         GgmlType most = GgmlType::F16;
         int best = 0;
         for (const auto& [ty, c] : count)
             if (c > best) best = c, most = ty;
-        outtype = most == GgmlType::Q4_1 ? "q4_1" : most == GgmlType::Q5_1 ? "q5_1" : most == GgmlType::BF16 ? "bf16" : most == GgmlType::F32 ? "f32" : "f16";
+        outtype = most == GgmlType::F16 || most == GgmlType::BF16 || most == GgmlType::F32 ? to_lower(type_traits(most).name) : "";
+        for (const auto& f : all_ftypes())
+            if (outtype.empty() && f.default_type == most) outtype = f.name;  // the file type named after it
+        if (outtype.empty()) outtype = "f16";
     }
     const Ftype* ft = find_ftype(outtype);
     if (!ft) throw_usage("--outtype: unknown type '" + outtype_in + "'");
@@ -427,7 +442,8 @@ QuantizeReport convert_hf_model(const HfModel& model, const std::string& out, co
     }
     QuantizeReport report;
     for (const auto& t : model.source.tensors) {
-        const GgmlType to = keep && t.ne.size() > 1 && !t.name.ends_with("_norm.weight") ? t.type : converter_tensor_type(t, ft->default_type);
+        const GgmlType to = keep && t.ne.size() > 1 && !t.name.ends_with("_norm.weight") ? t.auto_type.value_or(t.type)
+                                                                                         : converter_tensor_type(t, ft->default_type);
         w.add_tensor(t.name, to, t.ne);
         const uint64_t bytes_out = *row_bytes(type_traits(to), t.ne[0]) * static_cast<uint64_t>(t.n_elements() / t.ne[0]);
         report.tensors.push_back({t.name, t.ne, t.type, to, t.n_bytes(), bytes_out});

@@ -131,7 +131,7 @@ SourceModel synth_model(SynthShape s, const std::string& vocab_gguf, uint64_t se
     uint64_t index = 0;
     auto add = [&](const std::string& name, std::vector<int64_t> ne, bool ones) {
         const uint64_t tseed = seed * 1000003ull + (index++);
-        SourceTensor t{name, ne, GgmlType::F32, nullptr};
+        SourceTensor t{name, ne, GgmlType::F32, nullptr, std::nullopt};
         const int64_t cols = ne[0], rows = ne.size() > 1 ? ne[1] : 1;
         t.read = [cols, rows, tseed, ones](uint8_t* dst) {
             auto* f = reinterpret_cast<float*>(dst);

@@ -140,7 +140,7 @@ SourceModel source_from_gguf(const GgufFile& f) {
     for (const auto& t : f.tensors()) {
         const uint8_t* data = t.data;
         const uint64_t n = t.n_bytes;
-        m.tensors.push_back({t.name, t.ne, t.type, [data, n](uint8_t* dst) { std::memcpy(dst, data, n); }});
+        m.tensors.push_back({t.name, t.ne, t.type, [data, n](uint8_t* dst) { std::memcpy(dst, data, n); }, std::nullopt});
     }
     return m;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <regex>
 
@@ -246,20 +247,165 @@ bool quantizable_module(const std::string& module) {
 }
 
 std::vector<float> read_floats(const StTensor& t) {
-    const auto d = mlx_dtype_of(t.dtype);
-    if (!d) throw_bad_input(t.name, std::string("unsupported dtype ") + st_dtype_name(t.dtype) + " (expected F32, F16 or BF16)");
+    if (!mlx_dtype_of(t.dtype)) throw_bad_input(t.name, std::string("unsupported dtype ") + st_dtype_name(t.dtype) + " (expected F32, F16 or BF16)");
     std::vector<float> v(static_cast<size_t>(t.n_elements()));
     dequantize(ggml_of(t.dtype), t.data, v.data(), t.n_elements());
     return v;
 }
 
-struct Planned {
+// One entry of the directory: a float tensor (name "P.weight", "P.bias", …) or a quantized module
+// (name "P": P.weight, P.scales, P.biases). Data are made when written, one entry at a time.
+struct MlxItem {
     std::string name;
-    StDtype dtype;
-    std::vector<int64_t> shape;
-    const StTensor* src;
-    bool quantized;  // one of P.weight / P.scales / P.biases of a quantized module
+    bool quantized = false;
+    std::vector<int64_t> shape;  // the float tensor's; for a module [rows, cols]
+    MlxAffineParams p;           // a module's
+    std::function<std::vector<float>()> floats;                       // float tensors
+    std::function<MlxAffineTensor(MlxTensorReport&)> quantize;        // modules: data and report
 };
+
+// Quantizes f32 values (already in the target dtype's precision) as MLX does, rows in parallel.
+MlxAffineTensor quantize_rows_mlx(const std::vector<float>& v, int64_t rows, int64_t cols, const MlxAffineParams& p, ThreadPool& pool) {
+    MlxAffineTensor q;
+    q.p = p;
+    q.rows = rows;
+    q.cols = cols;
+    const int64_t words = cols * p.bits / 32, groups = cols / p.group_size;
+    const size_t ds = mlx_dtype_size(p.dtype);
+    q.wq.assign(static_cast<size_t>(rows * words), 0u);
+    q.scales.assign(static_cast<size_t>(rows * groups) * ds, 0);
+    q.biases.assign(q.scales.size(), 0);
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+        mlx_affine_quantize(v.data() + r0 * cols, r1 - r0, cols, p, q.wq.data() + r0 * words, q.scales.data() + static_cast<size_t>(r0 * groups) * ds,
+                            q.biases.data() + static_cast<size_t>(r0 * groups) * ds);
+    });
+    return q;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double e = 0;
+    for (size_t i = 0; i < a.size(); ++i) e = std::max(e, static_cast<double>(std::fabs(a[i] - b[i])));
+    return e;
+}
+
+// Writes the directory: model.safetensors (keys sorted, metadata format: mlx), config.json, and
+// whatever `extra` puts beside them (tokenizer files); into a temporary directory renamed at the end.
+std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::ordered_json& cfg, std::vector<MlxItem> items, MlxDtype dtype,
+                                           const std::vector<std::string>& inputs, int threads, const std::function<void(const fs::path&)>& extra) {
+    std::error_code ec;
+    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
+        throw_usage(out.string() + ": already exists (mlx-lm writes a new directory; remove it or choose another)");
+    std::sort(items.begin(), items.end(), [](const MlxItem& a, const MlxItem& b) { return a.name < b.name; });
+    // Tensor names in sorted order: a module's .biases < .scales < .weight sort together.
+    struct Slot {
+        std::string name;
+        StDtype dtype;
+        std::vector<int64_t> shape;
+        size_t item;
+        int part;  // 0 float, 1 weight, 2 scales, 3 biases
+    };
+    std::vector<Slot> slots;
+    for (size_t i = 0; i < items.size(); ++i) {
+        const MlxItem& it = items[i];
+        if (!it.quantized) {
+            slots.push_back({it.name, st_dtype_of(dtype), it.shape, i, 0});
+            continue;
+        }
+        const int64_t rows = it.shape[0], cols = it.shape[1];
+        slots.push_back({it.name + ".weight", StDtype::U32, {rows, cols * it.p.bits / 32}, i, 1});
+        slots.push_back({it.name + ".scales", st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 2});
+        slots.push_back({it.name + ".biases", st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 3});
+    }
+    std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.name < b.name; });
+
+    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp");
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) throw_resource(tmp.string(), "cannot create directory (" + ec.message() + ")");
+    std::vector<MlxTensorReport> report;
+    try {
+        SafetensorsWriter w((tmp / "model.safetensors").string(), inputs, StLayout{true, true});
+        w.set_metadata({{"format", "mlx"}});
+        for (const auto& sl : slots) w.add_tensor(sl.name, sl.dtype, sl.shape);
+        w.write_header();
+        ThreadPool pool(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+        Progress progress("mlx", slots.size());
+        size_t cached = items.size();
+        MlxAffineTensor q;
+        for (const auto& sl : slots) {
+            const MlxItem& it = items[sl.item];
+            if (sl.part == 0) {
+                const std::vector<float> v = it.floats();
+                std::vector<uint8_t> bytes(v.size() * mlx_dtype_size(dtype));
+                double err = 0;
+                for (size_t k = 0; k < v.size(); ++k) {
+                    mlx_store(dtype, bytes.data(), k, v[k]);
+                    err = std::max(err, static_cast<double>(std::fabs(mlx_load(dtype, bytes.data(), k) - v[k])));
+                }
+                w.write_tensor_data(bytes.data(), bytes.size());
+                report.push_back({it.name, mlx_dtype_name(dtype), err == 0, err});
+            } else {
+                if (cached != sl.item) {  // make the module once for its three tensors
+                    cached = sl.item;
+                    MlxTensorReport r{it.name, "", false, 0};
+                    q = it.quantize(r);
+                    report.push_back(r);
+                }
+                if (sl.part == 1) w.write_tensor_data(q.wq.data(), q.wq.size() * 4);
+                else if (sl.part == 2) w.write_tensor_data(q.scales.data(), q.scales.size());
+                else w.write_tensor_data(q.biases.data(), q.biases.size());
+            }
+            progress.add(1);
+        }
+        w.finish();
+        progress.finish();
+        {
+            const std::string text = cfg.dump(4) + "\n";
+            OutputFile f((tmp / "config.json").string());
+            f.write(text.data(), text.size());
+            f.commit();
+        }
+        extra(tmp);
+        if (fs::exists(out, ec)) fs::remove(out, ec);  // an empty directory
+        fs::rename(tmp, out);
+    } catch (...) {
+        fs::remove_all(tmp, ec);
+        throw;
+    }
+    return report;
+}
+
+std::vector<std::regex> compile_excludes(const MlxConvertOptions& opt) {
+    if (opt.quantize) {
+        if (opt.bits != 2 && opt.bits != 3 && opt.bits != 4 && opt.bits != 5 && opt.bits != 6 && opt.bits != 8)
+            throw_usage("--bits must be 2, 3, 4, 5, 6 or 8");
+        if (opt.group_size != 32 && opt.group_size != 64 && opt.group_size != 128) throw_usage("--group-size must be 32, 64 or 128");
+    }
+    std::vector<std::regex> excludes;
+    for (const auto& e : opt.exclude) {
+        try {
+            excludes.emplace_back(e, std::regex::ECMAScript);
+        } catch (const std::regex_error&) {
+            throw_usage("--exclude: not a valid regular expression: " + e);
+        }
+    }
+    return excludes;
+}
+
+bool matches_any(const std::vector<std::regex>& res, const std::string& s) {
+    return std::any_of(res.begin(), res.end(), [&](const std::regex& r) { return std::regex_search(s, r); });
+}
+
+void add_quantization(nlohmann::ordered_json& cfg, const MlxConvertOptions& opt) {
+    if (!opt.quantize) return;
+    nlohmann::ordered_json qc = nlohmann::ordered_json::object();
+    qc["group_size"] = opt.group_size;
+    qc["bits"] = opt.bits;
+    qc["mode"] = "affine";
+    cfg["quantization"] = qc;
+    cfg["quantization_config"] = qc;
+}
 
 }  // namespace
 
@@ -272,26 +418,10 @@ bool is_mlx_quantized_dir(const std::string& dir) {
 }
 
 std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const std::string& out_dir, const MlxConvertOptions& opt) {
-    const fs::path in(hf_dir), out(out_dir);
+    const fs::path in(hf_dir);
     if (!fs::is_directory(in)) throw_bad_input(hf_dir, "not a directory (expected a Hugging Face model directory)");
     if (!fs::exists(in / "config.json")) throw_bad_input(hf_dir, "no config.json in this directory");
-    std::error_code ec;
-    if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
-        throw_usage(out_dir + ": already exists (mlx-lm writes a new directory; remove it or choose another)");
-    if (opt.quantize) {
-        MlxAffineParams probe{opt.bits, opt.group_size, MlxDtype::F16};
-        if (probe.bits != 2 && probe.bits != 3 && probe.bits != 4 && probe.bits != 5 && probe.bits != 6 && probe.bits != 8)
-            throw_usage("--bits must be 2, 3, 4, 5, 6 or 8");
-        if (probe.group_size != 32 && probe.group_size != 64 && probe.group_size != 128) throw_usage("--group-size must be 32, 64 or 128");
-    }
-    std::vector<std::regex> excludes;
-    for (const auto& e : opt.exclude) {
-        try {
-            excludes.emplace_back(e, std::regex::ECMAScript);
-        } catch (const std::regex_error&) {
-            throw_usage("--exclude: not a valid regular expression: " + e);
-        }
-    }
+    const auto excludes = compile_excludes(opt);
     json cfg = read_json_file<json>(in / "config.json");
     if (cfg.contains("quantization")) throw_usage(hf_dir + ": already an MLX-quantized model (convert it to GGUF instead)");
     const std::string arch = cfg.contains("architectures") && cfg["architectures"].is_array() && !cfg["architectures"].empty()
@@ -314,120 +444,45 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
                     break;
                 }
     }
-    auto excluded = [&](const std::string& module) {
-        return std::any_of(excludes.begin(), excludes.end(), [&](const std::regex& r) { return std::regex_search(module, r); });
-    };
-
-    // The plan: every output tensor, sorted by name as MLX saves them.
-    std::vector<Planned> plan;
+    ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    std::vector<MlxItem> items;
     for (const StTensor* t : weights.tensors()) {
         if (!mlx_dtype_of(t->dtype)) throw_bad_input(t->name, std::string("unsupported dtype ") + st_dtype_name(t->dtype));
         const bool is_weight = t->name.ends_with(".weight");
         const std::string module = is_weight ? t->name.substr(0, t->name.size() - 7) : "";
+        MlxItem it;
         if (opt.quantize && is_weight && t->shape.size() == 2 && quantizable_module(module) && t->shape[1] % opt.group_size == 0 &&
-            !excluded(module)) {
-            const int64_t rows = t->shape[0], cols = t->shape[1];
-            plan.push_back({module + ".weight", StDtype::U32, {rows, cols * opt.bits / 32}, t, true});
-            plan.push_back({module + ".scales", st_dtype_of(dtype), {rows, cols / opt.group_size}, t, true});
-            plan.push_back({module + ".biases", st_dtype_of(dtype), {rows, cols / opt.group_size}, t, true});
+            !matches_any(excludes, module)) {
+            it.name = module;
+            it.quantized = true;
+            it.shape = t->shape;
+            it.p = {opt.bits, opt.group_size, dtype};
+            it.quantize = [t, p = it.p, &pool](MlxTensorReport& r) {
+                std::vector<float> v = read_floats(*t);
+                if (*mlx_dtype_of(t->dtype) != p.dtype)
+                    for (auto& x : v) x = mlx_round(p.dtype, x);
+                MlxAffineTensor q = quantize_rows_mlx(v, t->shape[0], t->shape[1], p, pool);
+                r.how = "quantized affine " + std::to_string(p.bits) + "-bit g" + std::to_string(p.group_size) + " " + mlx_dtype_name(p.dtype);
+                r.max_abs_err = max_abs_diff(mlx_dequantize_f32(q), v);
+                return q;
+            };
         } else {
-            plan.push_back({t->name, st_dtype_of(dtype), t->shape, t, false});
+            it.name = t->name;
+            it.shape = t->shape;
+            it.floats = [t] { return read_floats(*t); };
         }
+        items.push_back(std::move(it));
     }
-    std::sort(plan.begin(), plan.end(), [](const Planned& a, const Planned& b) { return a.name < b.name; });
-
-    // Written into a temporary directory beside the target, renamed at the end.
-    const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-    const fs::path tmp = parent / ("." + out.filename().string() + ".tmp");
-    fs::remove_all(tmp, ec);
-    fs::create_directories(tmp, ec);
-    if (ec) throw_resource(tmp.string(), "cannot create directory (" + ec.message() + ")");
-    std::vector<MlxTensorReport> report;
-    try {
-        std::vector<std::string> inputs;
-        for (const auto& f : weights.files()) inputs.push_back(f->path());
-        SafetensorsWriter w((tmp / "model.safetensors").string(), inputs, StLayout{true, true});
-        w.set_metadata({{"format", "mlx"}});
-        for (const auto& p : plan) w.add_tensor(p.name, p.dtype, p.shape);
-        w.write_header();
-        ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-        Progress progress("mlx", plan.size());
-        const StTensor* cached_src = nullptr;
-        MlxAffineTensor q;
-        for (size_t i = 0; i < plan.size(); ++i) {
-            const Planned& p = plan[i];
-            const StTensor& t = *p.src;
-            if (p.quantized) {
-                if (cached_src != &t) {  // quantize the module once for its three tensors
-                    cached_src = &t;
-                    std::vector<float> v = read_floats(t);
-                    const MlxDtype src_dtype = *mlx_dtype_of(t.dtype);
-                    if (src_dtype != dtype)
-                        for (auto& x : v) x = mlx_round(dtype, x);
-                    q.p = {opt.bits, opt.group_size, dtype};
-                    q.rows = t.shape[0];
-                    q.cols = t.shape[1];
-                    const int64_t words = q.cols * opt.bits / 32, groups = q.cols / opt.group_size;
-                    const size_t ds = mlx_dtype_size(dtype);
-                    q.wq.assign(static_cast<size_t>(q.rows * words), 0u);
-                    q.scales.assign(static_cast<size_t>(q.rows * groups) * ds, 0);
-                    q.biases.assign(q.scales.size(), 0);
-                    pool.parallel_for(q.rows, [&](int64_t r0, int64_t r1, int) {
-                        mlx_affine_quantize(v.data() + r0 * q.cols, r1 - r0, q.cols, q.p, q.wq.data() + r0 * words,
-                                            q.scales.data() + static_cast<size_t>(r0 * groups) * ds, q.biases.data() + static_cast<size_t>(r0 * groups) * ds);
-                    });
-                    const auto deq = mlx_dequantize_f32(q);
-                    double err = 0;
-                    for (size_t k = 0; k < v.size(); ++k) err = std::max(err, static_cast<double>(std::fabs(deq[k] - v[k])));
-                    report.push_back({t.name.substr(0, t.name.size() - 7),
-                                      "quantized affine " + std::to_string(opt.bits) + "-bit g" + std::to_string(opt.group_size) + " " + mlx_dtype_name(dtype),
-                                      false, err});
-                }
-                if (p.name.ends_with(".weight")) w.write_tensor_data(q.wq.data(), q.wq.size() * 4);
-                else if (p.name.ends_with(".scales")) w.write_tensor_data(q.scales.data(), q.scales.size());
-                else w.write_tensor_data(q.biases.data(), q.biases.size());
-            } else {
-                const std::vector<float> v = read_floats(t);
-                std::vector<uint8_t> bytes(v.size() * mlx_dtype_size(dtype));
-                double err = 0;
-                for (size_t k = 0; k < v.size(); ++k) {
-                    mlx_store(dtype, bytes.data(), k, v[k]);
-                    err = std::max(err, static_cast<double>(std::fabs(mlx_load(dtype, bytes.data(), k) - v[k])));
-                }
-                w.write_tensor_data(bytes.data(), bytes.size());
-                report.push_back({t.name, mlx_dtype_name(dtype), err == 0, err});
-            }
-            progress.add(1);
-        }
-        w.finish();
-        progress.finish();
-
-        // config.json: the source's, with the quantization as mlx-lm records it.
-        if (opt.quantize) {
-            json qc = json::object();
-            qc["group_size"] = opt.group_size;
-            qc["bits"] = opt.bits;
-            qc["mode"] = "affine";
-            cfg["quantization"] = qc;
-            cfg["quantization_config"] = qc;
-        }
-        if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
-        {
-            const std::string text = cfg.dump(4) + "\n";
-            OutputFile f((tmp / "config.json").string());
-            f.write(text.data(), text.size());
-            f.commit();
-        }
+    add_quantization(cfg, opt);
+    if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
+    std::vector<std::string> inputs;
+    for (const auto& f : weights.files()) inputs.push_back(f->path());
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, inputs, opt.threads, [&](const fs::path& tmp) {
+        std::error_code ec;
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "added_tokens.json",
                               "generation_config.json"})
             if (fs::exists(in / f, ec)) fs::copy_file(in / f, tmp / f, fs::copy_options::overwrite_existing);
-        if (fs::exists(out, ec)) fs::remove(out, ec);  // an empty directory
-        fs::rename(tmp, out);
-    } catch (...) {
-        fs::remove_all(tmp, ec);
-        throw;
-    }
-    return report;
+    });
 }
 
 }  // namespace qforge

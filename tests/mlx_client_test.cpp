@@ -1,5 +1,5 @@
-// The real client: mlx-lm (MLX's CPU build for Linux, from PyPI) loads qforge's MLX directory and
-// generates greedily like `qforge run`; `mlx_lm.convert -q` writes the same tensors as qforge's
+// The real client: mlx-lm (MLX's CPU build for Linux, from PyPI) loads qforge's MLX directories
+// (from a Hugging Face directory and from a GGUF) and generates greedily like `qforge run`; `mlx_lm.convert -q` writes the same tensors as qforge's
 // writer (4-bit and 8-bit, groups of 64), and qforge reads its directory. Optional: runs when
 // QFORGE_MLX_PYTHON names a Python with mlx and mlx-lm (scripts/mlx-client.sh sets one up).
 #include <gtest/gtest.h>
@@ -59,6 +59,16 @@ TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
     const auto jq = nlohmann::json::parse(q.out);
     EXPECT_EQ(jq["prompt_ids"], g["prompt_ids"]);
     EXPECT_EQ(jq["text"].get<std::string>(), g["text"].get<std::string>());
+    // From a GGUF (the same codes, a rebuilt tokenizer.json): mlx-lm loads and generates like qforge.
+    const std::string gguf = tmp.path("q4_0.gguf"), from_gguf = tmp.path("from-gguf");
+    ASSERT_EQ(test::run_qforge({"convert", demo, "-o", gguf, "--outtype", "q4_0"}).status, 0);
+    ASSERT_EQ(test::run_qforge({"convert", gguf, "--to", "mlx", "-o", from_gguf}).status, 0);
+    const auto g2 = nlohmann::json::parse(run_py(py, "generate " + from_gguf + " 'Once upon a time' 24", tmp));
+    const auto q2 = test::run_qforge({"run", "-m", from_gguf, "-p", "Once upon a time", "-n", "24", "--temp", "0", "--json"});
+    ASSERT_EQ(q2.status, 0) << q2.err;
+    const auto jq2 = nlohmann::json::parse(q2.out);
+    EXPECT_EQ(jq2["prompt_ids"], g2["prompt_ids"]);
+    EXPECT_EQ(jq2["text"].get<std::string>(), g2["text"].get<std::string>());
 }
 
 }  // namespace

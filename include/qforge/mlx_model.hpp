@@ -64,6 +64,14 @@ struct MlxTensorReport {
 // Writes an mlx-lm model directory from a Hugging Face directory (llama family, qwen2).
 std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const std::string& out_dir, const MlxConvertOptions& opt);
 
+// Writes an mlx-lm model directory from a GGUF (llama, qwen2; SentencePiece vocabularies): the
+// matrices whose format has MLX's form (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K) keep their codes
+// in groups of 32 (exact with --dtype f32), others are requantized with opt's bits and group
+// size, float tensors copied; llama's Q/K rows back in Hugging Face order; tokenizer.json and
+// tokenizer_config.json rebuilt from the vocabulary. Modules whose width differs from the most
+// common one get their own "quantization" entry, as mlx-lm's mixed recipes record them.
+std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, const std::string& out_dir, const MlxConvertOptions& opt);
+
 // True when a directory holds an MLX-quantized model (config.json "quantization").
 bool is_mlx_quantized_dir(const std::string& dir);
 

@@ -1,5 +1,6 @@
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -21,7 +22,7 @@ Command add_convert(CLI::App& root) {
         bool json = false, no_quantize = false;
     };
     auto a = std::make_shared<Args>();
-    app->add_option("model", a->in, "Hugging Face model directory (config.json, safetensors, tokenizer), or an MLX model directory")->required();
+    app->add_option("model", a->in, "Hugging Face or MLX model directory; with --to mlx also a GGUF file")->required();
     app->add_option("-o,--outfile", a->out, "Output GGUF file, or the MLX directory with --to mlx")->required();
     app->add_option("--to", a->to, "gguf (default) or mlx (an mlx-lm model directory)")->check(CLI::IsMember({"gguf", "mlx"}));
     app->add_option("--outtype", a->outtype,
@@ -41,7 +42,8 @@ Command add_convert(CLI::App& root) {
     app->footer(
         "Examples: qforge convert models/tiny-demo-8m -o tiny-demo-8m-f16.gguf --outtype f16\n"
         "          qforge convert models/tiny-demo-8m --to mlx -o tiny-demo-8m-mlx-4bit --bits 4 --group-size 64\n"
-        "          qforge convert tiny-demo-8m-mlx-4bit -o tiny-demo-8m-q4_1.gguf");
+        "          qforge convert tiny-demo-8m-mlx-4bit -o tiny-demo-8m-q4_1.gguf\n"
+        "          qforge convert demo-Q4_0.gguf --to mlx -o demo-mlx --dtype f32   (the same codes, exact)");
     return {app, [a]() {
                 if (a->to == "mlx") {
                     if (!a->outtype.empty() || !a->imatrix.empty()) throw_usage("--outtype and --imatrix are for GGUF output");
@@ -57,7 +59,8 @@ Command add_convert(CLI::App& root) {
                         const std::string& d = a->dtype;
                         o.dtype = d == "f16" || d == "float16" ? MlxDtype::F16 : d == "bf16" || d == "bfloat16" ? MlxDtype::BF16 : MlxDtype::F32;
                     }
-                    const auto report = convert_hf_to_mlx(a->in, a->out, o);
+                    std::error_code ec;
+                    const auto report = std::filesystem::is_directory(a->in, ec) ? convert_hf_to_mlx(a->in, a->out, o) : convert_gguf_to_mlx(a->in, a->out, o);
                     if (a->json) {
                         nlohmann::json j = nlohmann::json::array();
                         for (const auto& r : report)

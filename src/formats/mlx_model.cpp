@@ -10,6 +10,7 @@
 
 #include "formats/json_file.hpp"
 #include "qforge/error.hpp"
+#include "qforge/gguf.hpp"
 #include "qforge/half.hpp"
 #include "qforge/output_file.hpp"
 #include "qforge/progress.hpp"
@@ -482,6 +483,267 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "added_tokens.json",
                               "generation_config.json"})
             if (fs::exists(in / f, ec)) fs::copy_file(in / f, tmp / f, fs::copy_options::overwrite_existing);
+    });
+}
+
+// ---- from a GGUF ----------------------------------------------------------------------------------
+
+namespace {
+
+// GGUF tensor name -> Hugging Face name (llama family, qwen2), "" for none.
+std::string hf_name(const std::string& g) {
+    if (g == "token_embd.weight") return "model.embed_tokens.weight";
+    if (g == "output_norm.weight") return "model.norm.weight";
+    if (g == "output.weight") return "lm_head.weight";
+    if (!g.starts_with("blk.")) return "";
+    const size_t dot = g.find('.', 4);
+    if (dot == std::string::npos) return "";
+    const std::string layer = g.substr(4, dot - 4), rest = g.substr(dot + 1);
+    static const std::pair<const char*, const char*> map[] = {
+        {"attn_norm.", "input_layernorm."},    {"ffn_norm.", "post_attention_layernorm."}, {"attn_q.", "self_attn.q_proj."},
+        {"attn_k.", "self_attn.k_proj."},      {"attn_v.", "self_attn.v_proj."},           {"attn_output.", "self_attn.o_proj."},
+        {"ffn_gate.", "mlp.gate_proj."},       {"ffn_up.", "mlp.up_proj."},                {"ffn_down.", "mlp.down_proj."},
+    };
+    for (const auto& [from, to] : map)
+        if (rest.starts_with(from)) return "model.layers." + layer + "." + to + rest.substr(std::strlen(from));
+    return "";
+}
+
+// llama's GGUF Q/K rows (head, half, 2) back to Hugging Face's (head, 2, half).
+std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row_bytes, int heads) {
+    std::vector<uint8_t> out(static_cast<size_t>(rows) * row_bytes);
+    if (heads == 0) {
+        std::memcpy(out.data(), src, out.size());
+        return out;
+    }
+    const int64_t half = rows / heads / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < half; ++i)
+            for (int64_t j = 0; j < 2; ++j)
+                std::memcpy(out.data() + static_cast<size_t>(h * 2 * half + j * half + i) * row_bytes,
+                            src + static_cast<size_t>(h * 2 * half + i * 2 + j) * row_bytes, row_bytes);
+    return out;
+}
+
+// A SentencePiece ("llama") GGUF vocabulary as Hugging Face's tokenizer.json: BPE with byte
+// fallback, merges from the pieces' scores as transformers derives them from a SentencePiece model.
+nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens, const std::vector<float>& scores,
+                                          const std::vector<int32_t>& types, int64_t unk, int64_t bos, int64_t eos, bool add_bos) {
+    using oj = nlohmann::ordered_json;
+    std::map<std::string, int64_t> id_of;
+    for (size_t i = 0; i < tokens.size(); ++i) id_of.emplace(tokens[i], static_cast<int64_t>(i));
+    struct Merge {
+        int64_t l, r;
+        float score;
+    };
+    std::vector<Merge> merges;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const std::string& t = tokens[i];
+        std::vector<Merge> local;
+        for (size_t k = 1; k < t.size(); ++k) {
+            if ((static_cast<unsigned char>(t[k]) & 0xC0) == 0x80) continue;  // inside a UTF-8 character
+            const auto l = id_of.find(t.substr(0, k)), r = id_of.find(t.substr(k));
+            if (l != id_of.end() && r != id_of.end()) local.push_back({l->second, r->second, scores[i]});
+        }
+        std::sort(local.begin(), local.end(), [](const Merge& a, const Merge& b) { return a.l != b.l ? a.l < b.l : a.r < b.r; });
+        merges.insert(merges.end(), local.begin(), local.end());
+    }
+    std::stable_sort(merges.begin(), merges.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
+    oj vocab = oj::object();
+    for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
+    oj merge_list = oj::array();
+    for (const auto& m : merges) merge_list.push_back(oj::array({tokens[static_cast<size_t>(m.l)], tokens[static_cast<size_t>(m.r)]}));
+    oj added = oj::array();
+    for (size_t i = 0; i < tokens.size(); ++i)
+        if (types[i] == 3 || types[i] == 4 || static_cast<int64_t>(i) == unk)  // control, user-defined, unknown
+            added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                             {"normalized", types[i] == 4}, {"special", types[i] != 4}});
+    oj j = oj::object();
+    j["version"] = "1.0";
+    j["truncation"] = nullptr;
+    j["padding"] = nullptr;
+    j["added_tokens"] = added;
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers", oj::array({{{"type", "Prepend"}, {"prepend", "\u2581"}},
+                                                  {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}}})}};
+    j["pre_tokenizer"] = nullptr;
+    if (add_bos && bos >= 0) {
+        const std::string b = tokens[static_cast<size_t>(bos)];
+        j["post_processor"] = {{"type", "TemplateProcessing"},
+                               {"single", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                               {"pair", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                                   {{"SpecialToken", {{"id", b}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
+                               {"special_tokens", {{b, {{"id", b}, {"ids", oj::array({bos})}, {"tokens", oj::array({b})}}}}}};
+    } else {
+        j["post_processor"] = nullptr;
+    }
+    j["decoder"] = {{"type", "Sequence"},
+                    {"decoders", oj::array({{{"type", "Replace"}, {"pattern", {{"String", "\u2581"}}}, {"content", " "}},
+                                            {{"type", "ByteFallback"}},
+                                            {{"type", "Fuse"}},
+                                            {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
+    j["model"] = {{"type", "BPE"},         {"dropout", nullptr},    {"unk_token", unk >= 0 ? oj(tokens[static_cast<size_t>(unk)]) : oj(nullptr)},
+                  {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", true},
+                  {"byte_fallback", true}, {"ignore_merges", false}, {"vocab", vocab}, {"merges", merge_list}};
+    (void)eos;
+    return j;
+}
+
+}  // namespace
+
+std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, const std::string& out_dir, const MlxConvertOptions& opt) {
+    const auto excludes = compile_excludes(opt);
+    const auto f = GgufFile::open(gguf_path);
+    const std::string arch = f->get_string("general.architecture").value_or("");
+    if (arch != "llama" && arch != "qwen2") throw_bad_input(gguf_path, "architecture '" + arch + "' cannot be written as MLX (llama, qwen2)");
+    const std::string a = arch + ".";
+    auto need = [&](const std::string& k) {
+        const auto v = f->get_int(k);
+        if (!v) throw_bad_input(gguf_path, "missing metadata key " + k);
+        return *v;
+    };
+    const int64_t n_embd = need(a + "embedding_length"), n_head = need(a + "attention.head_count");
+    const int64_t n_head_kv = f->get_int(a + "attention.head_count_kv").value_or(n_head);
+    const std::string vocab_model = f->get_string("tokenizer.ggml.model").value_or("");
+    if (vocab_model != "llama")
+        throw_usage(gguf_path + ": its '" + vocab_model + "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
+    const GgufTensorInfo* embd = f->find_tensor("token_embd.weight");
+    if (!embd || embd->ne.size() != 2) throw_bad_input(gguf_path, "no token_embd.weight");
+    const MlxDtype dtype = opt.dtype.value_or(MlxDtype::F16);
+
+    // config.json as transformers writes it for the architecture.
+    nlohmann::ordered_json cfg = nlohmann::ordered_json::object();
+    cfg["architectures"] = nlohmann::ordered_json::array({arch == "llama" ? "LlamaForCausalLM" : "Qwen2ForCausalLM"});
+    cfg["model_type"] = arch;
+    cfg["hidden_size"] = n_embd;
+    cfg["intermediate_size"] = need(a + "feed_forward_length");
+    cfg["num_attention_heads"] = n_head;
+    cfg["num_hidden_layers"] = need(a + "block_count");
+    cfg["num_key_value_heads"] = n_head_kv;
+    cfg["rms_norm_eps"] = f->get_double(a + "attention.layer_norm_rms_epsilon").value_or(1e-5);
+    cfg["rope_theta"] = f->get_double(a + "rope.freq_base").value_or(10000.0);
+    cfg["max_position_embeddings"] = f->get_int(a + "context_length").value_or(2048);
+    cfg["vocab_size"] = embd->ne[1];
+    cfg["tie_word_embeddings"] = f->find_tensor("output.weight") == nullptr;
+    if (const auto kl = f->get_int(a + "attention.key_length"); kl && *kl != n_embd / n_head) cfg["head_dim"] = *kl;
+    if (f->get_string(a + "rope.scaling.type").value_or("") == "linear")
+        cfg["rope_scaling"] = {{"type", "linear"}, {"factor", f->get_double(a + "rope.scaling.factor").value_or(1.0)}};
+    cfg["torch_dtype"] = mlx_dtype_name(dtype);
+    const int64_t bos = f->get_int("tokenizer.ggml.bos_token_id").value_or(1), eos = f->get_int("tokenizer.ggml.eos_token_id").value_or(2);
+    cfg["bos_token_id"] = bos;
+    cfg["eos_token_id"] = eos;
+
+    ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    std::vector<MlxItem> items;
+    std::map<std::pair<int, int>, int> widths;  // (bits, group) of the modules, for the global entry
+    std::map<std::string, std::pair<int, int>> per_module;
+    for (const auto& t : f->tensors()) {
+        const std::string name = hf_name(t.name);
+        if (name.empty()) continue;
+        const int heads = arch == "llama" ? (t.name.find("attn_q.") != std::string::npos ? static_cast<int>(n_head)
+                                              : t.name.find("attn_k.") != std::string::npos ? static_cast<int>(n_head_kv) : 0)
+                                          : 0;
+        const bool two_d = t.ne.size() == 2 && t.ne[1] > 1;
+        const int64_t rows = two_d ? t.ne[1] : 1, cols = t.ne[0];
+        const GgufTensorInfo* tp = &t;
+        const std::string module = name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
+        // One row per element for 1-D tensors (biases of permuted weights get the same order).
+        auto rows_hf = [tp, heads, two_d, rows, cols]() {
+            const size_t rb = two_d ? tp->n_bytes / static_cast<uint64_t>(rows) : type_traits(tp->type).type_size;
+            return two_d ? unpermute_rows(tp->data, rows, rb, heads)
+                         : (heads ? unpermute_rows(tp->data, cols, rb, heads) : std::vector<uint8_t>(tp->data, tp->data + tp->n_bytes));
+        };
+        MlxItem it;
+        if (two_d && !module.empty() && quantizable_module(module) && opt.quantize && !matches_any(excludes, module)) {
+            it.name = module;
+            it.quantized = true;
+            it.shape = {rows, cols};
+            const GgmlType ty = t.type;
+            if (const int bits = bits_of(ty)) {  // the same codes, groups of 32
+                it.p = {bits, 32, dtype};
+                it.quantize = [ty, rows, cols, dtype, rows_hf](MlxTensorReport& r) {
+                    const auto data = rows_hf();
+                    auto m = *gguf_to_mlx(ty, data.data(), rows, cols, dtype);
+                    r.how = std::string("same codes as ") + type_traits(ty).name + ", " + std::to_string(m.t.p.bits) + "-bit g32 " + mlx_dtype_name(dtype);
+                    r.exact = m.exact;
+                    r.max_abs_err = m.max_abs_err;
+                    return std::move(m.t);
+                };
+            } else if (cols % opt.group_size == 0) {  // requantized from the dequantized weights
+                it.p = {opt.bits, opt.group_size, dtype};
+                it.quantize = [ty, rows, cols, p = it.p, rows_hf, &pool](MlxTensorReport& r) {
+                    std::vector<float> v = dequantize(ty, rows_hf(), rows * cols);
+                    std::vector<float> in = v;
+                    for (auto& x : in) x = mlx_round(p.dtype, x);
+                    MlxAffineTensor q = quantize_rows_mlx(in, rows, cols, p, pool);
+                    r.how = std::string("requantized from ") + type_traits(ty).name + ", " + std::to_string(p.bits) + "-bit g" +
+                            std::to_string(p.group_size) + " " + mlx_dtype_name(p.dtype);
+                    r.max_abs_err = max_abs_diff(mlx_dequantize_f32(q), v);
+                    return q;
+                };
+            } else {
+                it.quantized = false;
+            }
+            if (it.quantized) {
+                ++widths[{it.p.bits, it.p.group_size}];
+                per_module[module] = {it.p.bits, it.p.group_size};
+            }
+        }
+        if (!it.quantized) {
+            it.name = name;
+            it.shape = two_d ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{cols};
+            const GgmlType ty = t.type;
+            const int64_t n = rows * cols;
+            it.floats = [ty, n, rows_hf] { return dequantize(ty, rows_hf(), n); };
+        }
+        items.push_back(std::move(it));
+    }
+    // The most common width is the global entry; modules that differ get their own, as mlx-lm's
+    // mixed recipes record them.
+    MlxConvertOptions q = opt;
+    if (!widths.empty()) {
+        const auto best = std::max_element(widths.begin(), widths.end(), [](const auto& x, const auto& y) { return x.second < y.second; });
+        q.bits = best->first.first;
+        q.group_size = best->first.second;
+    }
+    add_quantization(cfg, q);
+    for (const auto& [module, w] : per_module)
+        if (w.first != q.bits || w.second != q.group_size) {
+            const nlohmann::ordered_json m = {{"group_size", w.second}, {"bits", w.first}};
+            cfg["quantization"][module] = m;
+            cfg["quantization_config"][module] = m;
+        }
+
+    // Tokenizer files from the GGUF vocabulary.
+    const GgufValue* tv = f->find("tokenizer.ggml.tokens");
+    const GgufValue* sv = f->find("tokenizer.ggml.scores");
+    const GgufValue* yv = f->find("tokenizer.ggml.token_type");
+    if (!tv || !tv->array) throw_bad_input(gguf_path, "no tokenizer.ggml.tokens");
+    const std::vector<std::string>& tokens = tv->array->strings;
+    std::vector<float> scores(tokens.size(), 0.f);
+    std::vector<int32_t> types(tokens.size(), 1);
+    if (sv && sv->array && sv->array->raw.size() == tokens.size() * 4) std::memcpy(scores.data(), sv->array->raw.data(), sv->array->raw.size());
+    if (yv && yv->array && yv->array->raw.size() == tokens.size() * 4) std::memcpy(types.data(), yv->array->raw.data(), yv->array->raw.size());
+    const int64_t unk = f->get_int("tokenizer.ggml.unknown_token_id").value_or(0);
+    const bool add_bos = f->find("tokenizer.ggml.add_bos_token") ? f->find("tokenizer.ggml.add_bos_token")->bits != 0 : true;
+    const auto tok_json = spm_tokenizer_json(tokens, scores, types, unk, bos, eos, add_bos);
+    nlohmann::ordered_json tok_cfg = {{"add_bos_token", add_bos},
+                                      {"add_eos_token", false},
+                                      {"bos_token", tokens.at(static_cast<size_t>(bos))},
+                                      {"eos_token", tokens.at(static_cast<size_t>(eos))},
+                                      {"unk_token", tokens.at(static_cast<size_t>(unk))},
+                                      {"clean_up_tokenization_spaces", false},
+                                      {"legacy", true},
+                                      {"model_max_length", cfg["max_position_embeddings"]},
+                                      {"tokenizer_class", "LlamaTokenizer"}};
+    if (const auto tmpl = f->get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, [&](const fs::path& tmp) {
+        for (const auto& [file, j] : {std::pair<const char*, const nlohmann::ordered_json*>{"tokenizer.json", &tok_json}, {"tokenizer_config.json", &tok_cfg}}) {
+            const std::string text = j->dump(2) + "\n";
+            OutputFile o((tmp / file).string());
+            o.write(text.data(), text.size());
+            o.commit();
+        }
     });
 }
 

@@ -51,6 +51,15 @@ TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
         EXPECT_EQ(ja["prompt_ids"], jb["prompt_ids"]);
         EXPECT_EQ(ja["tokens"], jb["tokens"]);
     }
+    // A recipe: the same tensors as mlx_lm.convert --quant-predicate writes.
+    {
+        const std::string ours = tmp.path("qf-r"), theirs = tmp.path("lm-r");
+        ASSERT_EQ(test::run_qforge({"convert", demo, "--to", "mlx", "-o", ours, "--recipe", "mixed_3_6"}).status, 0);
+        const std::string cmd = mlx_convert + " --hf-path " + demo + " --mlx-path " + theirs + " -q --quant-predicate mixed_3_6 >" + tmp.path("conv.out") + " 2>&1";
+        ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+        const auto cmp = nlohmann::json::parse(run_py(py, "compare " + ours + " " + theirs, tmp));
+        EXPECT_TRUE(cmp["problems"].empty()) << cmp["problems"].dump();
+    }
     // mlx-lm generates greedily from qforge's 4-bit directory what qforge generates from it.
     const std::string ours = tmp.path("qf4");
     const auto g = nlohmann::json::parse(run_py(py, "generate " + ours + " 'Once upon a time' 24", tmp));

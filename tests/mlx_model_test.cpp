@@ -295,6 +295,35 @@ TEST(MlxDir, EightBitConvertsToQ8_0WithItsError) {
     EXPECT_EQ(run.status, 0) << run.err;
 }
 
+// mlx-lm's recipes: v_proj and down_proj get the high width in the first and last eighth of the
+// layers and every third layer between, lm_head always; every module is recorded in config.json.
+TEST(MlxDir, RecipeChoosesWidthsAsMlxLm) {
+    test::TempDir tmp;
+    MlxConvertOptions o;
+    o.recipe = "mixed_3_6";
+    convert_hf_to_mlx(demo_dir(), tmp.path("r"), o);
+    const auto cfg = nlohmann::json::parse(std::ifstream(tmp.path("r") + "/config.json"));
+    const auto& q = cfg["quantization"];
+    EXPECT_EQ(q["bits"], 4);  // the global entry keeps --bits, as mlx-lm's does
+    for (int l = 0; l < 8; ++l) {  // 8 layers: 0, 7 (first/last eighth), 3, 6 (every third) get more
+        const bool more = l == 0 || l == 7 || l == 3 || l == 6;
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        EXPECT_EQ(q[p + "self_attn.v_proj"]["bits"], more ? 6 : 3) << l;
+        EXPECT_EQ(q[p + "mlp.down_proj"]["bits"], more ? 6 : 3) << l;
+        EXPECT_EQ(q[p + "self_attn.q_proj"]["bits"], 3) << l;
+    }
+    EXPECT_EQ(q["lm_head"]["bits"], 6);
+    EXPECT_EQ(q["model.embed_tokens"]["bits"], 3);
+    const auto st = SafetensorsFile::open(tmp.path("r") + "/model.safetensors");
+    EXPECT_EQ(st->find("model.layers.0.mlp.down_proj.weight")->shape[1] * 32, st->find("model.layers.0.mlp.down_proj.scales")->shape[1] * 64 * 6);
+    // A model directory with recipe widths reads and runs.
+    const auto m = Model::load(tmp.path("r"));
+    EXPECT_GT(m->n_params(), 0);
+    o.recipe = "mixed_9_9";
+    EXPECT_THROW(convert_hf_to_mlx(demo_dir(), tmp.path("bad"), o), Error);
+    EXPECT_FALSE(fs::exists(tmp.path("bad")));
+}
+
 // GGUF -> MLX directory -> read back: for Q4_0, Q4_1, Q5_1 and Q8_0 files the dequantized weights
 // equal the GGUF's (f32 scales), Q/K rows included; the rebuilt tokenizer tokenizes like the GGUF.
 TEST(MlxDir, FromGgufRoundTripsExactly) {

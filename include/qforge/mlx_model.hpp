@@ -51,6 +51,10 @@ struct MlxConvertOptions {
     bool quantize = true;                  // false: float weights only (mlx_lm.convert without -q)
     std::optional<MlxDtype> dtype;         // of float weights and scales; default: the source's
     std::vector<std::string> exclude;      // ECMAScript regexes on module paths kept in float
+    // mlx-lm's mixed-precision recipes (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6): more bits for
+    // lm_head and for v_proj/down_proj in the first and last eighth of the layers and every third
+    // layer between, as mlx-lm (after llama.cpp's Q4_K_M) chooses them.
+    std::string recipe;
     int threads = 0;
 };
 

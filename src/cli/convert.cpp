@@ -48,12 +48,13 @@ Command add_convert(CLI::App& root) {
                 if (a->to == "mlx") {
                     if (!a->outtype.empty() || !a->imatrix.empty()) throw_usage("--outtype and --imatrix are for GGUF output");
                     if (a->mode != "affine") throw_usage("--mode " + a->mode + ": only affine is written so far");
-                    if (!a->recipe.empty()) throw_usage("--recipe " + a->recipe + ": mixed-precision recipes are not written yet");
+                    if (!a->recipe.empty() && !std::filesystem::is_directory(a->in)) throw_usage("--recipe: for Hugging Face sources");
                     MlxConvertOptions o;
                     o.bits = a->bits;
                     o.group_size = a->group_size;
                     o.quantize = !a->no_quantize;
                     o.exclude = a->exclude;
+                    o.recipe = a->recipe;
                     o.threads = a->threads;
                     if (!a->dtype.empty()) {
                         const std::string& d = a->dtype;

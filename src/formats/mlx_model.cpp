@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -408,6 +409,24 @@ void add_quantization(nlohmann::ordered_json& cfg, const MlxConvertOptions& opt)
     cfg["quantization_config"] = qc;
 }
 
+// The bits a recipe gives a module (mlx-lm's mixed_quant_predicate_builder rules), or 0 when
+// there is no recipe.
+int recipe_bits(const std::string& recipe, const std::string& module, int n_layers) {
+    if (recipe.empty()) return 0;
+    int low, high = 6;
+    if (recipe == "mixed_2_6") low = 2;
+    else if (recipe == "mixed_3_4") low = 3, high = 4;
+    else if (recipe == "mixed_3_6") low = 3;
+    else if (recipe == "mixed_4_6") low = 4;
+    else throw_usage("--recipe: unknown recipe '" + recipe + "' (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6)");
+    int index = 0;  // the layer number in "model.layers.N…"
+    if (module.starts_with("model.layers.")) index = std::atoi(module.c_str() + 13);
+    const bool more = index < n_layers / 8 || index >= 7 * n_layers / 8 || (index - n_layers / 8) % 3 == 2;
+    if ((module.find("v_proj") != std::string::npos || module.find("down_proj") != std::string::npos) && more) return high;
+    if (module.find("lm_head") != std::string::npos) return high;
+    return low;
+}
+
 }  // namespace
 
 bool is_mlx_quantized_dir(const std::string& dir) {
@@ -446,6 +465,9 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
                 }
     }
     ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    const int n_layers = cfg.value("num_hidden_layers", 0);
+    recipe_bits(opt.recipe, "", n_layers);  // an unknown recipe fails before anything is written
+    std::vector<std::pair<std::string, int>> recipe_entries;
     std::vector<MlxItem> items;
     for (const StTensor* t : weights.tensors()) {
         if (!mlx_dtype_of(t->dtype)) throw_bad_input(t->name, std::string("unsupported dtype ") + st_dtype_name(t->dtype));
@@ -457,7 +479,9 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
             it.name = module;
             it.quantized = true;
             it.shape = t->shape;
-            it.p = {opt.bits, opt.group_size, dtype};
+            const int rb = recipe_bits(opt.recipe, module, n_layers);
+            it.p = {rb ? rb : opt.bits, opt.group_size, dtype};
+            if (rb) recipe_entries.emplace_back(module, rb);
             it.quantize = [t, p = it.p, &pool](MlxTensorReport& r) {
                 std::vector<float> v = read_floats(*t);
                 if (*mlx_dtype_of(t->dtype) != p.dtype)
@@ -475,6 +499,10 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
         items.push_back(std::move(it));
     }
     add_quantization(cfg, opt);
+    for (const auto& [module, bits] : recipe_entries) {  // mlx-lm records every module of a recipe
+        cfg["quantization"][module] = {{"group_size", opt.group_size}, {"bits", bits}, {"mode", "affine"}};
+        cfg["quantization_config"][module] = cfg["quantization"][module];
+    }
     if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
     std::vector<std::string> inputs;
     for (const auto& f : weights.files()) inputs.push_back(f->path());

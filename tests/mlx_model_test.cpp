@@ -267,9 +267,10 @@ TEST(MlxDir, ReadsAsAModelWithThePerplexityOfItsWeights) {
             EXPECT_TRUE(t["exact"].get<bool>());
         }
     EXPECT_GT(q41, 0);
-    const auto bad = test::run_qforge({"convert", demo_dir(), "--to", "mlx", "-o", tmp.path("x"), "--mode", "mxfp4"});
+    const auto bad = test::run_qforge({"convert", demo_dir(), "--to", "mlx", "-o", tmp.path("x"), "--mode", "mxfp4", "--group-size", "64"});
     EXPECT_EQ(bad.status, 1);
-    EXPECT_NE(bad.err.find("affine"), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find("groups of 32"), std::string::npos) << bad.err;
+    EXPECT_FALSE(fs::exists(tmp.path("x")));
 }
 
 // Other widths become the nearest ggml type when converted (8-bit: Q8_0), with the error said.
@@ -322,6 +323,44 @@ TEST(MlxDir, RecipeChoosesWidthsAsMlxLm) {
     o.recipe = "mixed_9_9";
     EXPECT_THROW(convert_hf_to_mlx(demo_dir(), tmp.path("bad"), o), Error);
     EXPECT_FALSE(fs::exists(tmp.path("bad")));
+}
+
+// mxfp4 / nvfp4 directories: uint32 codes and uint8 scales, no biases, mode in config.json; read
+// back, MLX's dequantized weights (exact in f32), and the model runs.
+TEST(MlxDir, Fp4Modes) {
+    test::TempDir tmp;
+    for (const auto& [mode, gs] : {std::pair<std::string, int>{"mxfp4", 32}, {"nvfp4", 16}}) {
+        MlxConvertOptions o;
+        o.mode = mode;
+        o.group_size = gs;
+        const std::string dir = tmp.path(mode);
+        convert_hf_to_mlx(demo_dir(), dir, o);
+        const auto cfg = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+        EXPECT_EQ(cfg["quantization"]["mode"], mode);
+        EXPECT_EQ(cfg["quantization"]["group_size"], gs);
+        const auto st = SafetensorsFile::open(dir + "/model.safetensors");
+        const StTensor* sc = st->find("model.layers.0.mlp.up_proj.scales");
+        ASSERT_NE(sc, nullptr);
+        EXPECT_EQ(sc->dtype, StDtype::U8);
+        EXPECT_EQ(st->find("model.layers.0.mlp.up_proj.biases"), nullptr);
+        const StTensor* wq = st->find("model.layers.0.mlp.up_proj.weight");
+        const auto back = open_hf_model(dir);
+        for (const auto& t : back->source.tensors)
+            if (t.name == "blk.0.ffn_up.weight") {
+                std::vector<uint8_t> raw(t.n_bytes());
+                t.read(raw.data());
+                std::vector<float> ref(static_cast<size_t>(t.n_elements()));
+                mlx_fp4_dequantize(reinterpret_cast<const uint32_t*>(wq->data), sc->data, wq->shape[0], wq->shape[1] * 8,
+                                   mode == "mxfp4" ? MlxFp4Mode::MXFP4 : MlxFp4Mode::NVFP4, MlxDtype::F32, ref.data());
+                EXPECT_EQ(dequantize(t.type, raw, t.n_elements()), ref) << mode;
+            }
+        const auto m = Model::load(dir);
+        EXPECT_GT(m->n_params(), 0);
+    }
+    MlxConvertOptions bad;
+    bad.mode = "mxfp4";
+    bad.group_size = 64;
+    EXPECT_THROW(convert_hf_to_mlx(demo_dir(), tmp.path("bad"), bad), Error);
 }
 
 // GGUF -> MLX directory -> read back: for Q4_0, Q4_1, Q5_1 and Q8_0 files the dequantized weights

@@ -48,6 +48,7 @@ std::vector<float> mlx_dequantize_f32(const MlxAffineTensor& t);
 struct MlxConvertOptions {
     int bits = 4;
     int group_size = 64;
+    std::string mode = "affine";           // or mxfp4 (groups of 32, E8M0 scales) / nvfp4 (16, E4M3)
     bool quantize = true;                  // false: float weights only (mlx_lm.convert without -q)
     std::optional<MlxDtype> dtype;         // of float weights and scales; default: the source's
     std::vector<std::string> exclude;      // ECMAScript regexes on module paths kept in float

@@ -31,8 +31,8 @@ Command add_convert(CLI::App& root) {
     app->add_option("--imatrix", a->imatrix, "Importance matrix for quantized outtypes");
     app->add_option("-t,--threads", a->threads, "Threads");
     app->add_option("--bits", a->bits, "MLX: bits per weight, 2, 3, 4, 5, 6 or 8 (default 4)");
-    app->add_option("--group-size", a->group_size, "MLX: elements per scale, 32, 64 or 128 (default 64)");
-    app->add_option("--mode", a->mode, "MLX: affine (default)");
+    auto* gs = app->add_option("--group-size", a->group_size, "MLX: elements per scale, 32, 64 or 128 (default 64; mxfp4 32, nvfp4 16)");
+    app->add_option("--mode", a->mode, "MLX: affine (default), mxfp4 or nvfp4")->check(CLI::IsMember({"affine", "mxfp4", "nvfp4"}));
     app->add_option("--recipe", a->recipe, "MLX: mixed-precision recipe (mixed_2_6, mixed_3_4, mixed_3_6, mixed_4_6)");
     app->add_option("--dtype", a->dtype, "MLX: f16, bf16 or f32 for float weights and scales (default: the source's)")
         ->check(CLI::IsMember({"f16", "bf16", "f32", "float16", "bfloat16", "float32"}));
@@ -44,10 +44,10 @@ Command add_convert(CLI::App& root) {
         "          qforge convert models/tiny-demo-8m --to mlx -o tiny-demo-8m-mlx-4bit --bits 4 --group-size 64\n"
         "          qforge convert tiny-demo-8m-mlx-4bit -o tiny-demo-8m-q4_1.gguf\n"
         "          qforge convert demo-Q4_0.gguf --to mlx -o demo-mlx --dtype f32   (the same codes, exact)");
-    return {app, [a]() {
+    return {app, [a, gs]() {
                 if (a->to == "mlx") {
                     if (!a->outtype.empty() || !a->imatrix.empty()) throw_usage("--outtype and --imatrix are for GGUF output");
-                    if (a->mode != "affine") throw_usage("--mode " + a->mode + ": only affine is written so far");
+                    if (a->mode != "affine" && gs->count() == 0) a->group_size = a->mode == "nvfp4" ? 16 : 32;
                     if (!a->recipe.empty() && !std::filesystem::is_directory(a->in)) throw_usage("--recipe: for Hugging Face sources");
                     MlxConvertOptions o;
                     o.bits = a->bits;
@@ -55,6 +55,7 @@ Command add_convert(CLI::App& root) {
                     o.quantize = !a->no_quantize;
                     o.exclude = a->exclude;
                     o.recipe = a->recipe;
+                    o.mode = a->mode;
                     o.threads = a->threads;
                     if (!a->dtype.empty()) {
                         const std::string& d = a->dtype;

@@ -198,6 +198,7 @@ struct MlxModule {
     MlxAffineParams p;
     int64_t cols;
     bool to_blocks;  // exact as Q4_1 / Q5_1, else dequantized into the scales' dtype
+    std::optional<MlxFp4Mode> fp4;  // mxfp4 / nvfp4: uint8 scales, no biases, dequantized to f32
 };
 
 std::optional<MlxModule> mlx_module(const SafetensorsModel& w, const StTensor& t, const json& cfg) {
@@ -205,16 +206,27 @@ std::optional<MlxModule> mlx_module(const SafetensorsModel& w, const StTensor& t
     const std::string module = t.name.substr(0, t.name.size() - 7);
     const StTensor* sc = w.find(module + ".scales");
     const StTensor* bi = w.find(module + ".biases");
-    if (!sc || !bi) throw_bad_input(t.name, "uint32 weights without " + module + ".scales and .biases");
     const json* q = cfg.contains("quantization") ? &cfg["quantization"] : cfg.contains("quantization_config") ? &cfg["quantization_config"] : nullptr;
     if (!q || !q->is_object()) throw_bad_input(t.name, "quantized weights but no \"quantization\" in config.json");
     const json& qm = q->contains(module) && (*q)[module].is_object() ? (*q)[module] : *q;
-    MlxModule m{&t, sc, bi, {}, 0, false};
+    MlxModule m{&t, sc, bi, {}, 0, false, std::nullopt};
+    const json& g = qm.contains("group_size") && !qm["group_size"].is_null() ? qm["group_size"] : (*q)["group_size"];
     m.p.bits = qm.value("bits", 0);
-    m.p.group_size = qm.value("group_size", 0);
-    if (qm.value("mode", std::string("affine")) != "affine") throw_bad_input(t.name, "MLX mode '" + qm.value("mode", std::string()) + "' is not supported yet (affine only)");
+    m.p.group_size = g.is_number_integer() ? g.get<int>() : 64;
+    const std::string mode = qm.value("mode", q->value("mode", std::string("affine")));
+    if (mode == "mxfp4") m.fp4 = MlxFp4Mode::MXFP4;
+    else if (mode == "nvfp4") m.fp4 = MlxFp4Mode::NVFP4;
+    else if (mode != "affine") throw_bad_input(t.name, "MLX mode '" + mode + "' is not supported (affine, mxfp4, nvfp4)");
+    if (!sc || (!bi && !m.fp4)) throw_bad_input(t.name, "uint32 weights without " + module + ".scales" + (m.fp4 ? "" : " and .biases"));
     if (t.shape.size() != 2 || m.p.bits <= 0 || m.p.group_size <= 0) throw_bad_input(t.name, "bad MLX quantization parameters or shape");
     m.cols = t.shape[1] * 32 / m.p.bits;
+    if (m.fp4) {
+        const std::vector<int64_t> gshape{t.shape[0], m.cols / m.p.group_size};
+        if (m.p.bits != 4 || m.p.group_size != mlx_fp4_group_size(*m.fp4) || sc->dtype != StDtype::U8 || sc->shape != gshape)
+            throw_bad_input(t.name, "scales do not match " + mode + " codes");
+        m.p.dtype = MlxDtype::F32;
+        return m;
+    }
     if (sc->dtype == StDtype::F16) m.p.dtype = MlxDtype::F16;
     else if (sc->dtype == StDtype::BF16) m.p.dtype = MlxDtype::BF16;
     else if (sc->dtype == StDtype::F32) m.p.dtype = MlxDtype::F32;
@@ -240,7 +252,7 @@ MlxAffineTensor mlx_tensor(const MlxModule& m) {
     t.wq.resize(static_cast<size_t>(m.wq->n_elements()));
     std::memcpy(t.wq.data(), m.wq->data, t.wq.size() * 4);
     t.scales.assign(m.scales->data, m.scales->data + m.scales->n_bytes());
-    t.biases.assign(m.biases->data, m.biases->data + m.biases->n_bytes());
+    if (m.biases) t.biases.assign(m.biases->data, m.biases->data + m.biases->n_bytes());
     return t;
 }
 
@@ -311,6 +323,9 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
                 std::vector<uint8_t> rows;
                 if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1) {
                     rows = *mlx_to_gguf(q, nullptr);
+                } else if (mm.fp4) {  // e2m1 codes times a power of two / an e4m3 scale: exact in f32
+                    rows.resize(static_cast<size_t>(q.rows * q.cols) * 4);
+                    mlx_fp4_dequantize(q.wq.data(), q.scales.data(), q.rows, q.cols, *mm.fp4, MlxDtype::F32, rows.data());
                 } else {
                     rows.resize(static_cast<size_t>(q.rows * q.cols) * mlx_dtype_size(q.p.dtype));
                     mlx_affine_dequantize(q.wq.data(), q.scales.data(), q.biases.data(), q.rows, q.cols, q.p, rows.data());

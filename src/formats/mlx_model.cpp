@@ -262,6 +262,7 @@ struct MlxItem {
     bool quantized = false;
     std::vector<int64_t> shape;  // the float tensor's; for a module [rows, cols]
     MlxAffineParams p;           // a module's
+    std::optional<MlxFp4Mode> fp4;  // mxfp4 / nvfp4 instead of affine: uint8 scales, no biases
     std::function<std::vector<float>()> floats;                       // float tensors
     std::function<MlxAffineTensor(MlxTensorReport&)> quantize;        // modules: data and report
 };
@@ -315,8 +316,8 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
         }
         const int64_t rows = it.shape[0], cols = it.shape[1];
         slots.push_back({it.name + ".weight", StDtype::U32, {rows, cols * it.p.bits / 32}, i, 1});
-        slots.push_back({it.name + ".scales", st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 2});
-        slots.push_back({it.name + ".biases", st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 3});
+        slots.push_back({it.name + ".scales", it.fp4 ? StDtype::U8 : st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 2});
+        if (!it.fp4) slots.push_back({it.name + ".biases", st_dtype_of(it.p.dtype), {rows, cols / it.p.group_size}, i, 3});
     }
     std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.name < b.name; });
 
@@ -378,8 +379,19 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
     return report;
 }
 
+std::optional<MlxFp4Mode> fp4_mode(const MlxConvertOptions& opt) {
+    if (opt.mode == "affine") return std::nullopt;
+    if (opt.mode == "mxfp4") return MlxFp4Mode::MXFP4;
+    if (opt.mode == "nvfp4") return MlxFp4Mode::NVFP4;
+    throw_usage("--mode must be affine, mxfp4 or nvfp4");
+}
+
 std::vector<std::regex> compile_excludes(const MlxConvertOptions& opt) {
-    if (opt.quantize) {
+    if (const auto m = fp4_mode(opt); m && opt.quantize) {
+        if (opt.bits != 4) throw_usage("--mode " + opt.mode + " has 4-bit codes");
+        if (opt.group_size != mlx_fp4_group_size(*m)) throw_usage("--mode " + opt.mode + " has groups of " + std::to_string(mlx_fp4_group_size(*m)));
+        if (!opt.recipe.empty()) throw_usage("--recipe works with affine quantization only (as in mlx-lm)");
+    } else if (opt.quantize) {
         if (opt.bits != 2 && opt.bits != 3 && opt.bits != 4 && opt.bits != 5 && opt.bits != 6 && opt.bits != 8)
             throw_usage("--bits must be 2, 3, 4, 5, 6 or 8");
         if (opt.group_size != 32 && opt.group_size != 64 && opt.group_size != 128) throw_usage("--group-size must be 32, 64 or 128");
@@ -404,7 +416,7 @@ void add_quantization(nlohmann::ordered_json& cfg, const MlxConvertOptions& opt)
     nlohmann::ordered_json qc = nlohmann::ordered_json::object();
     qc["group_size"] = opt.group_size;
     qc["bits"] = opt.bits;
-    qc["mode"] = "affine";
+    qc["mode"] = opt.mode;
     cfg["quantization"] = qc;
     cfg["quantization_config"] = qc;
 }
@@ -481,7 +493,30 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
             it.shape = t->shape;
             const int rb = recipe_bits(opt.recipe, module, n_layers);
             it.p = {rb ? rb : opt.bits, opt.group_size, dtype};
+            it.fp4 = fp4_mode(opt);
             if (rb) recipe_entries.emplace_back(module, rb);
+            if (it.fp4) {
+                it.quantize = [t, p = it.p, mode = *it.fp4](MlxTensorReport& r) {
+                    std::vector<float> v = read_floats(*t);
+                    for (auto& x : v) x = mlx_round(p.dtype, x);
+                    MlxAffineTensor q;
+                    q.p = p;
+                    q.rows = t->shape[0];
+                    q.cols = t->shape[1];
+                    q.wq.assign(static_cast<size_t>(q.rows * q.cols / 8), 0u);
+                    q.scales.assign(static_cast<size_t>(q.rows * q.cols / p.group_size), 0);
+                    mlx_fp4_quantize(v.data(), q.rows, q.cols, mode, p.dtype, q.wq.data(), q.scales.data());
+                    std::vector<uint8_t> deq(v.size() * mlx_dtype_size(p.dtype));
+                    mlx_fp4_dequantize(q.wq.data(), q.scales.data(), q.rows, q.cols, mode, p.dtype, deq.data());
+                    double err = 0;
+                    for (size_t k = 0; k < v.size(); ++k) err = std::max(err, static_cast<double>(std::fabs(mlx_load(p.dtype, deq.data(), k) - v[k])));
+                    r.how = std::string("quantized ") + (mode == MlxFp4Mode::MXFP4 ? "mxfp4" : "nvfp4") + " " + mlx_dtype_name(p.dtype);
+                    r.max_abs_err = err;
+                    return q;
+                };
+                items.push_back(std::move(it));
+                continue;
+            }
             it.quantize = [t, p = it.p, &pool](MlxTensorReport& r) {
                 std::vector<float> v = read_floats(*t);
                 if (*mlx_dtype_of(t->dtype) != p.dtype)
@@ -621,6 +656,7 @@ nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens
 
 std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, const std::string& out_dir, const MlxConvertOptions& opt) {
     const auto excludes = compile_excludes(opt);
+    if (fp4_mode(opt)) throw_usage("--mode " + opt.mode + ": from a GGUF only affine (the formats' own codes) is written");
     const auto f = GgufFile::open(gguf_path);
     const std::string arch = f->get_string("general.architecture").value_or("");
     if (arch != "llama" && arch != "qwen2") throw_bad_input(gguf_path, "architecture '" + arch + "' cannot be written as MLX (llama, qwen2)");

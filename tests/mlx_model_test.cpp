@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
@@ -204,7 +205,7 @@ TEST(MlxDir, ReadsAsAModelWithThePerplexityOfItsWeights) {
     const std::string ref = tmp.path("ref");
     fs::create_directories(ref);
     for (const auto& e : fs::directory_iterator(out))
-        if (e.path().filename() != "model.safetensors") fs::copy_file(e.path(), ref + "/" + e.path().filename().string());
+        if (!e.path().filename().string().starts_with("model.safetensors")) fs::copy_file(e.path(), ref + "/" + e.path().filename().string());
     {
         auto cfg = nlohmann::json::parse(std::ifstream(ref + "/config.json"));
         cfg.erase("quantization");
@@ -361,6 +362,33 @@ TEST(MlxDir, Fp4Modes) {
     bad.mode = "mxfp4";
     bad.group_size = 64;
     EXPECT_THROW(convert_hf_to_mlx(demo_dir(), tmp.path("bad"), bad), Error);
+}
+
+// Shards as mlx-lm names them, with the index; the sharded directory reads like the single file.
+TEST(MlxDir, ShardsAndIndex) {
+    test::TempDir tmp;
+    MlxConvertOptions o;
+    o.max_shard_bytes = 1 << 20;
+    convert_hf_to_mlx(demo_dir(), tmp.path("s"), o);
+    const auto idx = nlohmann::json::parse(std::ifstream(tmp.path("s") + "/model.safetensors.index.json"));
+    std::set<std::string> files;
+    for (const auto& [name, file] : idx["weight_map"].items()) files.insert(file.get<std::string>());
+    ASSERT_GE(files.size(), 3u);
+    EXPECT_TRUE(files.count("model-00001-of-" + [&] { char b[8]; std::snprintf(b, sizeof b, "%05zu", files.size()); return std::string(b); }() + ".safetensors"));
+    uint64_t total = 0;
+    for (const auto& f : files) {
+        EXPECT_LE(fs::file_size(tmp.path("s") + "/" + f), (1u << 20) + 65536u) << f;
+        total += SafetensorsFile::open(tmp.path("s") + "/" + f)->file_size();
+    }
+    EXPECT_GT(total, idx["metadata"]["total_size"].get<uint64_t>());
+    write_demo_mlx(tmp.path("one"));
+    const auto a = Model::load(tmp.path("s")), b = Model::load(tmp.path("one"));
+    const auto ta = a->tokenizer().tokenize("Once upon a time", true);
+    std::vector<float> la, lb;
+    Context ca(*a, 64, KvCacheType::F16, 1), cb(*b, 64, KvCacheType::F16, 1);
+    ca.eval(ta, la);
+    cb.eval(ta, lb);
+    EXPECT_EQ(la, lb);
 }
 
 // GGUF -> MLX directory -> read back: for Q4_0, Q4_1, Q5_1 and Q8_0 files the dequantized weights

@@ -56,6 +56,9 @@ struct MlxConvertOptions {
     // lm_head and for v_proj/down_proj in the first and last eighth of the layers and every third
     // layer between, as mlx-lm (after llama.cpp's Q4_K_M) chooses them.
     std::string recipe;
+    // Weight files of at most this size (mlx-lm: 5 GB): model-0000K-of-0000N.safetensors and an
+    // index, as mlx-lm writes them; one model.safetensors (and its index) when it all fits.
+    uint64_t max_shard_bytes = 5ull << 30;
     int threads = 0;
 };
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <regex>
 
 #include "formats/json_file.hpp"
@@ -294,7 +296,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // Writes the directory: model.safetensors (keys sorted, metadata format: mlx), config.json, and
 // whatever `extra` puts beside them (tokenizer files); into a temporary directory renamed at the end.
 std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::ordered_json& cfg, std::vector<MlxItem> items, MlxDtype dtype,
-                                           const std::vector<std::string>& inputs, int threads, const std::function<void(const fs::path&)>& extra) {
+                                           const std::vector<std::string>& inputs, int threads, uint64_t max_shard_bytes,
+                                           const std::function<void(const fs::path&)>& extra) {
     std::error_code ec;
     if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
         throw_usage(out.string() + ": already exists (mlx-lm writes a new directory; remove it or choose another)");
@@ -326,17 +329,47 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
     fs::remove_all(tmp, ec);
     fs::create_directories(tmp, ec);
     if (ec) throw_resource(tmp.string(), "cannot create directory (" + ec.message() + ")");
+    // Shards of at most max_shard_bytes, tensors in sorted order (a tensor never splits).
+    std::vector<size_t> shard_of(slots.size());
+    std::vector<uint64_t> shard_bytes{0};
+    uint64_t total = 0;
+    for (size_t i = 0; i < slots.size(); ++i) {
+        int64_t n = 1;
+        for (int64_t d : slots[i].shape) n *= d;
+        const uint64_t b = static_cast<uint64_t>(n) * (slots[i].dtype == StDtype::U32 || slots[i].dtype == StDtype::F32 ? 4 : slots[i].dtype == StDtype::U8 ? 1 : 2);
+        if (shard_bytes.back() > 0 && shard_bytes.back() + b > max_shard_bytes) shard_bytes.push_back(0);
+        shard_bytes.back() += b;
+        shard_of[i] = shard_bytes.size() - 1;
+        total += b;
+    }
+    const size_t n_shards = shard_bytes.size();
+    auto shard_name = [&](size_t k) {
+        if (n_shards == 1) return std::string("model.safetensors");
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", k + 1, n_shards);
+        return std::string(buf);
+    };
     std::vector<MlxTensorReport> report;
     try {
-        SafetensorsWriter w((tmp / "model.safetensors").string(), inputs, StLayout{true, true});
-        w.set_metadata({{"format", "mlx"}});
-        for (const auto& sl : slots) w.add_tensor(sl.name, sl.dtype, sl.shape);
-        w.write_header();
+        std::unique_ptr<SafetensorsWriter> w;
+        size_t open_shard = n_shards;
+        auto open = [&](size_t k) {
+            if (w) w->finish();
+            w = std::make_unique<SafetensorsWriter>((tmp / shard_name(k)).string(), inputs, StLayout{true, true});
+            w->set_metadata({{"format", "mlx"}});
+            for (size_t i = 0; i < slots.size(); ++i)
+                if (shard_of[i] == k) w->add_tensor(slots[i].name, slots[i].dtype, slots[i].shape);
+            w->write_header();
+            open_shard = k;
+        };
         ThreadPool pool(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
         Progress progress("mlx", slots.size());
         size_t cached = items.size();
         MlxAffineTensor q;
-        for (const auto& sl : slots) {
+        for (size_t si = 0; si < slots.size(); ++si) {
+            const Slot& sl = slots[si];
+            if (open_shard != shard_of[si]) open(shard_of[si]);
+            SafetensorsWriter& wr = *w;
             const MlxItem& it = items[sl.item];
             if (sl.part == 0) {
                 const std::vector<float> v = it.floats();
@@ -346,7 +379,7 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
                     mlx_store(dtype, bytes.data(), k, v[k]);
                     err = std::max(err, static_cast<double>(std::fabs(mlx_load(dtype, bytes.data(), k) - v[k])));
                 }
-                w.write_tensor_data(bytes.data(), bytes.size());
+                wr.write_tensor_data(bytes.data(), bytes.size());
                 report.push_back({it.name, mlx_dtype_name(dtype), err == 0, err});
             } else {
                 if (cached != sl.item) {  // make the module once for its three tensors
@@ -355,14 +388,31 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
                     q = it.quantize(r);
                     report.push_back(r);
                 }
-                if (sl.part == 1) w.write_tensor_data(q.wq.data(), q.wq.size() * 4);
-                else if (sl.part == 2) w.write_tensor_data(q.scales.data(), q.scales.size());
-                else w.write_tensor_data(q.biases.data(), q.biases.size());
+                if (sl.part == 1) wr.write_tensor_data(q.wq.data(), q.wq.size() * 4);
+                else if (sl.part == 2) wr.write_tensor_data(q.scales.data(), q.scales.size());
+                else wr.write_tensor_data(q.biases.data(), q.biases.size());
             }
             progress.add(1);
         }
-        w.finish();
+        if (w) w->finish();
         progress.finish();
+        {  // the index mlx-lm writes beside the weights (also for one file)
+            nlohmann::ordered_json idx = nlohmann::ordered_json::object();
+            int64_t params = 0;
+            for (const auto& it : items) {
+                int64_t n = 1;
+                for (int64_t d : it.shape) n *= d;
+                params += n;
+            }
+            idx["metadata"] = {{"total_size", total}, {"total_parameters", params}};
+            nlohmann::ordered_json map = nlohmann::ordered_json::object();
+            for (size_t i = 0; i < slots.size(); ++i) map[slots[i].name] = shard_name(shard_of[i]);
+            idx["weight_map"] = map;
+            const std::string text = idx.dump(4) + "\n";
+            OutputFile f((tmp / "model.safetensors.index.json").string());
+            f.write(text.data(), text.size());
+            f.commit();
+        }
         {
             const std::string text = cfg.dump(4) + "\n";
             OutputFile f((tmp / "config.json").string());
@@ -541,7 +591,7 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
     if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
     std::vector<std::string> inputs;
     for (const auto& f : weights.files()) inputs.push_back(f->path());
-    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, inputs, opt.threads, [&](const fs::path& tmp) {
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, inputs, opt.threads, opt.max_shard_bytes, [&](const fs::path& tmp) {
         std::error_code ec;
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "added_tokens.json",
                               "generation_config.json"})
@@ -801,7 +851,7 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
                                       {"model_max_length", cfg["max_position_embeddings"]},
                                       {"tokenizer_class", "LlamaTokenizer"}};
     if (const auto tmpl = f->get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;
-    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, [&](const fs::path& tmp) {
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, opt.max_shard_bytes, [&](const fs::path& tmp) {
         for (const auto& [file, j] : {std::pair<const char*, const nlohmann::ordered_json*>{"tokenizer.json", &tok_json}, {"tokenizer_config.json", &tok_cfg}}) {
             const std::string text = j->dump(2) + "\n";
             OutputFile o((tmp / file).string());

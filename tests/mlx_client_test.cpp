@@ -26,6 +26,18 @@ std::string run_py(const std::string& py, const std::string& args, const test::T
     return std::string(b.begin(), b.end());
 }
 
+// mlx-lm's and qforge's greedy continuations of the same prompt from one directory: the same
+// prompt ids and the same text (mlx-lm's streaming detokenizer drops a leading space).
+void expect_same_generation(const std::string& py, const std::string& dir, int n, const test::TempDir& tmp) {
+    const auto g = nlohmann::json::parse(run_py(py, "generate " + dir + " 'Once upon a time' " + std::to_string(n), tmp));
+    const auto q = test::run_qforge({"run", "-m", dir, "-p", "Once upon a time", "-n", std::to_string(n), "--temp", "0", "--json"});
+    ASSERT_EQ(q.status, 0) << q.err;
+    const auto jq = nlohmann::json::parse(q.out);
+    EXPECT_EQ(jq["prompt_ids"], g["prompt_ids"]) << dir;
+    auto trim = [](std::string t) { return t.erase(0, t.find_first_not_of(' ')); };
+    EXPECT_EQ(trim(jq["text"].get<std::string>()), trim(g["text"].get<std::string>())) << dir;
+}
+
 TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
     const std::string py = mlx_python();
     if (py.empty()) GTEST_SKIP() << "QFORGE_MLX_PYTHON not set (scripts/mlx-client.sh); mlx-lm check skipped";
@@ -62,7 +74,7 @@ TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
     }
     // nvfp4: the same tensors as mlx_lm.convert --q-mode nvfp4. mxfp4: MLX 0.32.4 picks the shared
     // exponent as ceil(log2(amax/6)) where 0.32.2 (the reference vectors qforge matches) rounded
-    // it, so only loading and greedy generation are compared.
+    // it, so there loading and greedy generation are compared.
     for (const char* mode : {"nvfp4", "mxfp4"}) {
         const std::string ours = tmp.path(std::string("qf-") + mode), theirs = tmp.path(std::string("lm-") + mode);
         ASSERT_EQ(test::run_qforge({"convert", demo, "--to", "mlx", "-o", ours, "--mode", mode}).status, 0);
@@ -72,29 +84,15 @@ TEST(MlxClient, MlxLmReadsAndWritesTheSameDirectories) {
             const auto cmp = nlohmann::json::parse(run_py(py, "compare " + ours + " " + theirs, tmp));
             EXPECT_TRUE(cmp["problems"].empty()) << cmp["problems"].dump();
         }
-        const auto gm = nlohmann::json::parse(run_py(py, "generate " + ours + " 'Once upon a time' 16", tmp));
-        const auto qm = test::run_qforge({"run", "-m", ours, "-p", "Once upon a time", "-n", "16", "--temp", "0", "--json"});
-        ASSERT_EQ(qm.status, 0) << qm.err;
-        EXPECT_EQ(nlohmann::json::parse(qm.out)["prompt_ids"], gm["prompt_ids"]) << mode;
+        expect_same_generation(py, ours, 16, tmp);
     }
     // mlx-lm generates greedily from qforge's 4-bit directory what qforge generates from it.
-    const std::string ours = tmp.path("qf4");
-    const auto g = nlohmann::json::parse(run_py(py, "generate " + ours + " 'Once upon a time' 24", tmp));
-    const auto q = test::run_qforge({"run", "-m", ours, "-p", "Once upon a time", "-n", "24", "--temp", "0", "--json"});
-    ASSERT_EQ(q.status, 0) << q.err;
-    const auto jq = nlohmann::json::parse(q.out);
-    EXPECT_EQ(jq["prompt_ids"], g["prompt_ids"]);
-    EXPECT_EQ(jq["text"].get<std::string>(), g["text"].get<std::string>());
+    expect_same_generation(py, tmp.path("qf4"), 24, tmp);
     // From a GGUF (the same codes, a rebuilt tokenizer.json): mlx-lm loads and generates like qforge.
     const std::string gguf = tmp.path("q4_0.gguf"), from_gguf = tmp.path("from-gguf");
     ASSERT_EQ(test::run_qforge({"convert", demo, "-o", gguf, "--outtype", "q4_0"}).status, 0);
     ASSERT_EQ(test::run_qforge({"convert", gguf, "--to", "mlx", "-o", from_gguf}).status, 0);
-    const auto g2 = nlohmann::json::parse(run_py(py, "generate " + from_gguf + " 'Once upon a time' 24", tmp));
-    const auto q2 = test::run_qforge({"run", "-m", from_gguf, "-p", "Once upon a time", "-n", "24", "--temp", "0", "--json"});
-    ASSERT_EQ(q2.status, 0) << q2.err;
-    const auto jq2 = nlohmann::json::parse(q2.out);
-    EXPECT_EQ(jq2["prompt_ids"], g2["prompt_ids"]);
-    EXPECT_EQ(jq2["text"].get<std::string>(), g2["text"].get<std::string>());
+    expect_same_generation(py, from_gguf, 24, tmp);
 }
 
 }  // namespace

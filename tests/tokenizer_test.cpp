@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <sstream>
 
+#include "formats/hf_vocab.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
+#include "qforge/mlx_model.hpp"
 #include "qforge/tokenizer.hpp"
 #include "test_util.hpp"
 
@@ -72,6 +74,29 @@ TEST_P(VocabTest, EveryVectorMatches) {
     }
     EXPECT_EQ(bad, 0);
 }
+
+// A SentencePiece vocabulary written as Hugging Face tokenizer files (what `convert X.gguf --to mlx`
+// writes) and read back as the converter reads such files: every test vector still matches.
+class HfVocabFromGguf : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HfVocabFromGguf, EveryVectorMatches) {
+    QFORGE_REQUIRE_SHARED(data);
+    const std::string base = data + "/vocab/ggml-vocab-" + GetParam() + ".gguf";
+    test::TempDir tmp;
+    write_hf_tokenizer_files(*GgufFile::open(base), tmp.dir.string());
+    std::vector<GgufKV> kv;
+    append_hf_vocab(tmp.dir, 0, "llama", kv);
+    auto tok = Tokenizer::from_metadata(kv, base);
+    const auto inputs = read_inputs(base + ".inp");
+    const auto outputs = read_outputs(base + ".out");
+    int bad = 0;
+    for (size_t i = 0; i < inputs.size(); ++i)
+        if (tok->tokenize(inputs[i], false, false) != outputs[i] && ++bad <= 5) ADD_FAILURE() << GetParam() << " test " << i << " '" << inputs[i] << "'";
+    EXPECT_EQ(bad, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, HfVocabFromGguf, ::testing::Values("llama-spm", "phi-3"),
+                         [](const auto& info) { return std::string(info.param) == "llama-spm" ? std::string("llama_spm") : std::string("phi_3"); });
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, VocabTest, ::testing::Values("llama-spm", "phi-3", "gpt-2", "llama-bpe", "qwen2"),
                          [](const auto& info) {

@@ -80,6 +80,11 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
 // common one get their own "quantization" entry, as mlx-lm's mixed recipes record them.
 std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, const std::string& out_dir, const MlxConvertOptions& opt);
 
+class GgufFile;
+// Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json) for a GGUF's SentencePiece
+// vocabulary: BPE with byte fallback, merges from the scores as transformers derives them.
+void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir);
+
 // True when a directory holds an MLX-quantized model (config.json "quantization").
 bool is_mlx_quantized_dir(const std::string& dir);
 

@@ -718,9 +718,9 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
     };
     const int64_t n_embd = need(a + "embedding_length"), n_head = need(a + "attention.head_count");
     const int64_t n_head_kv = f->get_int(a + "attention.head_count_kv").value_or(n_head);
-    const std::string vocab_model = f->get_string("tokenizer.ggml.model").value_or("");
-    if (vocab_model != "llama")
-        throw_usage(gguf_path + ": its '" + vocab_model + "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
+    if (f->get_string("tokenizer.ggml.model").value_or("") != "llama")
+        throw_usage(gguf_path + ": its '" + f->get_string("tokenizer.ggml.model").value_or("") +
+                    "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
     const GgufTensorInfo* embd = f->find_tensor("token_embd.weight");
     if (!embd || embd->ne.size() != 2) throw_bad_input(gguf_path, "no token_embd.weight");
     const MlxDtype dtype = opt.dtype.value_or(MlxDtype::F16);
@@ -743,9 +743,8 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
     if (f->get_string(a + "rope.scaling.type").value_or("") == "linear")
         cfg["rope_scaling"] = {{"type", "linear"}, {"factor", f->get_double(a + "rope.scaling.factor").value_or(1.0)}};
     cfg["torch_dtype"] = mlx_dtype_name(dtype);
-    const int64_t bos = f->get_int("tokenizer.ggml.bos_token_id").value_or(1), eos = f->get_int("tokenizer.ggml.eos_token_id").value_or(2);
-    cfg["bos_token_id"] = bos;
-    cfg["eos_token_id"] = eos;
+    cfg["bos_token_id"] = f->get_int("tokenizer.ggml.bos_token_id").value_or(1);
+    cfg["eos_token_id"] = f->get_int("tokenizer.ggml.eos_token_id").value_or(2);
 
     ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     std::vector<MlxItem> items;
@@ -828,37 +827,49 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
             cfg["quantization_config"][module] = m;
         }
 
-    // Tokenizer files from the GGUF vocabulary.
-    const GgufValue* tv = f->find("tokenizer.ggml.tokens");
-    const GgufValue* sv = f->find("tokenizer.ggml.scores");
-    const GgufValue* yv = f->find("tokenizer.ggml.token_type");
-    if (!tv || !tv->array) throw_bad_input(gguf_path, "no tokenizer.ggml.tokens");
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, opt.max_shard_bytes,
+                         [&](const fs::path& tmp) { write_hf_tokenizer_files(*f, tmp.string()); });
+}
+
+void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir) {
+    const std::string vocab_model = f.get_string("tokenizer.ggml.model").value_or("");
+    if (vocab_model != "llama")
+        throw_usage(f.path() + ": its '" + vocab_model + "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
+    const GgufValue* tv = f.find("tokenizer.ggml.tokens");
+    const GgufValue* sv = f.find("tokenizer.ggml.scores");
+    const GgufValue* yv = f.find("tokenizer.ggml.token_type");
+    if (!tv || !tv->array) throw_bad_input(f.path(), "no tokenizer.ggml.tokens");
     const std::vector<std::string>& tokens = tv->array->strings;
     std::vector<float> scores(tokens.size(), 0.f);
     std::vector<int32_t> types(tokens.size(), 1);
     if (sv && sv->array && sv->array->raw.size() == tokens.size() * 4) std::memcpy(scores.data(), sv->array->raw.data(), sv->array->raw.size());
     if (yv && yv->array && yv->array->raw.size() == tokens.size() * 4) std::memcpy(types.data(), yv->array->raw.data(), yv->array->raw.size());
-    const int64_t unk = f->get_int("tokenizer.ggml.unknown_token_id").value_or(0);
-    const bool add_bos = f->find("tokenizer.ggml.add_bos_token") ? f->find("tokenizer.ggml.add_bos_token")->bits != 0 : true;
+    const auto id = [&](const char* key, int64_t def) {
+        const int64_t v = f.get_int(key).value_or(def);
+        if (v < 0 || v >= static_cast<int64_t>(tokens.size())) throw_bad_input(f.path(), std::string(key) + " is out of range");
+        return v;
+    };
+    const int64_t unk = id("tokenizer.ggml.unknown_token_id", 0), bos = id("tokenizer.ggml.bos_token_id", 1), eos = id("tokenizer.ggml.eos_token_id", 2);
+    const GgufValue* ab = f.find("tokenizer.ggml.add_bos_token");
+    const bool add_bos = ab ? ab->bits != 0 : true;
     const auto tok_json = spm_tokenizer_json(tokens, scores, types, unk, bos, eos, add_bos);
     nlohmann::ordered_json tok_cfg = {{"add_bos_token", add_bos},
                                       {"add_eos_token", false},
-                                      {"bos_token", tokens.at(static_cast<size_t>(bos))},
-                                      {"eos_token", tokens.at(static_cast<size_t>(eos))},
-                                      {"unk_token", tokens.at(static_cast<size_t>(unk))},
+                                      {"bos_token", tokens[static_cast<size_t>(bos)]},
+                                      {"eos_token", tokens[static_cast<size_t>(eos)]},
+                                      {"unk_token", tokens[static_cast<size_t>(unk)]},
                                       {"clean_up_tokenization_spaces", false},
                                       {"legacy", true},
-                                      {"model_max_length", cfg["max_position_embeddings"]},
                                       {"tokenizer_class", "LlamaTokenizer"}};
-    if (const auto tmpl = f->get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;
-    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, opt.max_shard_bytes, [&](const fs::path& tmp) {
-        for (const auto& [file, j] : {std::pair<const char*, const nlohmann::ordered_json*>{"tokenizer.json", &tok_json}, {"tokenizer_config.json", &tok_cfg}}) {
-            const std::string text = j->dump(2) + "\n";
-            OutputFile o((tmp / file).string());
-            o.write(text.data(), text.size());
-            o.commit();
-        }
-    });
+    const std::string arch = f.get_string("general.architecture").value_or("llama");
+    if (const auto ctx = f.get_int(arch + ".context_length")) tok_cfg["model_max_length"] = *ctx;
+    if (const auto tmpl = f.get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;
+    for (const auto& [file, j] : {std::pair<const char*, const nlohmann::ordered_json*>{"tokenizer.json", &tok_json}, {"tokenizer_config.json", &tok_cfg}}) {
+        const std::string text = j->dump(2) + "\n";
+        OutputFile o((fs::path(dir) / file).string());
+        o.write(text.data(), text.size());
+        o.commit();
+    }
 }
 
 }  // namespace qforge

@@ -75,7 +75,7 @@ TEST_P(VocabTest, EveryVectorMatches) {
     EXPECT_EQ(bad, 0);
 }
 
-// A SentencePiece vocabulary written as Hugging Face tokenizer files (what `convert X.gguf --to mlx`
+// A GGUF vocabulary (SentencePiece or byte-level BPE) written as Hugging Face tokenizer files (what `convert X.gguf --to mlx`
 // writes) and read back as the converter reads such files: every test vector still matches.
 class HfVocabFromGguf : public ::testing::TestWithParam<std::string> {};
 
@@ -85,7 +85,7 @@ TEST_P(HfVocabFromGguf, EveryVectorMatches) {
     test::TempDir tmp;
     write_hf_tokenizer_files(*GgufFile::open(base), tmp.dir.string());
     std::vector<GgufKV> kv;
-    append_hf_vocab(tmp.dir, 0, "llama", kv);
+    append_hf_vocab(tmp.dir, 0, GetParam() == "qwen2" ? "qwen2" : "llama", kv);
     auto tok = Tokenizer::from_metadata(kv, base);
     const auto inputs = read_inputs(base + ".inp");
     const auto outputs = read_outputs(base + ".out");
@@ -95,8 +95,13 @@ TEST_P(HfVocabFromGguf, EveryVectorMatches) {
     EXPECT_EQ(bad, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocabs, HfVocabFromGguf, ::testing::Values("llama-spm", "phi-3"),
-                         [](const auto& info) { return std::string(info.param) == "llama-spm" ? std::string("llama_spm") : std::string("phi_3"); });
+INSTANTIATE_TEST_SUITE_P(Vocabs, HfVocabFromGguf, ::testing::Values("llama-spm", "phi-3", "gpt-2", "llama-bpe", "qwen2"),
+                         [](const auto& info) {
+                             std::string n = info.param;
+                             for (auto& c : n)
+                                 if (c == '-') c = '_';
+                             return n;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, VocabTest, ::testing::Values("llama-spm", "phi-3", "gpt-2", "llama-bpe", "qwen2"),
                          [](const auto& info) {

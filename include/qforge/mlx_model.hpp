@@ -72,7 +72,7 @@ struct MlxTensorReport {
 // Writes an mlx-lm model directory from a Hugging Face directory (llama family, qwen2).
 std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const std::string& out_dir, const MlxConvertOptions& opt);
 
-// Writes an mlx-lm model directory from a GGUF (llama, qwen2; SentencePiece vocabularies): the
+// Writes an mlx-lm model directory from a GGUF (llama, qwen2): the
 // matrices whose format has MLX's form (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K) keep their codes
 // in groups of 32 (exact with --dtype f32), others are requantized with opt's bits and group
 // size, float tensors copied; llama's Q/K rows back in Hugging Face order; tokenizer.json and
@@ -81,8 +81,10 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
 std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, const std::string& out_dir, const MlxConvertOptions& opt);
 
 class GgufFile;
-// Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json) for a GGUF's SentencePiece
-// vocabulary: BPE with byte fallback, merges from the scores as transformers derives them.
+// Hugging Face tokenizer files (tokenizer.json, tokenizer_config.json) for a GGUF's vocabulary:
+// SentencePiece ("llama") as BPE with byte fallback, merges from the scores as transformers
+// derives them; byte-level BPE ("gpt2") with its merges and the pre-tokenizer's split regex
+// (gpt-2, llama-bpe, qwen2).
 void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir);
 
 // True when a directory holds an MLX-quantized model (config.json "quantization").

@@ -21,6 +21,7 @@
 #include "qforge/safetensors.hpp"
 #include "qforge/thread_pool.hpp"
 #include "quant/blocks.hpp"
+#include "tokenizer/pretokenize.hpp"
 
 namespace qforge {
 
@@ -718,9 +719,6 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
     };
     const int64_t n_embd = need(a + "embedding_length"), n_head = need(a + "attention.head_count");
     const int64_t n_head_kv = f->get_int(a + "attention.head_count_kv").value_or(n_head);
-    if (f->get_string("tokenizer.ggml.model").value_or("") != "llama")
-        throw_usage(gguf_path + ": its '" + f->get_string("tokenizer.ggml.model").value_or("") +
-                    "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
     const GgufTensorInfo* embd = f->find_tensor("token_embd.weight");
     if (!embd || embd->ne.size() != 2) throw_bad_input(gguf_path, "no token_embd.weight");
     const MlxDtype dtype = opt.dtype.value_or(MlxDtype::F16);
@@ -831,10 +829,61 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
                          [&](const fs::path& tmp) { write_hf_tokenizer_files(*f, tmp.string()); });
 }
 
+namespace {
+
+// A byte-level BPE ("gpt2") GGUF vocabulary as tokenizer.json: the vocabulary, the merges, the
+// pre-tokenizer's split regex and the ByteLevel steps, as transformers writes them.
+nlohmann::ordered_json bpe_tokenizer_json(const GgufFile& f, const std::vector<std::string>& tokens, const std::vector<int32_t>& types,
+                                          int64_t bos, bool add_bos) {
+    using oj = nlohmann::ordered_json;
+    const std::string pre = f.get_string("tokenizer.ggml.pre").value_or("gpt-2");
+    const char* regex = hf_split_regex(pre);
+    if (!regex) throw_usage(f.path() + ": the '" + pre + "' pre-tokenizer cannot be written as tokenizer.json yet (gpt-2, llama-bpe, qwen2)");
+    const GgufValue* mv = f.find("tokenizer.ggml.merges");
+    if (!mv || !mv->array) throw_bad_input(f.path(), "a BPE vocabulary without tokenizer.ggml.merges");
+    oj vocab = oj::object();
+    for (size_t i = 0; i < tokens.size(); ++i) vocab[tokens[i]] = i;
+    oj added = oj::array();
+    for (size_t i = 0; i < tokens.size(); ++i)
+        if (types[i] == 3 || types[i] == 4)
+            added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                             {"normalized", types[i] == 4}, {"special", types[i] == 3}});
+    const oj byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", *regex == 0}};
+    oj j = oj::object();
+    j["version"] = "1.0";
+    j["truncation"] = nullptr;
+    j["padding"] = nullptr;
+    j["added_tokens"] = added;
+    j["normalizer"] = nullptr;
+    if (*regex)
+        j["pre_tokenizer"] = {{"type", "Sequence"},
+                              {"pretokenizers", oj::array({{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+                                                           byte_level})}};
+    else
+        j["pre_tokenizer"] = byte_level;
+    if (add_bos && bos >= 0) {
+        const std::string b = tokens[static_cast<size_t>(bos)];
+        j["post_processor"] = {{"type", "TemplateProcessing"},
+                               {"single", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                               {"pair", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                                                   {{"SpecialToken", {{"id", b}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
+                               {"special_tokens", {{b, {{"id", b}, {"ids", oj::array({bos})}, {"tokens", oj::array({b})}}}}}};
+    } else {
+        j["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
+    }
+    j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+    j["model"] = {{"type", "BPE"},          {"dropout", nullptr},        {"unk_token", nullptr},  {"continuing_subword_prefix", ""},
+                  {"end_of_word_suffix", ""}, {"fuse_unk", false},       {"byte_fallback", false}, {"ignore_merges", pre != "gpt-2" && pre != "qwen2"},
+                  {"vocab", vocab},         {"merges", mv->array->strings}};
+    return j;
+}
+
+}  // namespace
+
 void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir) {
     const std::string vocab_model = f.get_string("tokenizer.ggml.model").value_or("");
-    if (vocab_model != "llama")
-        throw_usage(f.path() + ": its '" + vocab_model + "' vocabulary cannot be written as Hugging Face tokenizer files yet (SentencePiece only)");
+    if (vocab_model != "llama" && vocab_model != "gpt2")
+        throw_usage(f.path() + ": its '" + vocab_model + "' vocabulary cannot be written as Hugging Face tokenizer files (llama, gpt2)");
     const GgufValue* tv = f.find("tokenizer.ggml.tokens");
     const GgufValue* sv = f.find("tokenizer.ggml.scores");
     const GgufValue* yv = f.find("tokenizer.ggml.token_type");
@@ -849,18 +898,20 @@ void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir) {
         if (v < 0 || v >= static_cast<int64_t>(tokens.size())) throw_bad_input(f.path(), std::string(key) + " is out of range");
         return v;
     };
-    const int64_t unk = id("tokenizer.ggml.unknown_token_id", 0), bos = id("tokenizer.ggml.bos_token_id", 1), eos = id("tokenizer.ggml.eos_token_id", 2);
+    const bool spm = vocab_model == "llama";
+    const int64_t unk = spm ? id("tokenizer.ggml.unknown_token_id", 0) : -1;
+    const int64_t bos = f.get_int("tokenizer.ggml.bos_token_id") || spm ? id("tokenizer.ggml.bos_token_id", 1) : -1;
+    const int64_t eos = f.get_int("tokenizer.ggml.eos_token_id") || spm ? id("tokenizer.ggml.eos_token_id", 2) : -1;
     const GgufValue* ab = f.find("tokenizer.ggml.add_bos_token");
-    const bool add_bos = ab ? ab->bits != 0 : true;
-    const auto tok_json = spm_tokenizer_json(tokens, scores, types, unk, bos, eos, add_bos);
-    nlohmann::ordered_json tok_cfg = {{"add_bos_token", add_bos},
-                                      {"add_eos_token", false},
-                                      {"bos_token", tokens[static_cast<size_t>(bos)]},
-                                      {"eos_token", tokens[static_cast<size_t>(eos)]},
-                                      {"unk_token", tokens[static_cast<size_t>(unk)]},
-                                      {"clean_up_tokenization_spaces", false},
-                                      {"legacy", true},
-                                      {"tokenizer_class", "LlamaTokenizer"}};
+    const bool add_bos = ab ? ab->bits != 0 : spm;
+    const auto tok_json = spm ? spm_tokenizer_json(tokens, scores, types, unk, bos, eos, add_bos) : bpe_tokenizer_json(f, tokens, types, bos, add_bos);
+    nlohmann::ordered_json tok_cfg = {{"add_bos_token", add_bos}, {"add_eos_token", false}};
+    if (bos >= 0) tok_cfg["bos_token"] = tokens[static_cast<size_t>(bos)];
+    if (eos >= 0) tok_cfg["eos_token"] = tokens[static_cast<size_t>(eos)];
+    if (unk >= 0) tok_cfg["unk_token"] = tokens[static_cast<size_t>(unk)];
+    tok_cfg["clean_up_tokenization_spaces"] = false;
+    if (spm) tok_cfg["legacy"] = true;
+    tok_cfg["tokenizer_class"] = spm ? "LlamaTokenizer" : "PreTrainedTokenizerFast";
     const std::string arch = f.get_string("general.architecture").value_or("llama");
     if (const auto ctx = f.get_int(arch + ".context_length")) tok_cfg["model_max_length"] = *ctx;
     if (const auto tmpl = f.get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;

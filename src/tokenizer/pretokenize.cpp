@@ -65,6 +65,13 @@ const std::map<std::string, PreSpec>& pre_specs() {
 
 }  // namespace
 
+const char* hf_split_regex(const std::string& pre) {
+    if (pre == "gpt-2") return "";
+    if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return kLlama3;
+    if (pre == "qwen2") return kQwen2;
+    return nullptr;
+}
+
 struct PreTokenizer::Impl {
     std::vector<pcre2_code*> codes;
     ~Impl() {

@@ -7,6 +7,11 @@
 
 namespace qforge {
 
+// The single split regex Hugging Face's tokenizer.json carries for a tokenizer.ggml.pre value
+// ("" for gpt-2, whose ByteLevel pre-tokenizer applies its own), or nullptr when the value needs
+// several regexes (not expressible as one Split).
+const char* hf_split_regex(const std::string& pre);
+
 class PreTokenizer {
 public:
     // The regexes llama.cpp applies for a tokenizer.ggml.pre value; throws for unknown names.

@@ -46,36 +46,23 @@ void nibble_codes(const B& b, uint32_t* u) {
     }
 }
 
+// A nibble format's block: kHigh adds the fifth bit; kOffset > 0 is the symmetric formats' zero
+// code (bias -offset*d), 0 means the block stores its minimum m.
+template <class B, int kHigh, int kOffset>
+void decode_nibbles(const uint8_t* p, Block32& o) {
+    const auto& b = *reinterpret_cast<const B*>(p);
+    nibble_codes<B, kHigh>(b, o.u);
+    o.scale = fp16_to_fp32(b.d);
+    if constexpr (kOffset > 0) o.bias = -static_cast<float>(kOffset) * o.scale;
+    else o.bias = fp16_to_fp32(b.m);
+}
+
 bool decode_block(GgmlType t, const uint8_t* p, Block32& o) {
     switch (t) {
-        case GgmlType::Q4_0: {
-            const auto& b = *reinterpret_cast<const BlockQ4_0*>(p);
-            nibble_codes<BlockQ4_0, 0>(b, o.u);
-            o.scale = fp16_to_fp32(b.d);
-            o.bias = -8.f * o.scale;
-            return true;
-        }
-        case GgmlType::Q4_1: {
-            const auto& b = *reinterpret_cast<const BlockQ4_1*>(p);
-            nibble_codes<BlockQ4_1, 0>(b, o.u);
-            o.scale = fp16_to_fp32(b.d);
-            o.bias = fp16_to_fp32(b.m);
-            return true;
-        }
-        case GgmlType::Q5_0: {
-            const auto& b = *reinterpret_cast<const BlockQ5_0*>(p);
-            nibble_codes<BlockQ5_0, 1>(b, o.u);
-            o.scale = fp16_to_fp32(b.d);
-            o.bias = -16.f * o.scale;
-            return true;
-        }
-        case GgmlType::Q5_1: {
-            const auto& b = *reinterpret_cast<const BlockQ5_1*>(p);
-            nibble_codes<BlockQ5_1, 1>(b, o.u);
-            o.scale = fp16_to_fp32(b.d);
-            o.bias = fp16_to_fp32(b.m);
-            return true;
-        }
+        case GgmlType::Q4_0: decode_nibbles<BlockQ4_0, 0, 8>(p, o); return true;
+        case GgmlType::Q4_1: decode_nibbles<BlockQ4_1, 0, 0>(p, o); return true;
+        case GgmlType::Q5_0: decode_nibbles<BlockQ5_0, 1, 16>(p, o); return true;
+        case GgmlType::Q5_1: decode_nibbles<BlockQ5_1, 1, 0>(p, o); return true;
         case GgmlType::Q8_0: {
             const auto& b = *reinterpret_cast<const BlockQ8_0*>(p);
             for (int j = 0; j < 32; ++j) o.u[j] = static_cast<uint32_t>(b.qs[j] + 128);
@@ -639,6 +626,16 @@ std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row
     return out;
 }
 
+// tokenizer.json's post-processor that puts BOS (text `b`, id `bos`) before each sequence.
+nlohmann::ordered_json bos_template(const std::string& b, int64_t bos) {
+    using oj = nlohmann::ordered_json;
+    const oj first = {{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, second = {{"SpecialToken", {{"id", b}, {"type_id", 1}}}};
+    return {{"type", "TemplateProcessing"},
+            {"single", oj::array({first, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+            {"pair", oj::array({first, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, second, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
+            {"special_tokens", {{b, {{"id", b}, {"ids", oj::array({bos})}, {"tokens", oj::array({b})}}}}}};
+}
+
 // A SentencePiece ("llama") GGUF vocabulary as Hugging Face's tokenizer.json: BPE with byte
 // fallback, merges from the pieces' scores as transformers derives them from a SentencePiece model.
 nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens, const std::vector<float>& scores,
@@ -682,12 +679,7 @@ nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens
                                                   {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}}})}};
     j["pre_tokenizer"] = nullptr;
     if (add_bos && bos >= 0) {
-        const std::string b = tokens[static_cast<size_t>(bos)];
-        j["post_processor"] = {{"type", "TemplateProcessing"},
-                               {"single", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-                               {"pair", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                                                   {{"SpecialToken", {{"id", b}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
-                               {"special_tokens", {{b, {{"id", b}, {"ids", oj::array({bos})}, {"tokens", oj::array({b})}}}}}};
+        j["post_processor"] = bos_template(tokens[static_cast<size_t>(bos)], bos);
     } else {
         j["post_processor"] = nullptr;
     }
@@ -862,12 +854,7 @@ nlohmann::ordered_json bpe_tokenizer_json(const GgufFile& f, const std::vector<s
     else
         j["pre_tokenizer"] = byte_level;
     if (add_bos && bos >= 0) {
-        const std::string b = tokens[static_cast<size_t>(bos)];
-        j["post_processor"] = {{"type", "TemplateProcessing"},
-                               {"single", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
-                               {"pair", oj::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                                                   {{"SpecialToken", {{"id", b}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}})},
-                               {"special_tokens", {{b, {{"id", b}, {"ids", oj::array({bos})}, {"tokens", oj::array({b})}}}}}};
+        j["post_processor"] = bos_template(tokens[static_cast<size_t>(bos)], bos);
     } else {
         j["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
     }

@@ -79,10 +79,10 @@ Command add_convert(CLI::App& root) {
                 auto model = open_hf_model(a->in);
                 Imatrix imatrix;
                 if (!a->imatrix.empty()) imatrix = load_imatrix(a->imatrix);
-                const std::string outtype = !a->outtype.empty() ? a->outtype : is_mlx_quantized_dir(a->in) ? "auto" : "f16";
+                const bool mlx = is_mlx_quantized_dir(a->in);
+                const std::string outtype = !a->outtype.empty() ? a->outtype : mlx ? "auto" : "f16";
                 const auto r = convert_hf_model(*model, a->out, outtype, a->threads, a->imatrix.empty() ? nullptr : &imatrix, a->imatrix);
                 // Per tensor: kept as read (exact), or the largest change converting it made.
-                const bool mlx = is_mlx_quantized_dir(a->in);
                 std::vector<double> err(r.tensors.size(), 0.0);
                 if (mlx || a->json) {
                     const auto out = GgufFile::open(a->out);

@@ -44,7 +44,7 @@ uint16_t load_u16(const uint8_t* p) {
 // The first (best) usable kernel set's entry, or nullptr.
 template <class Fn>
 Fn first_kernel(Fn KernelSet::*member) {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    const auto& sets = usable_kernel_sets();
     for (const auto& s : sets)
         if (s.*member) return s.*member;
     return nullptr;
@@ -338,7 +338,7 @@ void panel_gemm_scalar(const Panel& p, const PanelActs& a, int c0, int nc, float
 }
 
 PanelKernels find_panel_kernels(const PanelFormat& f) {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    const auto& sets = usable_kernel_sets();
     for (const auto& s : sets) {
         if (f.max_code > s.panel_max_code) continue;
         PanelKernels k;

@@ -146,9 +146,7 @@ const DotKernel kNeon[] = {
 };
 #endif
 
-}  // namespace
-
-std::vector<KernelSet> usable_kernel_sets() {
+std::vector<KernelSet> detect_kernel_sets() {
     std::vector<KernelSet> sets;
     if (kernels_forced_scalar()) return sets;
 #if defined(__x86_64__)
@@ -160,11 +158,17 @@ std::vector<KernelSet> usable_kernel_sets() {
     return sets;
 }
 
+}  // namespace
+
+const std::vector<KernelSet>& usable_kernel_sets() {
+    static const std::vector<KernelSet> sets = detect_kernel_sets();
+    return sets;
+}
+
 namespace {
 
 const DotKernel* find_kernel(GgmlType t) {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
-    for (const auto& s : sets)
+    for (const auto& s : usable_kernel_sets())
         for (const DotKernel* k = s.begin; k != s.end; ++k)
             if (k->type == t) return k;
     return nullptr;
@@ -180,7 +184,7 @@ VecDotFn find_vec_dot(GgmlType t) {
 }
 
 QuantizeRowFn find_act_quantizer(GgmlType t) {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    const auto& sets = usable_kernel_sets();
     for (const auto& s : sets) {
         if (t == GgmlType::Q8_0 && s.quantize_q8_0) return s.quantize_q8_0;
         if (t == GgmlType::Q8_K && s.quantize_q8_k) return s.quantize_q8_k;
@@ -198,7 +202,7 @@ const char* neon_isa_name();
 #endif
 
 const char* vec_dot_isa() {
-    static const std::vector<KernelSet> sets = usable_kernel_sets();
+    const auto& sets = usable_kernel_sets();
     if (sets.empty()) return "scalar";
 #if defined(__aarch64__)
     return neon_isa_name();

@@ -53,7 +53,7 @@ struct KernelSet {
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only
 // The SIMD kernel sets this CPU can run, best first (empty with QFORGE_KERNELS=scalar).
-std::vector<KernelSet> usable_kernel_sets();
+const std::vector<KernelSet>& usable_kernel_sets();  // detected once
 // How activations are quantized to `act_type` for the dot products: a SIMD quantizer with the
 // same output where there is one, else the type's own.
 QuantizeRowFn find_act_quantizer(GgmlType act_type);

@@ -91,23 +91,31 @@ struct Context::Impl {
         panels.resize(static_cast<size_t>(pool.size()));
     }
 
+    // The batch's B activation rows quantized to act_type (what ggml's dot products meet) into
+    // act_bytes, each then handed to pack(row, token) for a kernel's own layout. Returns the row size.
+    template <class Pack>
+    size_t quantize_acts(GgmlType act_type, const float* x, int B, int64_t cols, Pack pack) {
+        const size_t qrb = *row_bytes(type_traits(act_type), cols);
+        const QuantizeRowFn aq = find_act_quantizer(act_type);
+        act_bytes.resize(qrb * static_cast<size_t>(B));
+        pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
+            for (int64_t bb = b0; bb < b1; ++bb) {
+                uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
+                aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
+                pack(qa, static_cast<int>(bb));
+            }
+        });
+        return qrb;
+    }
+
     // A matrix regrouped eight rows at a time (kernels/panel.hpp): the batch's activations quantized
     // to act_type and packed once, then every group of rows meets every token, four at a time.
     template <class Acts, class Gemm>
     void regrouped(const WeightView& w, const float* x, int B, float* y, GgmlType act_type, Acts& acts,
                    void (*pack)(const void*, int, Acts&), void (*resize)(Acts&, int64_t, int), Gemm gemm, size_t group_bytes) {
         const int64_t rows = w.rows(), cols = w.cols();
-        const size_t qrb = *row_bytes(type_traits(act_type), cols);
-        const QuantizeRowFn aq = find_act_quantizer(act_type);
-        act_bytes.resize(qrb * static_cast<size_t>(B));
         resize(acts, cols, B);
-        pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
-            for (int64_t bb = b0; bb < b1; ++bb) {
-                uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
-                aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
-                pack(qa, static_cast<int>(bb), acts);
-            }
-        });
+        quantize_acts(act_type, x, B, cols, [&](const uint8_t* qa, int t) { pack(qa, t, acts); });
         const int64_t n_groups = rows / kPanelRows;
         pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
             float out[kPanelRows * 4];
@@ -149,17 +157,8 @@ struct Context::Impl {
             const PanelFormat* pf = find_panel_format(w.type);
             const PanelKernels pk = pf ? find_panel_kernels(*pf) : PanelKernels{};
             if (const PanelGemmFn pg = pk.gemm) {
-                const size_t qrb = *row_bytes(type_traits(vdt), cols);
-                const QuantizeRowFn aq = find_act_quantizer(vdt);
-                act_bytes.resize(qrb * static_cast<size_t>(B));
                 resize_panel_acts(panel_acts, cols, pf->G, B);
-                pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
-                    for (int64_t bb = b0; bb < b1; ++bb) {
-                        uint8_t* qa = act_bytes.data() + qrb * static_cast<size_t>(bb);
-                        aq(x + static_cast<size_t>(bb) * cols, qa, cols, nullptr);
-                        pack_panel_acts(vdt, qa, static_cast<int>(bb), panel_acts);
-                    }
-                });
+                quantize_acts(vdt, x, B, cols, [&](const uint8_t* qa, int t) { pack_panel_acts(vdt, qa, t, panel_acts); });
                 const int64_t n_panels = (rows + kPanelRows - 1) / kPanelRows;
                 pool.parallel_chunks(n_panels, std::max<int64_t>(1, n_panels / (8 * pool.size())), [&](int64_t p0, int64_t p1, int t) {
                     Panel& P = panels[static_cast<size_t>(t)];
@@ -187,13 +186,7 @@ struct Context::Impl {
         const VecDotNFn vdn = find_vec_dot_n(w.type);
         const VecDotFn vd = vdn ? nullptr : find_vec_dot(w.type);
         if (vdn || (vd && B <= 4)) {
-            const size_t qrb = *row_bytes(type_traits(vdt), cols);
-            const QuantizeRowFn aq = find_act_quantizer(vdt);
-            act_bytes.resize(qrb * static_cast<size_t>(B));
-            pool.parallel_for(B, [&](int64_t b0, int64_t b1, int) {
-                for (int64_t bb = b0; bb < b1; ++bb)
-                    aq(x + static_cast<size_t>(bb) * cols, act_bytes.data() + qrb * static_cast<size_t>(bb), cols, nullptr);
-            });
+            const size_t qrb = quantize_acts(vdt, x, B, cols, [](const uint8_t*, int) {});
             // Tiles of weight rows that stay in L1 while every group of tokens passes over them.
             const int64_t tile = std::clamp<int64_t>(static_cast<int64_t>(16384 / rb), 1, 16);
             const int64_t n_tiles = (rows + tile - 1) / tile;

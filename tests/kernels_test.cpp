@@ -41,6 +41,7 @@ TEST(Gemm, Avx2MatchesScalarAndIgnoresTiling) {
 }  // namespace qforge
 
 #include "kernels/vec_dot.hpp"
+#include "quant/affine_blocks.hpp"
 #include "qforge/quantize.hpp"
 
 namespace qforge {
@@ -66,7 +67,11 @@ TEST(VecDot, ScalarReferencesEqualTheDequantizedDot) {
                                                    {GgmlType::Q4_1, vec_dot_q4_1_q8_1_scalar},
                                                    {GgmlType::Q5_1, vec_dot_q5_1_q8_1_scalar},
                                                    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar},
-                                                   {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar}};
+                                                   {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar},
+                                                   {GgmlType::MLX_A2, vec_dot_mlx_q8_0_scalar<BlockMlxA2>},
+                                                   {GgmlType::MLX_A3, vec_dot_mlx_q8_0_scalar<BlockMlxA3>},
+                                                   {GgmlType::MLX_A6, vec_dot_mlx_q8_0_scalar<BlockMlxA6>},
+                                                   {GgmlType::MLX_A8, vec_dot_mlx_q8_0_scalar<BlockMlxA8>}};
     std::mt19937 rng(11);
     for (const auto& [t, fn] : cases) {
         for (int trial = 0; trial < 5; ++trial) {
@@ -132,7 +137,7 @@ TEST(VecDot, EveryQuantizedTypeWithAnX86KernelHasOne) {
     if (sets.empty() || std::string(sets.back().isa) != "avx2") GTEST_SKIP() << "no x86 SIMD kernels on this CPU";
     for (GgmlType t : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
                        GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL,
-                       GgmlType::IQ4_XS}) {
+                       GgmlType::IQ4_XS, GgmlType::MLX_A2, GgmlType::MLX_A3, GgmlType::MLX_A6, GgmlType::MLX_A8}) {
         EXPECT_NE(find_vec_dot_n(t), nullptr) << type_traits(t).name;
         EXPECT_NE(find_vec_dot(t), nullptr) << type_traits(t).name;
     }

@@ -20,6 +20,7 @@
 #include "qforge/perplexity.hpp"
 #include "qforge/quantize.hpp"
 #include "qforge/safetensors.hpp"
+#include "quant/affine_blocks.hpp"
 #include "test_util.hpp"
 
 namespace qforge {
@@ -288,13 +289,73 @@ TEST(MlxDir, EightBitConvertsToQ8_0WithItsError) {
     for (const auto& t : j)
         if (t["to"] == "q8_0") {
             ++q8;
-            EXPECT_EQ(t["from"], "bf16");
+            EXPECT_EQ(t["from"], "mlx_affine8");  // read as its own codes
             EXPECT_GT(t["max_abs_err"].get<double>(), 0.0);
             EXPECT_LT(t["max_abs_err"].get<double>(), 0.05);
         }
     EXPECT_GT(q8, 0);
     const auto run = test::run_qforge({"run", "-m", tmp.path("m8.gguf"), "-p", "Once upon a time", "-n", "8", "--temp", "0"});
     EXPECT_EQ(run.status, 0) << run.err;
+}
+
+std::string eval_text() {
+    std::ifstream f(std::string(QFORGE_SOURCE_DIR) + "/data/eval/tinystories-valid-excerpt.txt");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// 2-, 3-, 6- and 8-bit directories run on their own codes (qforge's MLX blocks, no requantizing):
+// every weight is MLX's scale * code + bias, the model takes the memory of its codes, and its
+// perplexity is that of the same weights in f32.
+TEST(MlxDir, OtherWidthsRunOnTheirOwnCodes) {
+    test::TempDir tmp;
+    struct Case {
+        int bits, group;
+        const char* recipe;
+    };
+    for (const Case c : {Case{8, 64, ""}, Case{2, 128, ""}, Case{4, 32, "mixed_3_6"}}) {
+        const std::string dir = tmp.path("m" + std::to_string(c.bits) + c.recipe);
+        MlxConvertOptions o;
+        o.bits = c.bits;
+        o.group_size = c.group;
+        o.recipe = c.recipe;
+        convert_hf_to_mlx(demo_dir(), dir, o);
+        const auto m = Model::load(dir);
+        const auto cfg = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+        const auto st = SafetensorsFile::open(dir + "/model.safetensors");
+        for (int l : {0, 1}) {
+            const std::string mod = "model.layers." + std::to_string(l) + ".mlp.down_proj";
+            const int bits = cfg["quantization"].contains(mod) ? cfg["quantization"][mod]["bits"].get<int>() : c.bits;
+            const WeightView& w = m->layers[static_cast<size_t>(l)].w_down;
+            ASSERT_EQ(w.type, *mlx_block_type(bits)) << mod << " " << type_traits(w.type).name;
+            const StTensor* wq = st->find(mod + ".weight");
+            const StTensor* sc = st->find(mod + ".scales");
+            const StTensor* bi = st->find(mod + ".biases");
+            const int64_t rows = w.rows(), cols = w.cols(), words = cols * bits / 32, groups = cols / c.group;
+            const auto got = dequantize(w.type, std::vector<uint8_t>(w.data, w.data + w.row_bytes() * static_cast<size_t>(rows)), rows * cols);
+            int64_t differ = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t k = 0; k < cols; ++k) {
+                    const auto* codes = reinterpret_cast<const uint32_t*>(wq->data) + r * words;
+                    const size_t g = static_cast<size_t>(r * groups + k / c.group);
+                    const float want = mlx_load(MlxDtype::BF16, sc->data, g) * static_cast<float>(mlx_get_code(codes, k, bits)) +
+                                       mlx_load(MlxDtype::BF16, bi->data, g);
+                    differ += got[static_cast<size_t>(r * cols + k)] != want;
+                }
+            EXPECT_EQ(differ, 0) << mod;
+        }
+        // The same weights in f32 (what convert --outtype f32 writes): the same perplexity.
+        const auto r = test::run_qforge({"convert", dir, "-o", tmp.path("f32.gguf"), "--outtype", "f32"});
+        ASSERT_EQ(r.status, 0) << r.err;
+        const auto ref = Model::load(tmp.path("f32.gguf"));
+        EXPECT_LT(m->weight_bytes() * 3, ref->weight_bytes()) << c.bits;
+        const auto tokens = m->tokenizer().tokenize(eval_text(), true);
+        PerplexityOptions po;
+        po.n_ctx = 128;
+        po.n_chunks = 4;
+        po.threads = 2;
+        const double p = perplexity(*m, tokens, po).ppl, p_ref = perplexity(*ref, tokens, po).ppl;
+        EXPECT_NEAR(p, p_ref, p_ref * 0.005) << c.bits << "-bit " << c.recipe << ": " << p << " vs f32 " << p_ref;
+    }
 }
 
 // mlx-lm's recipes: v_proj and down_proj get the high width in the first and last eighth of the

@@ -3,11 +3,16 @@
 
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <regex>
 
 #include "qforge/mlx_quant.hpp"
 #include "qforge/error.hpp"
+#include "qforge/gguf.hpp"
+#include "qforge/half.hpp"
+#include "qforge/quantize.hpp"
 #include "qforge/safetensors.hpp"
+#include "quant/affine_blocks.hpp"
 #include "test_util.hpp"
 
 namespace qforge {
@@ -106,6 +111,45 @@ TEST(MlxQuant, RejectsBadParameters) {
     EXPECT_THROW(mlx_affine_quantize(x.data(), 1, 64, {7, 32, MlxDtype::F16}, wq.data(), s.data(), b.data()), Error);
     EXPECT_THROW(mlx_affine_quantize(x.data(), 1, 64, {4, 48, MlxDtype::F16}, wq.data(), s.data(), b.data()), Error);
     EXPECT_THROW(mlx_affine_quantize(x.data(), 1, 48, {4, 32, MlxDtype::F16}, wq.data(), s.data(), b.data()), Error);
+}
+
+// qforge's MLX blocks hold MLX's codes exactly, for every width and group size, and give
+// scale * code + bias; they exist only in memory (no GGUF type).
+TEST(MlxBlocks, HoldMlxCodesExactly) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.f, 0.05f);
+    const int64_t rows = 3, cols = 256;
+    std::vector<float> w(static_cast<size_t>(rows * cols));
+    for (auto& v : w) v = round_fp16(nd(rng));
+    for (int bits : {2, 3, 6, 8})
+        for (int g : {32, 64, 128}) {
+            const MlxAffineParams p{bits, g, MlxDtype::F16};
+            std::vector<uint32_t> wq(static_cast<size_t>(rows * cols * bits / 32));
+            std::vector<uint16_t> s(static_cast<size_t>(rows * cols / g)), b(s.size());
+            mlx_affine_quantize(w.data(), rows, cols, p, wq.data(), s.data(), b.data());
+            const GgmlType t = *mlx_block_type(bits);
+            const TypeTraits& tt = type_traits(t);
+            EXPECT_TRUE(tt.internal);
+            std::vector<uint8_t> blocks(*row_bytes(tt, cols) * rows);
+            mlx_to_blocks(wq.data(), s.data(), b.data(), rows, cols, p, t, blocks.data());
+            const auto deq = dequantize(t, blocks, rows * cols);
+            int64_t bad = 0;
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t k = 0; k < cols; ++k) {
+                    const size_t gi = static_cast<size_t>(r * (cols / g) + k / g);
+                    const float want = fp16_to_fp32(s[gi]) * static_cast<float>(mlx_get_code(wq.data() + r * cols * bits / 32, k, bits)) +
+                                       fp16_to_fp32(b[gi]);
+                    bad += deq[static_cast<size_t>(r * cols + k)] != want;
+                }
+            EXPECT_EQ(bad, 0) << bits << "-bit g" << g;
+            if (g == 32) {  // the row quantizer is MLX's own at group 32
+                EXPECT_EQ(quantize_tensor(w.data(), rows, cols, t), blocks) << bits;
+            }
+        }
+    EXPECT_THROW(mlx_to_blocks(nullptr, nullptr, nullptr, 1, 64, {4, 64, MlxDtype::F16}, GgmlType::MLX_A8, nullptr), Error);
+    test::TempDir tmp;
+    GgufWriter gw(tmp.path("x.gguf"), {});
+    EXPECT_THROW(gw.add_tensor("w", GgmlType::MLX_A8, {32, 1}), Error);
 }
 
 }  // namespace

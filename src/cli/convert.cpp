@@ -112,7 +112,7 @@ Command add_convert(CLI::App& root) {
                 } else if (mlx) {
                     for (size_t i = 0; i < r.tensors.size(); ++i) {
                         const auto& t = r.tensors[i];
-                        std::printf("%-32s %-6s -> %-6s %s\n", t.name.c_str(), type_traits(t.from).name, type_traits(t.to).name,
+                        std::printf("%-32s %-11s -> %-6s %s\n", t.name.c_str(), type_traits(t.from).name, type_traits(t.to).name,
                                     t.from == t.to || err[i] == 0 ? "exact" : ("max abs error " + std::to_string(err[i])).c_str());
                     }
                 }

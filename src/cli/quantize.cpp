@@ -12,7 +12,7 @@ namespace {
 
 GgmlType parse_type(const std::string& s, const char* option) {
     const TypeTraits* t = find_type_by_name(s);
-    if (!t) throw_usage(std::string(option) + ": unknown tensor type '" + s + "'");
+    if (!t || t->internal) throw_usage(std::string(option) + ": unknown tensor type '" + s + "'");
     return t->type;
 }
 

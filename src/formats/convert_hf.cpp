@@ -12,6 +12,7 @@
 #include "core/strings.hpp"
 #include "formats/hf_vocab.hpp"
 #include "formats/json_file.hpp"
+#include "quant/affine_blocks.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/half.hpp"
@@ -197,7 +198,8 @@ struct MlxModule {
     const StTensor* biases;
     MlxAffineParams p;
     int64_t cols;
-    bool to_blocks;  // exact as Q4_1 / Q5_1, else dequantized into the scales' dtype
+    bool to_blocks;  // exact as Q4_1 / Q5_1
+    std::optional<GgmlType> block_type;  // else exact as qforge's MLX blocks (2, 3, 6, 8 bits), else dequantized into the scales' dtype
     std::optional<MlxFp4Mode> fp4;  // mxfp4 / nvfp4: uint8 scales, no biases, dequantized to f32
 };
 
@@ -209,7 +211,7 @@ std::optional<MlxModule> mlx_module(const SafetensorsModel& w, const StTensor& t
     const json* q = cfg.contains("quantization") ? &cfg["quantization"] : cfg.contains("quantization_config") ? &cfg["quantization_config"] : nullptr;
     if (!q || !q->is_object()) throw_bad_input(t.name, "quantized weights but no \"quantization\" in config.json");
     const json& qm = q->contains(module) && (*q)[module].is_object() ? (*q)[module] : *q;
-    MlxModule m{&t, sc, bi, {}, 0, false, std::nullopt};
+    MlxModule m{&t, sc, bi, {}, 0, false, std::nullopt, std::nullopt};
     const json& g = qm.contains("group_size") && !qm["group_size"].is_null() ? qm["group_size"] : (*q)["group_size"];
     m.p.bits = qm.value("bits", 0);
     m.p.group_size = g.is_number_integer() ? g.get<int>() : 64;
@@ -234,13 +236,16 @@ std::optional<MlxModule> mlx_module(const SafetensorsModel& w, const StTensor& t
     const std::vector<int64_t> gshape{t.shape[0], m.cols / m.p.group_size};
     if (m.cols % m.p.group_size != 0 || sc->shape != gshape || bi->shape != gshape || bi->dtype != sc->dtype)
         throw_bad_input(t.name, "scales/biases do not match " + std::to_string(m.p.bits) + "-bit codes in groups of " + std::to_string(m.p.group_size));
-    // ggml blocks hold the same codes when the widths match and every scale and bias fits f16.
-    m.to_blocks = (m.p.bits == 4 || m.p.bits == 5) && m.p.group_size % 32 == 0;
-    for (int64_t i = 0; m.to_blocks && i < sc->n_elements(); ++i)
+    // Blocks of 32 with f16 scales hold the same codes when every scale and bias fits f16: ggml's
+    // Q4_1 / Q5_1 for 4 and 5 bits, qforge's own for 2, 3, 6 and 8.
+    bool f16_exact = m.p.group_size % 32 == 0;
+    for (int64_t i = 0; f16_exact && i < sc->n_elements(); ++i)
         for (const StTensor* x : {sc, bi}) {
             const float v = mlx_load(m.p.dtype, x->data, static_cast<size_t>(i));
-            if (!std::isfinite(v) || fp16_to_fp32(fp32_to_fp16(v)) != v) m.to_blocks = false;
+            if (!std::isfinite(v) || fp16_to_fp32(fp32_to_fp16(v)) != v) f16_exact = false;
         }
+    m.to_blocks = f16_exact && (m.p.bits == 4 || m.p.bits == 5);
+    if (f16_exact && !m.to_blocks) m.block_type = mlx_block_type(m.p.bits);
     return m;
 }
 
@@ -301,8 +306,9 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
             st.name = map->gguf_name;
             st.ne = {mq->cols, t->shape[0]};
             n_params += mq->cols * t->shape[0];
-            st.type = mq->to_blocks ? (mq->p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1)
-                                    : mq->p.dtype == MlxDtype::F16 ? GgmlType::F16 : mq->p.dtype == MlxDtype::BF16 ? GgmlType::BF16 : GgmlType::F32;
+            st.type = mq->to_blocks    ? (mq->p.bits == 4 ? GgmlType::Q4_1 : GgmlType::Q5_1)
+                      : mq->block_type ? *mq->block_type
+                      : mq->p.dtype == MlxDtype::F16 ? GgmlType::F16 : mq->p.dtype == MlxDtype::BF16 ? GgmlType::BF16 : GgmlType::F32;
             if (!mq->to_blocks) {  // the nearest ggml type for --outtype auto
                 const bool k = mq->cols % 256 == 0;  // whole k-quant super-blocks
                 switch (mq->p.bits) {
@@ -323,6 +329,9 @@ std::unique_ptr<HfModel> open_hf_model(const std::string& dir_str) {
                 std::vector<uint8_t> rows;
                 if (type == GgmlType::Q4_1 || type == GgmlType::Q5_1) {
                     rows = *mlx_to_gguf(q, nullptr);
+                } else if (mm.block_type) {
+                    rows.resize(*row_bytes(type_traits(type), q.cols) * static_cast<size_t>(q.rows));
+                    mlx_to_blocks(q.wq.data(), q.scales.data(), q.biases.data(), q.rows, q.cols, q.p, type, rows.data());
                 } else if (mm.fp4) {  // e2m1 codes times a power of two / an e4m3 scale: exact in f32
                     rows.resize(static_cast<size_t>(q.rows * q.cols) * 4);
                     mlx_fp4_dequantize(q.wq.data(), q.scales.data(), q.rows, q.cols, *mm.fp4, MlxDtype::F32, rows.data());

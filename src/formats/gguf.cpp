@@ -166,7 +166,7 @@ void GgufFile::parse_all() {
         }
         const uint32_t type_id = r.read<uint32_t>("tensor type");
         const TypeTraits* tt = find_type(type_id);
-        if (!tt) r.fail("tensor '" + t.name + "' has unknown ggml type id " + std::to_string(type_id));
+        if (!tt || tt->internal) r.fail("tensor '" + t.name + "' has unknown ggml type id " + std::to_string(type_id));
         t.type = tt->type;
         const int64_t ne0 = t.ne.empty() ? 1 : t.ne[0];
         if (ne0 % tt->block_size != 0)
@@ -347,6 +347,7 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
     if (name.size() > kMaxTensorName) throw_usage("tensor name '" + name + "' is longer than 63 bytes");
     if (ne.size() > kMaxDims) throw_usage("tensor '" + name + "' has more than 4 dimensions");
     const TypeTraits& tt = type_traits(type);
+    if (tt.internal) throw_usage("tensor '" + name + "': " + tt.name + " is qforge's in-memory layout and has no GGUF type");
     int64_t n = 1;
     for (auto d : ne) n *= d;
     if ((ne.empty() ? 1 : ne[0]) % tt.block_size != 0)

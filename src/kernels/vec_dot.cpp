@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "qforge/half.hpp"
+#include "quant/affine_blocks.hpp"
 #include "quant/blocks.hpp"
 
 namespace qforge {
@@ -62,6 +63,27 @@ float dot_q8_1_scalar(int64_t n, const void* vx, const void* vy) {
 
 float vec_dot_q4_1_q8_1_scalar(int64_t n, const void* vx, const void* vy) { return dot_q8_1_scalar<BlockQ4_1, 0>(n, vx, vy); }
 float vec_dot_q5_1_q8_1_scalar(int64_t n, const void* vx, const void* vy) { return dot_q8_1_scalar<BlockQ5_1, 1>(n, vx, vy); }
+
+// MLX affine blocks against q8_0: d_y (d_x sum(q y) + m_x sum(y)), both sums exact integers.
+template <class Block>
+float vec_dot_mlx_q8_0_scalar(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const Block*>(vx);
+    const auto* y = static_cast<const BlockQ8_0*>(vy);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        int sqy = 0, sy = 0;
+        for (int j = 0; j < 32; ++j) {
+            sqy += mlx_block_code(x[ib], j) * y[ib].qs[j];
+            sy += y[ib].qs[j];
+        }
+        sum += fp16_to_fp32(y[ib].d) * (fp16_to_fp32(x[ib].d) * static_cast<float>(sqy) + fp16_to_fp32(x[ib].m) * static_cast<float>(sy));
+    }
+    return sum;
+}
+template float vec_dot_mlx_q8_0_scalar<BlockMlxA2>(int64_t, const void*, const void*);
+template float vec_dot_mlx_q8_0_scalar<BlockMlxA3>(int64_t, const void*, const void*);
+template float vec_dot_mlx_q8_0_scalar<BlockMlxA6>(int64_t, const void*, const void*);
+template float vec_dot_mlx_q8_0_scalar<BlockMlxA8>(int64_t, const void*, const void*);
 
 float vec_dot_generic(GgmlType wt, int64_t n, const void* vx, const void* vy) {
     const TypeTraits& w = type_traits(wt);
@@ -135,6 +157,10 @@ const ScalarKernel kScalar[] = {
     {GgmlType::Q5_1, vec_dot_q5_1_q8_1_scalar},
     {GgmlType::Q4_K, vec_dot_q4_k_q8_k_scalar},
     {GgmlType::Q6_K, vec_dot_q6_k_q8_k_scalar},
+    {GgmlType::MLX_A2, vec_dot_mlx_q8_0_scalar<BlockMlxA2>},
+    {GgmlType::MLX_A3, vec_dot_mlx_q8_0_scalar<BlockMlxA3>},
+    {GgmlType::MLX_A6, vec_dot_mlx_q8_0_scalar<BlockMlxA6>},
+    {GgmlType::MLX_A8, vec_dot_mlx_q8_0_scalar<BlockMlxA8>},
 };
 
 #if defined(__aarch64__)

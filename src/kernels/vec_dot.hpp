@@ -21,6 +21,9 @@ float vec_dot_q4_1_q8_1_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q5_1_q8_1_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_k_q8_k_scalar(int64_t n, const void* vx, const void* vy);
 float vec_dot_q6_k_q8_k_scalar(int64_t n, const void* vx, const void* vy);
+// MLX affine blocks (quant/affine_blocks.hpp: BlockMlxA2 … BlockMlxA8) against q8_0.
+template <class Block>
+float vec_dot_mlx_q8_0_scalar(int64_t n, const void* vx, const void* vy);
 
 // Reference for any weight type: both operands converted to f32 (for tests and fallbacks).
 float vec_dot_generic(GgmlType weight_type, int64_t n, const void* vx, const void* vy);

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "kernels/vec_dot.hpp"
+#include "quant/affine_blocks.hpp"
 #include "quant/blocks.hpp"
 
 namespace qforge {

@@ -45,6 +45,10 @@ const std::array kTypes = {
     TypeTraits{T::TQ1_0, "tq1_0", 256, 54, true, nullptr, nullptr, T::F32, false},
     TypeTraits{T::TQ2_0, "tq2_0", 256, 66, true, nullptr, nullptr, T::F32, false},
     TypeTraits{T::MXFP4, "mxfp4", 32, 17, true, nullptr, nullptr, T::F32, false},
+    TypeTraits{T::MLX_A2, "mlx_affine2", 32, 12, true, quantize_row_mlx_a2, dequantize_row_mlx_a2, T::Q8_0, false, true},
+    TypeTraits{T::MLX_A3, "mlx_affine3", 32, 16, true, quantize_row_mlx_a3, dequantize_row_mlx_a3, T::Q8_0, false, true},
+    TypeTraits{T::MLX_A6, "mlx_affine6", 32, 28, true, quantize_row_mlx_a6, dequantize_row_mlx_a6, T::Q8_0, false, true},
+    TypeTraits{T::MLX_A8, "mlx_affine8", 32, 36, true, quantize_row_mlx_a8, dequantize_row_mlx_a8, T::Q8_0, false, true},
 };
 
 }  // namespace

@@ -159,7 +159,8 @@ TEST(Panel, PackersAndKernelsMatchTheReference) {
     std::normal_distribution<float> nd(0.f, 1.f);
     const int64_t K = 512;
     for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_1, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::IQ4_NL,
-                       GgmlType::IQ4_XS, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::Q3_K}) {
+                       GgmlType::IQ4_XS, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::Q3_K,
+                       GgmlType::MLX_A2, GgmlType::MLX_A3, GgmlType::MLX_A6, GgmlType::MLX_A8}) {
         const PanelFormat* f = find_panel_format(t);
         ASSERT_NE(f, nullptr) << type_traits(t).name;
         const GgmlType at = type_traits(t).vec_dot_type;

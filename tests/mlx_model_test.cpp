@@ -343,6 +343,11 @@ TEST(MlxDir, OtherWidthsRunOnTheirOwnCodes) {
                 }
             EXPECT_EQ(differ, 0) << mod;
         }
+        if (c.bits == 8) {  // bench names it as the report does
+            const auto b = test::run_qforge({"bench", "-m", dir, "-p", "8", "-n", "2", "-r", "1", "-o", "json"});
+            ASSERT_EQ(b.status, 0) << b.err;
+            EXPECT_EQ(nlohmann::json::parse(b.out)[0]["type"], "MLX-8bit-g64");
+        }
         // The same weights in f32 (what convert --outtype f32 writes): the same perplexity.
         const auto r = test::run_qforge({"convert", dir, "-o", tmp.path("f32.gguf"), "--outtype", "f32"});
         ASSERT_EQ(r.status, 0) << r.err;

@@ -2,11 +2,15 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "kernels/gemm.hpp"
 #include "kernels/vec_dot.hpp"
+#include "qforge/mlx_model.hpp"
 #include "qforge/quantize_model.hpp"
 
 namespace qforge {
@@ -33,8 +37,21 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 std::string model_type_name(const Model& model) {
-    for (const auto& kv : model.metadata()) {
-        if (kv.key == "general.file_type" && kv.value.as_int()) {
+    std::error_code ec;
+    const bool dir = std::filesystem::is_directory(model.path(), ec);
+    if (dir && is_mlx_quantized_dir(model.path())) {  // named as the report names it: MLX-8bit-g64
+        try {
+            std::ifstream f(std::filesystem::path(model.path()) / "config.json");
+            const auto q = nlohmann::json::parse(f).at("quantization");
+            const std::string mode = q.value("mode", std::string("affine"));
+            if (mode != "affine") return "MLX-" + mode;
+            return "MLX-" + std::to_string(q.at("bits").get<int>()) + "bit-g" + std::to_string(q.at("group_size").get<int>());
+        } catch (const std::exception&) {
+            return "MLX";
+        }
+    }
+    for (const auto& kv : model.metadata()) {  // a Hugging Face directory's file type is a placeholder
+        if (!dir && kv.key == "general.file_type" && kv.value.as_int()) {
             if (const Ftype* f = find_ftype_by_id(static_cast<uint32_t>(*kv.value.as_int()))) return f->name;
         }
     }

@@ -5,6 +5,7 @@
 
 #include "kernels/vec_dot.hpp"
 #include "qforge/half.hpp"
+#include "quant/affine_blocks.hpp"
 #include "quant/blocks.hpp"
 
 namespace qforge {
@@ -213,6 +214,18 @@ void unpack_q3_k(const uint8_t* row, int64_t K, int8_t* q, float* s, float*) {
     }
 }
 
+// MLX affine blocks: codes as they are with the bias as minimum; 8-bit codes less 128 (to fit
+// int8), with 128 scales added to the minimum.
+template <class Block, int kOffset>
+void unpack_mlx(const uint8_t* row, int64_t K, int8_t* q, float* s, float* m) {
+    const auto* x = blocks<Block>(row);
+    for (int64_t b = 0; b < K / 32; ++b) {
+        for (int j = 0; j < 32; ++j) q[32 * b + j] = static_cast<int8_t>(mlx_block_code(x[b], j) - kOffset);
+        s[b] = fp16_to_fp32(x[b].d);
+        m[b] = fp16_to_fp32(x[b].m) + static_cast<float>(kOffset) * s[b];
+    }
+}
+
 const PanelFormat kFormats[] = {
     {GgmlType::Q4_0, 32, false, 8, unpack_q4_0},
     {GgmlType::Q5_0, 32, false, 16, unpack_q5_0},
@@ -226,6 +239,10 @@ const PanelFormat kFormats[] = {
     {GgmlType::Q6_K, 16, false, 32, unpack_q6_k},
     {GgmlType::Q2_K, 16, true, 3, unpack_q2_k},
     {GgmlType::Q3_K, 16, false, 4, unpack_q3_k},
+    {GgmlType::MLX_A2, 32, true, 3, unpack_mlx<BlockMlxA2, 0>},
+    {GgmlType::MLX_A3, 32, true, 7, unpack_mlx<BlockMlxA3, 0>},
+    {GgmlType::MLX_A6, 32, true, 63, unpack_mlx<BlockMlxA6, 0>},
+    {GgmlType::MLX_A8, 32, true, 128, unpack_mlx<BlockMlxA8, 128>},
 };
 
 }  // namespace

@@ -24,7 +24,8 @@ inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dp
 }  // namespace x86_avx512vnni
 
 KernelSet kernel_set_avx512vnni() {
-    return {"avx512vnni", std::begin(x86_avx512vnni::kX86Kernels), std::end(x86_avx512vnni::kX86Kernels), 127,
+    // vpdpbusd sums u8 x s8 products in 32 bits: any int8 code, -128 included.
+    return {"avx512vnni", std::begin(x86_avx512vnni::kX86Kernels), std::end(x86_avx512vnni::kX86Kernels), 128,
             X86_PANELS(x86_avx512vnni)};
 }
 

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <limits>
 #include <cmath>
 #include <string>
 #include <random>
@@ -239,7 +241,21 @@ TEST(ActQuant, SimdEqualsPortable) {
             x[5] = 50.f;
             x[7] = -50.f;
         }
+        std::vector<float> xf = x;  // f16's edges: ties, subnormals, overflow, inf, NaN, a tail
+        if (trial == 5) {
+            const float edges[] = {1.0f + 0x1p-11f, 1.0f + 0x3p-11f, 0x1p-25f, 0x1.8p-25f, 0x1p-20f + 0x1p-30f, 65519.f, 65520.f, 1e9f,
+                                   -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                                   std::bit_cast<float>(0x7f812345u), -0.0f, 6.1e-5f};
+            for (size_t i = 0; i < std::size(edges); ++i) xf[i * 7] = edges[i];
+        }
         for (const KernelSet& s : sets) {
+            if (s.quantize_f16) {
+                const int64_t nf = n - 3;
+                std::vector<uint8_t> ref(static_cast<size_t>(nf) * 2), got(ref.size());
+                type_traits(GgmlType::F16).quantize(xf.data(), ref.data(), nf, nullptr);
+                s.quantize_f16(xf.data(), got.data(), nf, nullptr);
+                EXPECT_EQ(got, ref) << s.isa << " f16 trial " << trial;
+            }
             for (auto [t, fn] : {std::pair{GgmlType::Q8_0, s.quantize_q8_0}, std::pair{GgmlType::Q8_K, s.quantize_q8_k}}) {
                 const auto ref = quantize_tensor(x.data(), 1, n, t);
                 std::vector<uint8_t> got(ref.size());

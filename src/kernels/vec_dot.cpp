@@ -214,6 +214,7 @@ QuantizeRowFn find_act_quantizer(GgmlType t) {
     for (const auto& s : sets) {
         if (t == GgmlType::Q8_0 && s.quantize_q8_0) return s.quantize_q8_0;
         if (t == GgmlType::Q8_K && s.quantize_q8_k) return s.quantize_q8_k;
+        if (t == GgmlType::F16 && s.quantize_f16) return s.quantize_f16;
     }
     return type_traits(t).quantize;
 }

@@ -52,6 +52,7 @@ struct KernelSet {
     X8GemmFn q4_0_x8 = nullptr;             // repacked Q4_0 and Q4_K (panel.hpp)
     XKGemmFn q4_k_x8 = nullptr;
     XKGemmFn q6_k_x8 = nullptr;
+    QuantizeRowFn quantize_f16 = nullptr;   // f16 activations (F16 weights), equal to fp32_to_fp16
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

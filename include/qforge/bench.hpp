@@ -14,6 +14,8 @@ struct BenchOptions {
     int repetitions = 5;
     int threads = 0;
     KvCacheType cache_type = KvCacheType::F16;
+    int n_gpu_layers = 0;  // resolve_gpu_layers
+    bool allow_software_gpu = false;
 };
 
 struct BenchStat {
@@ -29,7 +31,7 @@ struct BenchResult {
     BenchStat pp, tg;
     int n_prompt = 0, n_gen = 0;
     uint64_t peak_rss_bytes = 0;
-    std::string kernel;
+    std::string kernel;  // the CPU kernels, or the GPU
 };
 
 BenchResult bench_model(const Model& model, const BenchOptions& opt);

@@ -76,11 +76,27 @@ private:
 enum class KvCacheType { F32, F16, Q8_0 };
 KvCacheType parse_cache_type(const std::string& s);  // "f32", "f16", "q8_0"
 
+class GpuForward;
+
+// Where a context runs, as the CLI's --device cpu|gpu|auto and -ngl N choose it.
+struct DeviceOptions {
+    std::string device = "auto";  // auto: a real GPU when one is usable, else the CPU
+    int n_gpu_layers = -1;        // layers on the GPU (-1: all, and the output head)
+};
+// The n_gpu_layers for Context (0: CPU alone); throws Error(usage) for a bad --device, and
+// Error(resource) when --device gpu finds no GPU.
+int resolve_gpu_layers(const DeviceOptions& d, const Model& model);
+
 // Evaluation state: the KV cache and scratch buffers for one sequence.
 class Context {
 public:
-    Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads);
+    // n_gpu_layers > 0: the last n_gpu_layers layers (all of them, and the output head, when it
+    // is at least the layer count) run on the GPU through Vulkan, as llama.cpp's -ngl; throws
+    // Error(resource) when no GPU is usable. allow_software_gpu admits devices such as lavapipe.
+    Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads, int n_gpu_layers = 0, bool allow_software_gpu = false);
     ~Context();
+    // The GPU in use ("" on the CPU alone).
+    std::string gpu_description() const;
 
     // Evaluate `tokens` after the n_past already in the cache. Fills logits for the last token
     // (n_vocab values) or, with all_logits, for every token (tokens.size() x n_vocab).
@@ -96,6 +112,7 @@ private:
     void eval_batch(const int32_t* tokens, int n, float* logits, bool all_logits);
     struct Impl;
     std::unique_ptr<Impl> impl_;
+    std::unique_ptr<GpuForward> gpu_;
     const Model& model_;
     int n_ctx_;
     int n_past_ = 0;

@@ -47,6 +47,8 @@ struct PerplexityOptions {
     int batch = 512;
     int threads = 0;
     KvCacheType cache_type = KvCacheType::F16;
+    int n_gpu_layers = 0;  // resolve_gpu_layers
+    bool allow_software_gpu = false;
     std::function<void(int done, int total)> progress;
 };
 

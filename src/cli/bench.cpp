@@ -14,6 +14,7 @@ Command add_bench(CLI::App& root) {
         std::vector<std::string> models;
         int p = 512, n = 128, r = 5, t = 0;
         std::string output = "md", cache_type = "f16";
+        DeviceOptions device;
     };
     auto a = std::make_shared<Args>();
     app->add_option("-m,--model", a->models, "Model(s): GGUF files or Hugging Face directories (repeatable)")->required();
@@ -23,6 +24,7 @@ Command add_bench(CLI::App& root) {
     app->add_option("-t,--threads", a->t, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
     app->add_option("-o,--output", a->output, "md (default), json or csv")->check(CLI::IsMember({"md", "json", "csv"}));
     app->add_option("--cache-type", a->cache_type, "KV cache type (default f16)");
+    add_device_options(app, a->device);
     app->footer("Example: qforge bench -m a-Q4_K_M.gguf -m a-Q8_0.gguf -p 256 -n 64 -r 3");
     return {app, [a]() {
                 BenchOptions opt;
@@ -34,6 +36,8 @@ Command add_bench(CLI::App& root) {
                 std::vector<BenchResult> results;
                 for (const auto& m : a->models) {
                     auto model = Model::load(m);
+                    opt.n_gpu_layers = resolve_gpu_layers(a->device, *model);
+                    opt.allow_software_gpu = a->device.device == "gpu";
                     results.push_back(bench_model(*model, opt));
                 }
                 if (a->output == "json") {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "qforge/model.hpp"
+
 namespace qforge::cli {
 
 using Runner = std::function<int()>;
@@ -26,5 +28,12 @@ Command add_bench(CLI::App& root);
 Command add_report(CLI::App& root);
 Command add_advise(CLI::App& root);
 Command add_synth(CLI::App& root);
+
+// --device cpu|gpu|auto and --n-gpu-layers (-ngl) on a command.
+void add_device_options(CLI::App* app, DeviceOptions& d);
+// One line on stderr saying which GPU runs which layers (nothing on the CPU alone).
+void gpu_notice(const Context& ctx, int n_gpu_layers);
+// argv with llama.cpp's multi-letter short options (-ngl) spelled as long ones.
+std::vector<std::string> translate_short_options(int argc, char** argv);
 
 }  // namespace qforge::cli

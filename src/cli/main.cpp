@@ -32,7 +32,10 @@ int run(int argc, char** argv) {
     help->add_option("command", help_topic, "Command to describe");
 
     try {
-        app.parse(argc, argv);
+        auto args = qforge::cli::translate_short_options(argc, argv);
+        std::vector<char*> argp;
+        for (auto& a : args) argp.push_back(a.data());
+        app.parse(static_cast<int>(argp.size()), argp.data());
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {

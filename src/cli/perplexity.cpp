@@ -17,6 +17,7 @@ Command add_perplexity(CLI::App& root) {
         std::string model, file, kld_base, kld, cache_type = "f16";
         int n_ctx = 512, chunks = -1, batch = 512, threads = 0;
         bool json = false;
+        DeviceOptions device;
     };
     auto a = std::make_shared<Args>();
     app->add_option("-m,--model", a->model, "GGUF file or Hugging Face directory")->required();
@@ -29,6 +30,7 @@ Command add_perplexity(CLI::App& root) {
     app->add_option("--kld-base", a->kld_base, "Save this model's logits for the text to FILE (the base for --kld)");
     app->add_option("--kld", a->kld, "Compare against the base saved in FILE: KL divergence, same top token, delta p");
     app->add_flag("--json", a->json, "Print one JSON object");
+    add_device_options(app, a->device);
     app->footer("Example: qforge perplexity -m model-f16.gguf -f text.txt -c 512 --chunks 40 --kld-base base.kld\n"
                 "         qforge perplexity -m model-Q4_K_M.gguf --kld base.kld");
     return {app, [a]() {
@@ -42,6 +44,8 @@ Command add_perplexity(CLI::App& root) {
                 KldBase base;
                 if (!a->kld.empty()) base = KldBase::load(a->kld);
                 auto model = Model::load(a->model);
+                opt.n_gpu_layers = resolve_gpu_layers(a->device, *model);
+                opt.allow_software_gpu = a->device.device == "gpu";
                 std::vector<int32_t> tokens;
                 if (a->kld.empty()) {
                     MappedFile f(a->file);

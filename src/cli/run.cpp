@@ -27,6 +27,7 @@ struct RunArgs {
     std::string model, prompt, cache_type = "f16";
     int n_predict = 128, n_ctx = 0, threads = 0, batch = 512;
     SamplerParams sp;
+    DeviceOptions device;
     bool chat = false, json = false, no_display_prompt = false;
 };
 
@@ -161,6 +162,7 @@ Command add_run(CLI::App& root) {
     app->add_option("--min-p", a->sp.min_p, "Min-p (default 0.05)")->check(CLI::Range(0.0, 1.0));
     app->add_option("--repeat-penalty", a->sp.repeat_penalty, "Repeat penalty over the last 64 tokens (default 1.0 = off)")->check(CLI::Range(0.0, 100.0));
     app->add_option("--cache-type", a->cache_type, "KV cache type: f16 (default), q8_0 or f32");
+    add_device_options(app, a->device);
     app->add_flag("--chat", a->chat, "Interactive chat with the model's chat template (reads stdin)");
     app->add_flag("--json", a->json, "Print one JSON object with the ids, tokens and timings");
     app->add_flag("--no-display-prompt", a->no_display_prompt, "Do not echo the prompt");
@@ -172,7 +174,9 @@ Command add_run(CLI::App& root) {
                 auto model = Model::load(a->model);
                 if (a->threads == 0) a->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
                 int n_ctx = a->n_ctx > 0 ? a->n_ctx : std::min(model->hparams().n_ctx_train, 4096);
-                Context ctx(*model, n_ctx, ct, a->threads);
+                const int ngl = resolve_gpu_layers(a->device, *model);
+                Context ctx(*model, n_ctx, ct, a->threads, ngl, a->device.device == "gpu");
+                gpu_notice(ctx, ngl);
                 return a->chat ? run_chat(*a, *model, ctx) : run_once(*a, *model, ctx);
             }};
 }

@@ -80,7 +80,8 @@ BenchResult bench_model(const Model& model, const BenchOptions& opt) {
     r.kernel = std::string(vec_dot_isa()) + " int8, " + gemm_f32_name() + " f32";
     const int n_vocab = model.hparams().n_vocab;
     const int n_ctx = std::max(16, std::min(model.hparams().n_ctx_train, opt.n_prompt + opt.n_gen + 1));
-    Context ctx(model, n_ctx, opt.cache_type, r.threads);
+    Context ctx(model, n_ctx, opt.cache_type, r.threads, opt.n_gpu_layers, opt.allow_software_gpu);
+    if (!ctx.gpu_description().empty()) r.kernel = ctx.gpu_description() + ", " + std::to_string(opt.n_gpu_layers) + " layers";
     // Deterministic pseudo-random token ids (llama-bench uses random tokens too).
     std::vector<int32_t> prompt(static_cast<size_t>(opt.n_prompt));
     uint32_t seed = 12345;

@@ -104,7 +104,7 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& text
         save_base->scale.assign(positions, 0);
     }
     const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    Context ctx(model, n_ctx, opt.cache_type, threads);
+    Context ctx(model, n_ctx, opt.cache_type, threads, opt.n_gpu_layers, opt.allow_software_gpu);
     const int32_t bos = model.tokenizer().bos();
     const bool add_bos = model.tokenizer().add_bos() && bos >= 0;
     double nll = 0, nll2 = 0, base_nll = 0;

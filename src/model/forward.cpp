@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "gpu/gpu_forward.hpp"
 #include "kernels/gemm.hpp"
 #include "kernels/panel.hpp"
 #include "kernels/vec_dot.hpp"
@@ -62,13 +63,14 @@ struct Context::Impl {
     std::vector<uint8_t> act_bytes;
     std::vector<float> kf, vf, x, xn, q, k, v, att, tmp, gate, up;
 
-    Impl(const Model& model, int ctx, KvCacheType ct, int threads) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
+    // The first n_cpu_layers layers run here (the rest on a GPU, which keeps their cache).
+    Impl(const Model& model, int ctx, KvCacheType ct, int threads, int n_cpu_layers) : m(model), cache_type(ct), pool(threads), n_ctx(ctx) {
         const auto& hp = m.hparams();
         kv_dim = hp.n_head_kv * hp.head_dim;
         if (ct == KvCacheType::Q8_0 && kv_dim % 32 != 0) throw_usage("--cache-type q8_0 needs KV rows that are a multiple of 32");
         kv_row_bytes = ct == KvCacheType::F32 ? kv_dim * 4u : ct == KvCacheType::F16 ? kv_dim * 2u : kv_dim / 32u * 34u;
-        k_cache.assign(static_cast<size_t>(hp.n_layer), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
-        v_cache.assign(static_cast<size_t>(hp.n_layer), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
+        k_cache.assign(static_cast<size_t>(n_cpu_layers), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
+        v_cache.assign(static_cast<size_t>(n_cpu_layers), std::vector<uint8_t>(kv_row_bytes * static_cast<size_t>(ctx)));
         auto vec = [](const WeightView& w) {
             std::vector<float> v(static_cast<size_t>(w.present() ? w.cols() : 0));
             if (w.present()) load_vector(w, v.data());
@@ -283,15 +285,27 @@ struct Context::Impl {
     }
 };
 
-Context::Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads)
+Context::Context(const Model& model, int n_ctx, KvCacheType cache_type, int n_threads, int n_gpu_layers, bool allow_software_gpu)
     : model_(model), n_ctx_(n_ctx) {
     if (n_ctx <= 0) throw_usage("context size must be positive");
     if (n_ctx > model.hparams().n_ctx_train)
         throw_usage("context size " + std::to_string(n_ctx) + " exceeds the model's " + std::to_string(model.hparams().n_ctx_train));
-    impl_ = std::make_unique<Impl>(model, n_ctx, cache_type, n_threads);
+    if (n_gpu_layers > 0) gpu_ = GpuForward::create(model, n_ctx, n_gpu_layers, allow_software_gpu);
+    impl_ = std::make_unique<Impl>(model, n_ctx, cache_type, n_threads, gpu_ ? gpu_->first_layer() : model.hparams().n_layer);
 }
 
 Context::~Context() = default;
+
+std::string Context::gpu_description() const { return gpu_ ? gpu_->device_description() : ""; }
+
+int resolve_gpu_layers(const DeviceOptions& d, const Model& model) {
+    const int all = model.hparams().n_layer;
+    const int n = d.n_gpu_layers < 0 ? all : std::min(d.n_gpu_layers, all);
+    if (d.device == "cpu") return 0;
+    if (d.device == "gpu") return n;
+    if (d.device != "auto") throw_usage("--device must be cpu, gpu or auto, got '" + d.device + "'");
+    return gpu_usable() ? n : 0;
+}
 
 void Context::eval(const std::vector<int32_t>& tokens, std::vector<float>& logits, bool all_logits, int batch) {
     const int n_vocab = model_.hparams().n_vocab;
@@ -346,7 +360,8 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         dequantize(emb.type, emb.data + static_cast<size_t>(tokens[t]) * emb.row_bytes(), x.data() + static_cast<size_t>(t) * E, E);
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
-    for (int l = 0; l < hp.n_layer; ++l) {
+    const int n_cpu_layers = gpu_ ? gpu_->first_layer() : hp.n_layer;
+    for (int l = 0; l < n_cpu_layers; ++l) {
         const LayerWeights& L = model_.layers[static_cast<size_t>(l)];
         const size_t ls = static_cast<size_t>(l);
         for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.attn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
@@ -435,6 +450,11 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         }
         I.matmul(L.w_down, gate.data(), B, tmp.data());
         for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
+    }
+    if (gpu_) {  // the remaining layers and the output head
+        gpu_->eval(x.data(), B, n_past_, logits, all_logits);
+        n_past_ += B;
+        return;
     }
     n_past_ += B;
     if (!logits) return;

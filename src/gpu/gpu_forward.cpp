@@ -1,0 +1,294 @@
+#include "gpu/gpu_forward.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "gpu/shaders.hpp"
+#include "gpu/vk_runtime.hpp"
+#include "qforge/error.hpp"
+#include "qforge/quantize.hpp"
+
+namespace qforge {
+
+using gpu::VkBuf;
+using gpu::VkKernel;
+using gpu::VkRuntime;
+
+namespace {
+
+struct MatvecPush {
+    uint32_t rows, cols, accumulate, has_bias;
+};
+struct NormPush {
+    uint32_t n;
+    float eps;
+    uint32_t x_row0;
+};
+struct RopePush {
+    uint32_t n_heads, head_dim, n_rot, neox, B;
+};
+struct AttnPush {
+    uint32_t n_head, n_head_kv, head_dim, n_past, kv_dim;
+    float scale;
+};
+struct CountPush {
+    uint32_t n;
+};
+
+uint32_t groups(uint64_t n, uint32_t per) { return static_cast<uint32_t>((n + per - 1) / per); }
+
+}  // namespace
+
+// A weight matrix on the device: its bytes as stored where a shader reads that format, else f32.
+struct GpuMatrix {
+    GgmlType type = GgmlType::F32;
+    int64_t rows = 0, cols = 0;
+    VkBuf buf;
+};
+
+struct GpuLayer {
+    GpuMatrix wq, wk, wv, wo, gate, up, down;
+    VkBuf attn_norm, ffn_norm, bq, bk, bv;
+    bool bias = false;
+    VkBuf k_cache, v_cache;  // n_ctx rows of kv_dim f32
+};
+
+struct GpuForward::Impl {
+    const Model& m;
+    std::unique_ptr<VkRuntime> rt;
+    int n_ctx = 0, first = 0;
+    int max_b = 0;
+    std::vector<GpuLayer> layers;
+    GpuMatrix output;
+    VkBuf out_norm, dummy;
+    // Activations, sized for max_b tokens.
+    VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs;
+    std::vector<float> inv_freq;
+
+    Impl(const Model& model) : m(model) {}
+
+    VkBuf upload_f32(const std::vector<float>& v) {
+        VkBuf b(*rt, v.size() * 4, false);
+        b.upload(v.data(), v.size() * 4);
+        return b;
+    }
+
+    VkBuf vector(const WeightView& w) {
+        std::vector<float> v(static_cast<size_t>(w.cols()));
+        dequantize(w.type, w.data, v.data(), w.cols());
+        return upload_f32(v);
+    }
+
+    GpuMatrix matrix(const WeightView& w, const char* what) {
+        GpuMatrix g;
+        g.rows = w.rows();
+        g.cols = w.cols();
+        if (g.cols % 32 != 0) throw Error(ExitCode::resource, std::string("[gpu] ") + what + ": rows of " + std::to_string(g.cols) + " are not a multiple of 32");
+        const size_t n = static_cast<size_t>(g.rows * g.cols);
+        if (!gpu::matvec_spirv(w.type).empty()) {
+            g.type = w.type;
+            const size_t bytes = w.row_bytes() * static_cast<size_t>(g.rows);
+            check_range(bytes, what);
+            g.buf = VkBuf(*rt, bytes, false);
+            g.buf.upload(w.data, bytes);
+        } else {  // bf16 exactly, other formats dequantized: f32 on the device
+            g.type = GgmlType::F32;
+            check_range(n * 4, what);
+            std::vector<float> f(n);
+            dequantize(w.type, w.data, f.data(), static_cast<int64_t>(n));
+            g.buf = VkBuf(*rt, n * 4, false);
+            g.buf.upload(f.data(), n * 4);
+        }
+        return g;
+    }
+
+    void check_range(size_t bytes, const char* what) const {
+        if (bytes > rt->max_buffer_range())
+            throw Error(ExitCode::resource, std::string("[gpu] ") + what + " needs " + std::to_string(bytes >> 20) + " MiB in one buffer; " +
+                                                rt->info().name + " allows " + std::to_string(rt->max_buffer_range() >> 20) + " MiB");
+    }
+
+    void ensure_batch(int B) {
+        if (B <= max_b) return;
+        const auto& hp = m.hparams();
+        const size_t b = static_cast<size_t>(B), E = static_cast<size_t>(hp.n_embd), Q = static_cast<size_t>(hp.n_head) * hp.head_dim,
+                     KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim, F = static_cast<size_t>(hp.n_ff), V = static_cast<size_t>(hp.n_vocab);
+        x_in = VkBuf(*rt, b * E * 4, true);
+        x = VkBuf(*rt, b * E * 4, false);
+        xn = VkBuf(*rt, b * E * 4, false);
+        q = VkBuf(*rt, b * Q * 4, false);
+        k = VkBuf(*rt, b * KV * 4, false);
+        v = VkBuf(*rt, b * KV * 4, false);
+        att = VkBuf(*rt, b * Q * 4, false);
+        gate = VkBuf(*rt, b * F * 4, false);
+        up = VkBuf(*rt, b * F * 4, false);
+        logits = VkBuf(*rt, b * V * 4, false);
+        logits_host = VkBuf(*rt, b * V * 4, true);
+        cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
+        max_b = B;
+    }
+
+    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
+        const VkKernel& kern = rt->kernel(std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
+        const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+        const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
+        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(static_cast<uint64_t>(w.rows), gx));
+    }
+
+    void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int rows, int row0) {
+        const auto& hp = m.hparams();
+        const VkKernel& kern = rt->kernel("rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
+        const NormPush p{static_cast<uint32_t>(hp.n_embd), hp.rms_eps, static_cast<uint32_t>(row0)};
+        const VkBuf* bufs[] = {&in, &weight, &out};
+        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(rows));
+    }
+
+    void rope(VkBuf& vec, int n_heads, int B) {
+        const auto& hp = m.hparams();
+        const VkKernel& kern = rt->kernel("rope", gpu::rope_spirv(), 2, sizeof(RopePush));
+        const RopePush p{static_cast<uint32_t>(n_heads), static_cast<uint32_t>(hp.head_dim), static_cast<uint32_t>(hp.n_rot), hp.rope_neox ? 1u : 0u,
+                         static_cast<uint32_t>(B)};
+        const VkBuf* bufs[] = {&vec, &cs};
+        rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(B) * n_heads * (hp.n_rot / 2), 64));
+    }
+
+    void forward(int B, int n_past, bool all_logits) {
+        const auto& hp = m.hparams();
+        const size_t KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim, E = static_cast<size_t>(hp.n_embd);
+        const uint64_t nF = static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff);
+        rt->begin();
+        rt->copy(x_in, 0, x, 0, static_cast<size_t>(B) * E * 4);
+        rt->barrier();
+        for (auto& L : layers) {
+            rmsnorm(x, L.attn_norm, xn, B, 0);
+            rt->barrier();
+            matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
+            matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
+            matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
+            rt->barrier();
+            rope(q, hp.n_head, B);
+            rope(k, hp.n_head_kv, B);
+            rt->barrier();
+            rt->copy(k, 0, L.k_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
+            rt->copy(v, 0, L.v_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
+            rt->barrier();
+            {
+                const VkKernel& kern = rt->kernel("attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
+                const AttnPush p{static_cast<uint32_t>(hp.n_head), static_cast<uint32_t>(hp.n_head_kv), static_cast<uint32_t>(hp.head_dim),
+                                 static_cast<uint32_t>(n_past), static_cast<uint32_t>(KV), 1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
+                const VkBuf* bufs[] = {&q, &L.k_cache, &L.v_cache, &att};
+                rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(hp.n_head), static_cast<uint32_t>(B));
+            }
+            rt->barrier();
+            matvec(L.wo, att, x, B, true, nullptr);
+            rt->barrier();
+            rmsnorm(x, L.ffn_norm, xn, B, 0);
+            rt->barrier();
+            matvec(L.gate, xn, gate, B, false, nullptr);
+            matvec(L.up, xn, up, B, false, nullptr);
+            rt->barrier();
+            {
+                const VkKernel& kern = rt->kernel("swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
+                const CountPush p{static_cast<uint32_t>(nF)};
+                const VkBuf* bufs[] = {&gate, &up};
+                const uint32_t g = groups(nF, 64), gx = std::min<uint32_t>(g, 65535);
+                rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
+            }
+            rt->barrier();
+            matvec(L.down, gate, x, B, true, nullptr);
+            rt->barrier();
+        }
+        const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
+        rmsnorm(x, out_norm, xn, nl, first_row);
+        rt->barrier();
+        matvec(output, xn, logits, nl, false, nullptr);
+        rt->barrier();
+        rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
+        rt->submit_and_wait();
+    }
+};
+
+std::unique_ptr<GpuForward> GpuForward::create(const Model& model, int n_ctx, int n_gpu_layers, bool allow_cpu_devices) {
+    auto g = std::unique_ptr<GpuForward>(new GpuForward());
+    g->impl_ = std::make_unique<Impl>(model);
+    Impl& I = *g->impl_;
+    I.rt = VkRuntime::create();
+    if (!allow_cpu_devices && I.rt->info().type == "cpu")
+        throw Error(ExitCode::resource, "[gpu] the only Vulkan device is " + I.rt->info().name + ", a software renderer");
+    const auto& hp = model.hparams();
+    if (hp.head_dim > 256) throw Error(ExitCode::resource, "[gpu] heads of " + std::to_string(hp.head_dim) + " dimensions (at most 256)");
+    I.n_ctx = n_ctx;
+    I.first = std::max(0, hp.n_layer - std::max(0, n_gpu_layers));
+    I.dummy = VkBuf(*I.rt, 16, false);
+    const size_t KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
+    for (int l = I.first; l < hp.n_layer; ++l) {
+        const LayerWeights& L = model.layers[static_cast<size_t>(l)];
+        GpuLayer G;
+        G.wq = I.matrix(L.wq, "attn_q");
+        G.wk = I.matrix(L.wk, "attn_k");
+        G.wv = I.matrix(L.wv, "attn_v");
+        G.wo = I.matrix(L.wo, "attn_output");
+        G.gate = I.matrix(L.w_gate, "ffn_gate");
+        G.up = I.matrix(L.w_up, "ffn_up");
+        G.down = I.matrix(L.w_down, "ffn_down");
+        G.attn_norm = I.vector(L.attn_norm);
+        G.ffn_norm = I.vector(L.ffn_norm);
+        G.bias = L.bq.present();
+        if (G.bias) {
+            G.bq = I.vector(L.bq);
+            G.bk = I.vector(L.bk);
+            G.bv = I.vector(L.bv);
+        }
+        G.k_cache = VkBuf(*I.rt, static_cast<size_t>(n_ctx) * KV * 4, false);
+        G.v_cache = VkBuf(*I.rt, static_cast<size_t>(n_ctx) * KV * 4, false);
+        I.layers.push_back(std::move(G));
+    }
+    I.output = I.matrix(model.output, "output");
+    I.out_norm = I.vector(model.output_norm);
+    for (int i = 0; i < hp.n_rot / 2; ++i)
+        I.inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
+    return g;
+}
+
+GpuForward::~GpuForward() = default;
+
+int GpuForward::first_layer() const { return impl_->first; }
+
+std::string GpuForward::device_description() const {
+    const auto& i = impl_->rt->info();
+    return i.name + " (" + i.type + ", Vulkan)";
+}
+
+void GpuForward::eval(const float* x, int B, int n_past, float* logits, bool all_logits) {
+    Impl& I = *impl_;
+    const auto& hp = I.m.hparams();
+    I.ensure_batch(B);
+    I.x_in.upload(x, static_cast<size_t>(B) * static_cast<size_t>(hp.n_embd) * 4);
+    // The rotary table of this batch's positions, computed as the CPU path computes it.
+    std::vector<float> cs(static_cast<size_t>(B) * static_cast<size_t>(hp.n_rot));
+    for (int b = 0; b < B; ++b) {
+        const float p = static_cast<float>(n_past + b) * hp.rope_freq_scale;
+        for (int i = 0; i < hp.n_rot / 2; ++i) {
+            const float theta = p * I.inv_freq[static_cast<size_t>(i)];
+            cs[static_cast<size_t>(b * hp.n_rot + 2 * i)] = std::cos(theta);
+            cs[static_cast<size_t>(b * hp.n_rot + 2 * i + 1)] = std::sin(theta);
+        }
+    }
+    I.cs.upload(cs.data(), cs.size() * 4);
+    I.forward(B, n_past, all_logits);
+    const size_t nl = all_logits ? static_cast<size_t>(B) : 1;
+    if (logits) I.logits_host.download(logits, nl * static_cast<size_t>(hp.n_vocab) * 4);
+}
+
+bool gpu_usable() {
+    try {
+        auto rt = VkRuntime::create();
+        return rt->info().type != "cpu";
+    } catch (const Error&) {
+        return false;
+    }
+}
+
+}  // namespace qforge

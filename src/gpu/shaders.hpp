@@ -1,0 +1,18 @@
+// The compute shaders (gpu/shaders/*.comp), compiled to SPIR-V at build time and embedded.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "qforge/types.hpp"
+
+namespace qforge::gpu {
+
+// The matrix-vector shader for weights stored as t, or an empty span (then weights go up as f32).
+std::span<const uint32_t> matvec_spirv(GgmlType t);
+std::span<const uint32_t> rmsnorm_spirv();
+std::span<const uint32_t> rope_spirv();
+std::span<const uint32_t> attention_spirv();
+std::span<const uint32_t> swiglu_spirv();
+
+}  // namespace qforge::gpu

@@ -1,0 +1,67 @@
+#version 450
+// Causal attention for one (head, token) per workgroup over the KV cache, flash-attention style:
+// positions in tiles of 64 (one score per thread), a running maximum and sum (online softmax),
+// and the weighted values accumulated per dimension; no scores buffer beyond one tile.
+layout(local_size_x = 64) in;
+layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim; float scale; } p;
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer K { float kc[]; };
+layout(std430, binding = 2) readonly buffer V { float vc[]; };
+layout(std430, binding = 3) writeonly buffer O { float o[]; };
+
+shared float qs[256];
+shared float sc[64];
+shared float red[64];
+
+void main() {
+    const uint h = gl_WorkGroupID.x, b = gl_WorkGroupID.y, t = gl_LocalInvocationID.x;
+    const uint HD = p.head_dim, kvh = h / (p.n_head / p.n_head_kv);
+    const uint qo = (b * p.n_head + h) * HD;
+    for (uint d = t; d < HD; d += 64) qs[d] = q[qo + d];
+    barrier();
+    const uint n_kv = p.n_past + b + 1;
+    float m = -1.0 / 0.0, l = 0.0;
+    float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);  // dims t, t+64, t+128, t+192
+    for (uint p0 = 0; p0 < n_kv; p0 += 64) {
+        const uint pos = p0 + t;
+        float s = -1.0 / 0.0;
+        if (pos < n_kv) {
+            const uint ko = pos * p.kv_dim + kvh * HD;
+            s = 0.0;
+            for (uint d = 0; d < HD; ++d) s += qs[d] * kc[ko + d];
+            s *= p.scale;
+        }
+        red[t] = s;
+        barrier();
+        for (uint k = 32; k > 0; k >>= 1) {
+            if (t < k) red[t] = max(red[t], red[t + k]);
+            barrier();
+        }
+        const float m_new = max(m, red[0]);
+        barrier();
+        const float e = pos < n_kv ? exp(s - m_new) : 0.0;
+        sc[t] = e;
+        red[t] = e;
+        barrier();
+        for (uint k = 32; k > 0; k >>= 1) {
+            if (t < k) red[t] += red[t + k];
+            barrier();
+        }
+        const float corr = exp(m - m_new);
+        l = l * corr + red[0];
+        m = m_new;
+        const uint n_tile = min(64u, n_kv - p0);
+        for (uint j = 0; j < 4; ++j) {
+            const uint d = t + 64 * j;
+            if (d >= HD) break;
+            float a = acc[j] * corr;
+            for (uint i = 0; i < n_tile; ++i) a += sc[i] * vc[(p0 + i) * p.kv_dim + kvh * HD + d];
+            acc[j] = a;
+        }
+        barrier();
+    }
+    for (uint j = 0; j < 4; ++j) {
+        const uint d = t + 64 * j;
+        if (d < HD) o[qo + d] = acc[j] / l;
+    }
+}

@@ -1,0 +1,7 @@
+// Shared by every qforge compute shader.
+#extension GL_EXT_shader_8bit_storage : require
+#extension GL_EXT_shader_16bit_storage : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int8 : require
+#extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+
+float half_at(uint lo, uint hi) { return unpackHalf2x16(lo | (hi << 8)).x; }

@@ -1,0 +1,433 @@
+#include "gpu/vk_runtime.hpp"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "qforge/error.hpp"
+
+namespace qforge::gpu {
+
+namespace {
+
+// A Vulkan struct with its type set and every other member zero.
+template <class T>
+T vk_struct(VkStructureType type) {
+    T s{};
+    s.sType = type;
+    return s;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw Error(ExitCode::resource, "[vulkan] " + what); }
+
+void check(VkResult r, const char* call) {
+    if (r != VK_SUCCESS) fail(std::string(call) + " failed (VkResult " + std::to_string(static_cast<int>(r)) + ")");
+}
+
+struct Loader {
+    void* lib = nullptr;
+    PFN_vkGetInstanceProcAddr gipa = nullptr;
+    std::string error;
+};
+
+const Loader& loader() {
+    static const Loader l = [] {
+        Loader r;
+        for (const char* name : {"libvulkan.so.1", "libvulkan.so", "libvulkan.1.dylib", "libMoltenVK.dylib"}) {
+            r.lib = ::dlopen(name, RTLD_NOW | RTLD_LOCAL);
+            if (r.lib) break;
+        }
+        if (!r.lib) {
+            r.error = "no Vulkan loader (libvulkan.so.1) on this system";
+            return r;
+        }
+        r.gipa = reinterpret_cast<PFN_vkGetInstanceProcAddr>(::dlsym(r.lib, "vkGetInstanceProcAddr"));
+        if (!r.gipa) r.error = "the Vulkan loader has no vkGetInstanceProcAddr";
+        return r;
+    }();
+    return l;
+}
+
+void load_functions(VkInstance instance, VkFns& f) {
+    const auto gipa = loader().gipa;
+#define QF_VK_FN(name) f.name = reinterpret_cast<PFN_##name>(gipa(instance, #name));
+#include "gpu/vk_functions.inc"
+#undef QF_VK_FN
+}
+
+const char* type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete";
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated";
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: return "cpu";
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual";
+        default: return "other";
+    }
+}
+
+int type_rank(VkPhysicalDeviceType t) {
+    switch (t) {
+        case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+        case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+        case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+        case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
+        default: return 4;
+    }
+}
+
+}  // namespace
+
+std::string vulkan_unavailable_reason() {
+    if (!loader().error.empty()) return loader().error;
+    try {
+        VkRuntime::create();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+struct VkRuntime::NamedKernel {
+    std::string name;
+    VkKernel k;
+};
+
+std::unique_ptr<VkRuntime> VkRuntime::create() {
+    const Loader& l = loader();
+    if (!l.error.empty()) fail(l.error);
+    auto rt = std::unique_ptr<VkRuntime>(new VkRuntime());
+    static VkFns fns;  // the loader's global entry points, then the instance's
+    static std::mutex mu;
+    std::lock_guard<std::mutex> lock(mu);
+    fns.vkCreateInstance = reinterpret_cast<PFN_vkCreateInstance>(l.gipa(VK_NULL_HANDLE, "vkCreateInstance"));
+    if (!fns.vkCreateInstance) fail("the loader has no vkCreateInstance");
+    auto app = vk_struct<VkApplicationInfo>(VK_STRUCTURE_TYPE_APPLICATION_INFO);
+    app.pApplicationName = "qforge";
+    app.apiVersion = VK_API_VERSION_1_2;
+    auto ici = vk_struct<VkInstanceCreateInfo>(VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO);
+    ici.pApplicationInfo = &app;
+#if defined(__APPLE__)
+    const char* inst_ext[] = {"VK_KHR_portability_enumeration"};
+    ici.flags |= 0x00000001;  // VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR (MoltenVK)
+    ici.enabledExtensionCount = 1;
+    ici.ppEnabledExtensionNames = inst_ext;
+#endif
+    check(fns.vkCreateInstance(&ici, nullptr, &rt->instance_), "vkCreateInstance");
+    load_functions(rt->instance_, fns);
+    rt->fn_ = &fns;
+    const VkFns& f = fns;
+
+    uint32_t n = 0;
+    check(f.vkEnumeratePhysicalDevices(rt->instance_, &n, nullptr), "vkEnumeratePhysicalDevices");
+    std::vector<VkPhysicalDevice> devs(n);
+    if (n) check(f.vkEnumeratePhysicalDevices(rt->instance_, &n, devs.data()), "vkEnumeratePhysicalDevices");
+    // Usable: a compute queue, push descriptors, 8- and 16-bit storage buffers.
+    std::string why = "no Vulkan device";
+    int best_rank = 99;
+    for (VkPhysicalDevice d : devs) {
+        VkPhysicalDeviceProperties p;
+        f.vkGetPhysicalDeviceProperties(d, &p);
+        uint32_t ne = 0;
+        f.vkEnumerateDeviceExtensionProperties(d, nullptr, &ne, nullptr);
+        std::vector<VkExtensionProperties> exts(ne);
+        f.vkEnumerateDeviceExtensionProperties(d, nullptr, &ne, exts.data());
+        const bool push = std::any_of(exts.begin(), exts.end(), [](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME) == 0; });
+        auto f11 = vk_struct<VkPhysicalDeviceVulkan11Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES);
+        auto f12 = vk_struct<VkPhysicalDeviceVulkan12Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);
+        f11.pNext = &f12;
+        auto feats = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
+        feats.pNext = &f11;
+        f.vkGetPhysicalDeviceFeatures2(d, &feats);
+        uint32_t nq = 0;
+        f.vkGetPhysicalDeviceQueueFamilyProperties(d, &nq, nullptr);
+        std::vector<VkQueueFamilyProperties> qs(nq);
+        f.vkGetPhysicalDeviceQueueFamilyProperties(d, &nq, qs.data());
+        int qf = -1;
+        for (uint32_t i = 0; i < nq; ++i)
+            if (qs[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+                qf = static_cast<int>(i);
+                break;
+            }
+        if (p.apiVersion < VK_API_VERSION_1_2 || qf < 0 || !push || !f11.storageBuffer16BitAccess || !f12.storageBuffer8BitAccess) {
+            why = std::string(p.deviceName) + " lacks Vulkan 1.2, a compute queue, VK_KHR_push_descriptor or 8/16-bit storage buffers";
+            continue;
+        }
+        if (type_rank(p.deviceType) >= best_rank) continue;
+        best_rank = type_rank(p.deviceType);
+        rt->phys_ = d;
+        rt->queue_family_ = static_cast<uint32_t>(qf);
+        rt->info_.name = p.deviceName;
+        rt->info_.type = type_name(p.deviceType);
+        rt->max_range_ = p.limits.maxStorageBufferRange;
+    }
+    if (!rt->phys_) fail(why);
+    f.vkGetPhysicalDeviceMemoryProperties(rt->phys_, &rt->mem_props_);
+    for (uint32_t i = 0; i < rt->mem_props_.memoryHeapCount; ++i)
+        if (rt->mem_props_.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
+            rt->info_.memory_bytes = std::max<uint64_t>(rt->info_.memory_bytes, rt->mem_props_.memoryHeaps[i].size);
+    for (uint32_t i = 0; i < rt->mem_props_.memoryTypeCount; ++i) {
+        const auto fl = rt->mem_props_.memoryTypes[i].propertyFlags;
+        if ((fl & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (fl & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) && rt->info_.type != "discrete")
+            rt->info_.unified = true;
+    }
+
+    const float prio = 1.0f;
+    auto qci = vk_struct<VkDeviceQueueCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO);
+    qci.queueFamilyIndex = rt->queue_family_;
+    qci.queueCount = 1;
+    qci.pQueuePriorities = &prio;
+    auto f11 = vk_struct<VkPhysicalDeviceVulkan11Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES);
+    f11.storageBuffer16BitAccess = VK_TRUE;
+    auto f12 = vk_struct<VkPhysicalDeviceVulkan12Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);
+    f12.storageBuffer8BitAccess = VK_TRUE;
+    f11.pNext = &f12;
+    const char* dev_ext[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    auto dci = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
+    dci.pNext = &f11;
+    dci.queueCreateInfoCount = 1;
+    dci.pQueueCreateInfos = &qci;
+    dci.enabledExtensionCount = 1;
+    dci.ppEnabledExtensionNames = dev_ext;
+    check(f.vkCreateDevice(rt->phys_, &dci, nullptr, &rt->device_), "vkCreateDevice");
+    f.vkGetDeviceQueue(rt->device_, rt->queue_family_, 0, &rt->queue_);
+    auto pci = vk_struct<VkCommandPoolCreateInfo>(VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO);
+    pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pci.queueFamilyIndex = rt->queue_family_;
+    check(f.vkCreateCommandPool(rt->device_, &pci, nullptr, &rt->pool_), "vkCreateCommandPool");
+    auto cai = vk_struct<VkCommandBufferAllocateInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO);
+    cai.commandPool = rt->pool_;
+    cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    cai.commandBufferCount = 1;
+    check(f.vkAllocateCommandBuffers(rt->device_, &cai, &rt->cmd_), "vkAllocateCommandBuffers");
+    auto fci = vk_struct<VkFenceCreateInfo>(VK_STRUCTURE_TYPE_FENCE_CREATE_INFO);
+    check(f.vkCreateFence(rt->device_, &fci, nullptr, &rt->fence_), "vkCreateFence");
+    return rt;
+}
+
+VkRuntime::~VkRuntime() {
+    if (!device_) {
+        if (instance_) fn_->vkDestroyInstance(instance_, nullptr);
+        return;
+    }
+    const VkFns& f = *fn_;
+    for (auto& nk : kernels_) {
+        f.vkDestroyPipeline(device_, nk->k.pipeline, nullptr);
+        f.vkDestroyPipelineLayout(device_, nk->k.layout, nullptr);
+        f.vkDestroyDescriptorSetLayout(device_, nk->k.set_layout, nullptr);
+    }
+    f.vkDestroyFence(device_, fence_, nullptr);
+    f.vkDestroyCommandPool(device_, pool_, nullptr);
+    f.vkDestroyDevice(device_, nullptr);
+    f.vkDestroyInstance(instance_, nullptr);
+}
+
+uint32_t VkRuntime::memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags* got) const {
+    for (uint32_t i = 0; i < mem_props_.memoryTypeCount; ++i)
+        if ((bits & (1u << i)) && (mem_props_.memoryTypes[i].propertyFlags & want) == want) {
+            if (got) *got = mem_props_.memoryTypes[i].propertyFlags;
+            return i;
+        }
+    return UINT32_MAX;
+}
+
+const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes) {
+    for (const auto& nk : kernels_)
+        if (nk->name == name) return nk->k;
+    const VkFns& f = *fn_;
+    auto nk = std::make_unique<NamedKernel>();
+    nk->name = name;
+    VkKernel& k = nk->k;
+    k.n_buffers = n_buffers;
+    k.push_bytes = push_bytes;
+    std::vector<VkDescriptorSetLayoutBinding> binds(static_cast<size_t>(n_buffers));
+    for (int i = 0; i < n_buffers; ++i) {
+        binds[static_cast<size_t>(i)] = {static_cast<uint32_t>(i), VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, 1, VK_SHADER_STAGE_COMPUTE_BIT, nullptr};
+    }
+    auto dl = vk_struct<VkDescriptorSetLayoutCreateInfo>(VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO);
+    dl.flags = VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR;
+    dl.bindingCount = static_cast<uint32_t>(n_buffers);
+    dl.pBindings = binds.data();
+    check(f.vkCreateDescriptorSetLayout(device_, &dl, nullptr, &k.set_layout), "vkCreateDescriptorSetLayout");
+    VkPushConstantRange pr{VK_SHADER_STAGE_COMPUTE_BIT, 0, push_bytes};
+    auto pl = vk_struct<VkPipelineLayoutCreateInfo>(VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO);
+    pl.setLayoutCount = 1;
+    pl.pSetLayouts = &k.set_layout;
+    pl.pushConstantRangeCount = push_bytes ? 1 : 0;
+    pl.pPushConstantRanges = &pr;
+    check(f.vkCreatePipelineLayout(device_, &pl, nullptr, &k.layout), "vkCreatePipelineLayout");
+    auto sm = vk_struct<VkShaderModuleCreateInfo>(VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO);
+    sm.codeSize = spirv.size() * 4;
+    sm.pCode = spirv.data();
+    VkShaderModule mod;
+    check(f.vkCreateShaderModule(device_, &sm, nullptr, &mod), "vkCreateShaderModule");
+    auto cp = vk_struct<VkComputePipelineCreateInfo>(VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO);
+    cp.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main", nullptr};
+    cp.layout = k.layout;
+    const VkResult r = f.vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &cp, nullptr, &k.pipeline);
+    f.vkDestroyShaderModule(device_, mod, nullptr);
+    check(r, ("vkCreateComputePipelines (" + name + ")").c_str());
+    kernels_.push_back(std::move(nk));
+    return kernels_.back()->k;
+}
+
+void VkRuntime::begin() {
+    const VkFns& f = *fn_;
+    check(f.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+    auto bi = vk_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    check(f.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+    recording_ = true;
+}
+
+void VkRuntime::dispatch(const VkKernel& k, std::span<const VkBuf* const> bufs, const void* push, uint32_t gx, uint32_t gy, uint32_t gz) {
+    const VkFns& f = *fn_;
+    VkDescriptorBufferInfo infos[16];
+    VkWriteDescriptorSet writes[16];
+    const size_t nb = std::min<size_t>(bufs.size(), 16);
+    for (size_t i = 0; i < nb; ++i) {
+        infos[i] = {bufs[i]->buffer(), 0, VK_WHOLE_SIZE};
+        writes[i] = vk_struct<VkWriteDescriptorSet>(VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET);
+        writes[i].dstBinding = static_cast<uint32_t>(i);
+        writes[i].descriptorCount = 1;
+        writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+        writes[i].pBufferInfo = &infos[i];
+    }
+    f.vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pipeline);
+    f.vkCmdPushDescriptorSetKHR(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, k.layout, 0, static_cast<uint32_t>(nb), writes);
+    if (k.push_bytes) f.vkCmdPushConstants(cmd_, k.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k.push_bytes, push);
+    f.vkCmdDispatch(cmd_, gx, gy, gz);
+}
+
+void VkRuntime::barrier() {
+    auto mb = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    fn_->vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+void VkRuntime::copy(const VkBuf& src, size_t src_off, const VkBuf& dst, size_t dst_off, size_t bytes) {
+    VkBufferCopy c{src_off, dst_off, bytes};
+    fn_->vkCmdCopyBuffer(cmd_, src.buffer(), dst.buffer(), 1, &c);
+}
+
+void VkRuntime::submit_and_wait() {
+    const VkFns& f = *fn_;
+    // Results visible to the host.
+    auto mb = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    f.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
+                           nullptr, 0, nullptr);
+    check(f.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+    recording_ = false;
+    auto si = vk_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
+    si.commandBufferCount = 1;
+    si.pCommandBuffers = &cmd_;
+    check(f.vkResetFences(device_, 1, &fence_), "vkResetFences");
+    check(f.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
+    check(f.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+}
+
+VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible) : rt_(&rt), size_(std::max<size_t>(bytes, 4)) {
+    const VkFns& f = rt.fn();
+    auto bci = vk_struct<VkBufferCreateInfo>(VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO);
+    bci.size = size_;
+    bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    check(f.vkCreateBuffer(rt.device(), &bci, nullptr, &buf_), "vkCreateBuffer");
+    VkMemoryRequirements req;
+    f.vkGetBufferMemoryRequirements(rt.device(), buf_, &req);
+    VkMemoryPropertyFlags got = 0;
+    uint32_t type = UINT32_MAX;
+    if (host_visible || rt.info().unified) {
+        // Host-visible device memory where it exists (unified memory), else host memory.
+        type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, &got);
+        if (type == UINT32_MAX && host_visible) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, &got);
+    }
+    if (type == UINT32_MAX) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &got);
+    if (type == UINT32_MAX) type = rt.memory_type(req.memoryTypeBits, 0, &got);
+    auto mai = vk_struct<VkMemoryAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO);
+    mai.allocationSize = req.size;
+    mai.memoryTypeIndex = type;
+    const VkResult r = f.vkAllocateMemory(rt.device(), &mai, nullptr, &mem_);
+    if (r != VK_SUCCESS) {
+        f.vkDestroyBuffer(rt.device(), buf_, nullptr);
+        buf_ = VK_NULL_HANDLE;
+        throw Error(ExitCode::resource, "[vulkan] out of GPU memory allocating " + std::to_string(bytes >> 20) + " MiB on " + rt.info().name);
+    }
+    check(f.vkBindBufferMemory(rt.device(), buf_, mem_, 0), "vkBindBufferMemory");
+    if (got & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+        check(f.vkMapMemory(rt.device(), mem_, 0, VK_WHOLE_SIZE, 0, &map_), "vkMapMemory");
+        coherent_ = got & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    }
+}
+
+VkBuf& VkBuf::operator=(VkBuf&& o) noexcept {
+    if (this != &o) {
+        this->~VkBuf();
+        rt_ = o.rt_;
+        buf_ = o.buf_;
+        mem_ = o.mem_;
+        size_ = o.size_;
+        map_ = o.map_;
+        coherent_ = o.coherent_;
+        o.buf_ = VK_NULL_HANDLE;
+        o.mem_ = VK_NULL_HANDLE;
+        o.map_ = nullptr;
+    }
+    return *this;
+}
+
+VkBuf::~VkBuf() {
+    if (!rt_) return;
+    const VkFns& f = rt_->fn();
+    if (map_) f.vkUnmapMemory(rt_->device(), mem_);
+    if (buf_) f.vkDestroyBuffer(rt_->device(), buf_, nullptr);
+    if (mem_) f.vkFreeMemory(rt_->device(), mem_, nullptr);
+    buf_ = VK_NULL_HANDLE;
+    mem_ = VK_NULL_HANDLE;
+    map_ = nullptr;
+}
+
+void VkBuf::upload(const void* src, size_t bytes, size_t offset) {
+    if (map_) {
+        std::memcpy(static_cast<uint8_t*>(map_) + offset, src, bytes);
+        if (!coherent_) {
+            VkMappedMemoryRange r{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, nullptr, mem_, 0, VK_WHOLE_SIZE};
+            rt_->fn().vkFlushMappedMemoryRanges(rt_->device(), 1, &r);
+        }
+        return;
+    }
+    // Through a staging buffer, in pieces of at most 64 MiB.
+    constexpr size_t kPiece = size_t{64} << 20;
+    VkBuf staging(*rt_, std::min(bytes, kPiece), true);
+    for (size_t done = 0; done < bytes; done += kPiece) {
+        const size_t n = std::min(kPiece, bytes - done);
+        staging.upload(static_cast<const uint8_t*>(src) + done, n);
+        rt_->begin();
+        rt_->copy(staging, 0, *this, offset + done, n);
+        rt_->submit_and_wait();
+    }
+}
+
+void VkBuf::download(void* dst, size_t bytes, size_t offset) {
+    if (map_) {
+        if (!coherent_) {
+            VkMappedMemoryRange r{VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE, nullptr, mem_, 0, VK_WHOLE_SIZE};
+            rt_->fn().vkInvalidateMappedMemoryRanges(rt_->device(), 1, &r);
+        }
+        std::memcpy(dst, static_cast<const uint8_t*>(map_) + offset, bytes);
+        return;
+    }
+    VkBuf staging(*rt_, bytes, true);
+    rt_->begin();
+    rt_->copy(*this, offset, staging, 0, bytes);
+    rt_->submit_and_wait();
+    staging.download(dst, bytes);
+}
+
+}  // namespace qforge::gpu

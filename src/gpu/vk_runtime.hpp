@@ -1,0 +1,113 @@
+// A small Vulkan compute runtime: the loader opened at run time (qforge starts without one),
+// one device and queue, buffers, compute pipelines from embedded SPIR-V with push descriptors,
+// and a recorder that puts a whole forward pass into one command buffer.
+#pragma once
+
+#define VK_NO_PROTOTYPES
+#include <vulkan/vulkan.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace qforge::gpu {
+
+// The entry points qforge uses, loaded from libvulkan.so.1.
+struct VkFns {
+#define QF_VK_FN(name) PFN_##name name = nullptr;
+#include "gpu/vk_functions.inc"
+#undef QF_VK_FN
+};
+
+// Why no GPU can be used (loader missing, no device, missing features), or empty.
+std::string vulkan_unavailable_reason();
+
+struct DeviceInfo {
+    std::string name;
+    std::string type;   // "discrete", "integrated", "cpu" (e.g. lavapipe), "virtual", "other"
+    uint64_t memory_bytes = 0;
+    bool unified = false;  // device-local memory the host can map (Apple, integrated, lavapipe)
+};
+
+class VkRuntime;
+
+// A storage buffer in device memory (host-visible where the device has such memory, so uploads
+// need no copy on unified-memory GPUs).
+class VkBuf {
+public:
+    VkBuf() = default;
+    VkBuf(VkRuntime& rt, size_t bytes, bool host_visible);
+    VkBuf(const VkBuf&) = delete;
+    VkBuf& operator=(const VkBuf&) = delete;
+    VkBuf(VkBuf&& o) noexcept { *this = std::move(o); }
+    VkBuf& operator=(VkBuf&& o) noexcept;
+    ~VkBuf();
+    VkBuffer buffer() const { return buf_; }
+    size_t size() const { return size_; }
+    void* mapped() const { return map_; }  // nullptr unless host-visible
+    void upload(const void* src, size_t bytes, size_t offset = 0);
+    void download(void* dst, size_t bytes, size_t offset = 0);
+
+private:
+    VkRuntime* rt_ = nullptr;
+    VkBuffer buf_ = VK_NULL_HANDLE;
+    VkDeviceMemory mem_ = VK_NULL_HANDLE;
+    size_t size_ = 0;
+    void* map_ = nullptr;
+    bool coherent_ = false;
+};
+
+// A compute pipeline: one shader, n_buffers storage buffers (bindings 0..n-1), push constants.
+struct VkKernel {
+    VkPipeline pipeline = VK_NULL_HANDLE;
+    VkPipelineLayout layout = VK_NULL_HANDLE;
+    VkDescriptorSetLayout set_layout = VK_NULL_HANDLE;
+    int n_buffers = 0;
+    uint32_t push_bytes = 0;
+};
+
+class VkRuntime {
+public:
+    // The best device: discrete, then integrated, then anything else (lavapipe). Throws
+    // Error(resource) with the reason when none is usable.
+    static std::unique_ptr<VkRuntime> create();
+    ~VkRuntime();
+    const VkFns& fn() const { return *fn_; }
+    VkDevice device() const { return device_; }
+    const DeviceInfo& info() const { return info_; }
+    uint64_t max_buffer_range() const { return max_range_; }
+
+    const VkKernel& kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes);
+
+    // Record into the one command buffer, then submit and wait.
+    void begin();
+    void dispatch(const VkKernel& k, std::span<const VkBuf* const> bufs, const void* push, uint32_t gx, uint32_t gy = 1, uint32_t gz = 1);
+    void barrier();  // shader writes visible to later shader reads and transfers
+    void copy(const VkBuf& src, size_t src_off, const VkBuf& dst, size_t dst_off, size_t bytes);
+    void submit_and_wait();
+
+    uint32_t memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags* got) const;
+
+private:
+    VkRuntime() = default;
+    const VkFns* fn_ = nullptr;
+    VkInstance instance_ = VK_NULL_HANDLE;
+    VkPhysicalDevice phys_ = VK_NULL_HANDLE;
+    VkDevice device_ = VK_NULL_HANDLE;
+    VkQueue queue_ = VK_NULL_HANDLE;
+    uint32_t queue_family_ = 0;
+    VkCommandPool pool_ = VK_NULL_HANDLE;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    VkFence fence_ = VK_NULL_HANDLE;
+    VkPhysicalDeviceMemoryProperties mem_props_{};
+    DeviceInfo info_;
+    uint64_t max_range_ = 0;
+    struct NamedKernel;
+    std::vector<std::unique_ptr<NamedKernel>> kernels_;
+    bool recording_ = false;
+};
+
+}  // namespace qforge::gpu

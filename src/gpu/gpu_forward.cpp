@@ -54,6 +54,51 @@ struct GpuLayer {
     VkBuf k_cache, v_cache;  // n_ctx rows of kv_dim f32
 };
 
+// The recorders of every shader: each adds one dispatch to the runtime's command buffer.
+struct Ops {
+    VkRuntime* rt = nullptr;
+    VkBuf dummy;  // bound where a shader's optional buffer is absent
+
+    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
+        const VkKernel& kern = rt->kernel(std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
+        const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+        const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
+        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(static_cast<uint64_t>(w.rows), gx));
+    }
+
+    void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
+        const VkKernel& kern = rt->kernel("rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
+        const NormPush p{static_cast<uint32_t>(n), eps, static_cast<uint32_t>(row0)};
+        const VkBuf* bufs[] = {&in, &weight, &out};
+        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(rows));
+    }
+
+    void rope(VkBuf& vec, const VkBuf& cs, int n_heads, int head_dim, int n_rot, bool neox, int B) {
+        const VkKernel& kern = rt->kernel("rope", gpu::rope_spirv(), 2, sizeof(RopePush));
+        const RopePush p{static_cast<uint32_t>(n_heads), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_rot), neox ? 1u : 0u,
+                         static_cast<uint32_t>(B)};
+        const VkBuf* bufs[] = {&vec, &cs};
+        rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(B) * n_heads * (n_rot / 2), 64));
+    }
+
+    void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, int n_head, int n_head_kv, int head_dim, int n_past, int B) {
+        const VkKernel& kern = rt->kernel("attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
+        const AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
+                         static_cast<uint32_t>(n_head_kv * head_dim), 1.0f / std::sqrt(static_cast<float>(head_dim))};
+        const VkBuf* bufs[] = {&q, &kc, &vc, &out};
+        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), static_cast<uint32_t>(B));
+    }
+
+    void swiglu(VkBuf& gate, const VkBuf& up, uint64_t n) {
+        const VkKernel& kern = rt->kernel("swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
+        const CountPush p{static_cast<uint32_t>(n)};
+        const VkBuf* bufs[] = {&gate, &up};
+        const uint32_t g = groups(n, 64), gx = std::min<uint32_t>(g, 65535);
+        rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
+    }
+};
+
 struct GpuForward::Impl {
     const Model& m;
     std::unique_ptr<VkRuntime> rt;
@@ -61,7 +106,8 @@ struct GpuForward::Impl {
     int max_b = 0;
     std::vector<GpuLayer> layers;
     GpuMatrix output;
-    VkBuf out_norm, dummy;
+    VkBuf out_norm;
+    Ops ops;
     // Activations, sized for max_b tokens.
     VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs;
     std::vector<float> inv_freq;
@@ -129,81 +175,43 @@ struct GpuForward::Impl {
         max_b = B;
     }
 
-    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
-        const VkKernel& kern = rt->kernel(std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
-        const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u};
-        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
-        const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
-        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(static_cast<uint64_t>(w.rows), gx));
-    }
-
-    void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int rows, int row0) {
-        const auto& hp = m.hparams();
-        const VkKernel& kern = rt->kernel("rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
-        const NormPush p{static_cast<uint32_t>(hp.n_embd), hp.rms_eps, static_cast<uint32_t>(row0)};
-        const VkBuf* bufs[] = {&in, &weight, &out};
-        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(rows));
-    }
-
-    void rope(VkBuf& vec, int n_heads, int B) {
-        const auto& hp = m.hparams();
-        const VkKernel& kern = rt->kernel("rope", gpu::rope_spirv(), 2, sizeof(RopePush));
-        const RopePush p{static_cast<uint32_t>(n_heads), static_cast<uint32_t>(hp.head_dim), static_cast<uint32_t>(hp.n_rot), hp.rope_neox ? 1u : 0u,
-                         static_cast<uint32_t>(B)};
-        const VkBuf* bufs[] = {&vec, &cs};
-        rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(B) * n_heads * (hp.n_rot / 2), 64));
-    }
-
     void forward(int B, int n_past, bool all_logits) {
         const auto& hp = m.hparams();
         const size_t KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim, E = static_cast<size_t>(hp.n_embd);
-        const uint64_t nF = static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff);
         rt->begin();
         rt->copy(x_in, 0, x, 0, static_cast<size_t>(B) * E * 4);
         rt->barrier();
         for (auto& L : layers) {
-            rmsnorm(x, L.attn_norm, xn, B, 0);
+            ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
             rt->barrier();
-            matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
-            matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
-            matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
+            ops.matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
+            ops.matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
+            ops.matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
             rt->barrier();
-            rope(q, hp.n_head, B);
-            rope(k, hp.n_head_kv, B);
+            ops.rope(q, cs, hp.n_head, hp.head_dim, hp.n_rot, hp.rope_neox, B);
+            ops.rope(k, cs, hp.n_head_kv, hp.head_dim, hp.n_rot, hp.rope_neox, B);
             rt->barrier();
             rt->copy(k, 0, L.k_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
             rt->copy(v, 0, L.v_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
             rt->barrier();
-            {
-                const VkKernel& kern = rt->kernel("attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
-                const AttnPush p{static_cast<uint32_t>(hp.n_head), static_cast<uint32_t>(hp.n_head_kv), static_cast<uint32_t>(hp.head_dim),
-                                 static_cast<uint32_t>(n_past), static_cast<uint32_t>(KV), 1.0f / std::sqrt(static_cast<float>(hp.head_dim))};
-                const VkBuf* bufs[] = {&q, &L.k_cache, &L.v_cache, &att};
-                rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(hp.n_head), static_cast<uint32_t>(B));
-            }
+            ops.attention(q, L.k_cache, L.v_cache, att, hp.n_head, hp.n_head_kv, hp.head_dim, n_past, B);
             rt->barrier();
-            matvec(L.wo, att, x, B, true, nullptr);
+            ops.matvec(L.wo, att, x, B, true, nullptr);
             rt->barrier();
-            rmsnorm(x, L.ffn_norm, xn, B, 0);
+            ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
             rt->barrier();
-            matvec(L.gate, xn, gate, B, false, nullptr);
-            matvec(L.up, xn, up, B, false, nullptr);
+            ops.matvec(L.gate, xn, gate, B, false, nullptr);
+            ops.matvec(L.up, xn, up, B, false, nullptr);
             rt->barrier();
-            {
-                const VkKernel& kern = rt->kernel("swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
-                const CountPush p{static_cast<uint32_t>(nF)};
-                const VkBuf* bufs[] = {&gate, &up};
-                const uint32_t g = groups(nF, 64), gx = std::min<uint32_t>(g, 65535);
-                rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
-            }
+            ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
             rt->barrier();
-            matvec(L.down, gate, x, B, true, nullptr);
+            ops.matvec(L.down, gate, x, B, true, nullptr);
             rt->barrier();
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
-        rmsnorm(x, out_norm, xn, nl, first_row);
+        ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
         rt->barrier();
-        matvec(output, xn, logits, nl, false, nullptr);
+        ops.matvec(output, xn, logits, nl, false, nullptr);
         rt->barrier();
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
         rt->submit_and_wait();
@@ -221,7 +229,8 @@ std::unique_ptr<GpuForward> GpuForward::create(const Model& model, int n_ctx, in
     if (hp.head_dim > 256) throw Error(ExitCode::resource, "[gpu] heads of " + std::to_string(hp.head_dim) + " dimensions (at most 256)");
     I.n_ctx = n_ctx;
     I.first = std::max(0, hp.n_layer - std::max(0, n_gpu_layers));
-    I.dummy = VkBuf(*I.rt, 16, false);
+    I.ops.rt = I.rt.get();
+    I.ops.dummy = VkBuf(*I.rt, 16, false);
     const size_t KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim;
     for (int l = I.first; l < hp.n_layer; ++l) {
         const LayerWeights& L = model.layers[static_cast<size_t>(l)];
@@ -290,5 +299,96 @@ bool gpu_usable() {
         return false;
     }
 }
+
+namespace gpu_ops {
+
+namespace {
+
+// One runtime for every test shader, made on first use.
+Ops& test_ops() {
+    static std::unique_ptr<VkRuntime> rt;
+    static Ops ops;
+    if (!rt) {
+        rt = VkRuntime::create();
+        ops.rt = rt.get();
+        ops.dummy = VkBuf(*rt, 16, false);
+    }
+    return ops;
+}
+
+VkBuf buffer_of(std::span<const float> v, size_t min_floats = 1) {
+    VkBuf b(*test_ops().rt, std::max(v.size(), min_floats) * 4, false);
+    if (!v.empty()) b.upload(v.data(), v.size() * 4);
+    return b;
+}
+
+std::vector<float> read(VkBuf& b, size_t n) {
+    std::vector<float> out(n);
+    b.download(out.data(), n * 4);
+    return out;
+}
+
+}  // namespace
+
+std::string device() {
+    const auto& i = test_ops().rt->info();
+    return i.name + " (" + i.type + ")";
+}
+
+std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
+                          std::span<const float> bias, std::span<const float> y0) {
+    Ops& ops = test_ops();
+    GpuMatrix m;
+    m.type = t;
+    m.rows = rows;
+    m.cols = cols;
+    m.buf = VkBuf(*ops.rt, w.size(), false);
+    m.buf.upload(w.data(), w.size());
+    VkBuf xb = buffer_of(x), bb = buffer_of(bias);
+    VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
+    ops.rt->begin();
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb);
+    ops.rt->submit_and_wait();
+    return read(yb, static_cast<size_t>(rows * B));
+}
+
+std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps) {
+    Ops& ops = test_ops();
+    VkBuf xb = buffer_of(x), wb = buffer_of(w), yb = buffer_of({}, x.size());
+    ops.rt->begin();
+    ops.rmsnorm(xb, wb, yb, static_cast<int>(w.size()), eps, static_cast<int>(x.size() / w.size()), 0);
+    ops.rt->submit_and_wait();
+    return read(yb, x.size());
+}
+
+std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B) {
+    Ops& ops = test_ops();
+    VkBuf vb = buffer_of(v), cb = buffer_of(cos_sin);
+    ops.rt->begin();
+    ops.rope(vb, cb, n_heads, head_dim, n_rot, neox, B);
+    ops.rt->submit_and_wait();
+    return read(vb, v.size());
+}
+
+std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
+                             int n_head_kv, int head_dim, int n_past, int B) {
+    Ops& ops = test_ops();
+    VkBuf qb = buffer_of(q), kb = buffer_of(k_cache), vb = buffer_of(v_cache), ob = buffer_of({}, q.size());
+    ops.rt->begin();
+    ops.attention(qb, kb, vb, ob, n_head, n_head_kv, head_dim, n_past, B);
+    ops.rt->submit_and_wait();
+    return read(ob, q.size());
+}
+
+std::vector<float> swiglu(std::span<const float> gate, std::span<const float> up) {
+    Ops& ops = test_ops();
+    VkBuf gb = buffer_of(gate), ub = buffer_of(up);
+    ops.rt->begin();
+    ops.swiglu(gb, ub, gate.size());
+    ops.rt->submit_and_wait();
+    return read(gb, gate.size());
+}
+
+}  // namespace gpu_ops
 
 }  // namespace qforge

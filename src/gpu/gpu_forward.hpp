@@ -3,8 +3,11 @@
 // command buffer per batch of tokens, no host round trip inside it.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "qforge/model.hpp"
 
@@ -30,5 +33,19 @@ private:
 
 // Whether a real GPU (not a software device) can be used, for --device auto.
 bool gpu_usable();
+
+// Single shaders on the GPU, for tests against the CPU reference (software devices such as
+// lavapipe allowed); each throws Error(resource) without a device.
+namespace gpu_ops {
+std::string device();
+// y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t.
+std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
+                          std::span<const float> bias = {}, std::span<const float> y0 = {});
+std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps);  // rows of w.size()
+std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B);
+std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
+                             int n_head_kv, int head_dim, int n_past, int B);
+std::vector<float> swiglu(std::span<const float> gate, std::span<const float> up);
+}  // namespace gpu_ops
 
 }  // namespace qforge

@@ -1,0 +1,241 @@
+// The Vulkan backend: every shader against the CPU reference on random inputs, and whole models
+// on the GPU against the CPU path. Runs on any Vulkan device, Mesa's lavapipe (software) included;
+// skips with the reason where there is none.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "gpu/gpu_forward.hpp"
+#include "qforge/convert.hpp"
+#include "qforge/error.hpp"
+#include "qforge/model.hpp"
+#include "qforge/quantize.hpp"
+#include "test_util.hpp"
+
+namespace qforge {
+namespace {
+
+#define REQUIRE_GPU()                                                     \
+    do {                                                                  \
+        try {                                                             \
+            gpu_ops::device();                                            \
+        } catch (const Error& e) {                                        \
+            GTEST_SKIP() << "no Vulkan device: " << e.what();             \
+        }                                                                 \
+    } while (0)
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = nd(rng);
+    return v;
+}
+
+// Within tol of the reference, relative to the sum of the magnitudes that made it.
+void expect_close(const std::vector<float>& got, const std::vector<double>& want, const std::vector<double>& mag, double tol, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    int bad = 0;
+    for (size_t i = 0; i < got.size(); ++i)
+        if (std::fabs(got[i] - want[i]) > tol * (1.0 + mag[i]) && bad++ < 5) ADD_FAILURE() << what << " [" << i << "]: " << got[i] << " vs " << want[i];
+    EXPECT_EQ(bad, 0) << what;
+}
+
+TEST(GpuShaders, MatvecEveryStoredFormat) {
+    REQUIRE_GPU();
+    struct Shape {
+        int64_t rows, cols;
+        int B;
+    };
+    for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0})
+        for (const Shape sh : {Shape{37, 96, 3}, Shape{64, 2048, 2}, Shape{70000, 32, 1}}) {  // 70000 rows: the grid's z
+            const auto w = randn(static_cast<size_t>(sh.rows * sh.cols), 1, 0.05f);
+            const auto x = randn(static_cast<size_t>(sh.cols) * sh.B, 2);
+            const auto bias = randn(static_cast<size_t>(sh.rows), 3);
+            const auto y0 = randn(static_cast<size_t>(sh.rows) * sh.B, 4);
+            const auto q = quantize_tensor(w.data(), sh.rows, sh.cols, t);
+            const auto wd = dequantize(t, q, sh.rows * sh.cols);
+            for (int variant = 0; variant < 2; ++variant) {  // plain; with bias and accumulation
+                const auto got = gpu_ops::matvec(t, q, sh.rows, sh.cols, x, sh.B, variant ? std::span<const float>(bias) : std::span<const float>(),
+                                                 variant ? std::span<const float>(y0) : std::span<const float>());
+                std::vector<double> want(got.size()), mag(got.size());
+                for (int b = 0; b < sh.B; ++b)
+                    for (int64_t r = 0; r < sh.rows; ++r) {
+                        double s = 0, a = 0;
+                        for (int64_t c = 0; c < sh.cols; ++c) {
+                            const double p = static_cast<double>(wd[static_cast<size_t>(r * sh.cols + c)]) * x[static_cast<size_t>(b * sh.cols + c)];
+                            s += p;
+                            a += std::fabs(p);
+                        }
+                        const size_t i = static_cast<size_t>(b * sh.rows + r);
+                        if (variant) s += bias[static_cast<size_t>(r)] + y0[i];
+                        want[i] = s;
+                        mag[i] = a;
+                    }
+                expect_close(got, want, mag, 1e-5, std::string(type_traits(t).name) + " " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols));
+            }
+        }
+}
+
+TEST(GpuShaders, RmsNormRopeSwiglu) {
+    REQUIRE_GPU();
+    const int n = 288, rows = 3;
+    const auto x = randn(static_cast<size_t>(n * rows), 5), w = randn(static_cast<size_t>(n), 6);
+    const auto y = gpu_ops::rmsnorm(x, w, 1e-5f);
+    std::vector<double> want(y.size()), mag(y.size(), 0.0);
+    for (int r = 0; r < rows; ++r) {
+        double ss = 0;
+        for (int i = 0; i < n; ++i) ss += static_cast<double>(x[static_cast<size_t>(r * n + i)]) * x[static_cast<size_t>(r * n + i)];
+        const double sc = 1.0 / std::sqrt(ss / n + 1e-5);
+        for (int i = 0; i < n; ++i) want[static_cast<size_t>(r * n + i)] = x[static_cast<size_t>(r * n + i)] * sc * w[static_cast<size_t>(i)];
+    }
+    expect_close(y, want, mag, 1e-5, "rmsnorm");
+
+    for (bool neox : {false, true}) {
+        const int heads = 3, hd = 64, n_rot = 32, B = 2;
+        const auto v = randn(static_cast<size_t>(B * heads * hd), 7);
+        std::vector<float> cs(static_cast<size_t>(B * n_rot));
+        for (int b = 0; b < B; ++b)
+            for (int i = 0; i < n_rot / 2; ++i) {
+                const float th = static_cast<float>(b + 5) * std::pow(10000.f, -2.f * i / n_rot);
+                cs[static_cast<size_t>(b * n_rot + 2 * i)] = std::cos(th);
+                cs[static_cast<size_t>(b * n_rot + 2 * i + 1)] = std::sin(th);
+            }
+        const auto got = gpu_ops::rope(v, cs, heads, hd, n_rot, neox, B);
+        std::vector<double> ref(v.begin(), v.end());
+        for (int b = 0; b < B; ++b)
+            for (int h = 0; h < heads; ++h)
+                for (int i = 0; i < n_rot / 2; ++i) {
+                    const size_t base = static_cast<size_t>((b * heads + h) * hd);
+                    const size_t i0 = base + (neox ? i : 2 * i), i1 = base + (neox ? i + n_rot / 2 : 2 * i + 1);
+                    const double c = cs[static_cast<size_t>(b * n_rot + 2 * i)], s = cs[static_cast<size_t>(b * n_rot + 2 * i + 1)];
+                    ref[i0] = v[i0] * c - v[i1] * s;
+                    ref[i1] = v[i0] * s + v[i1] * c;
+                }
+        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-6, neox ? "rope neox" : "rope");
+    }
+
+    const auto g = randn(1000, 8, 3.f), u = randn(1000, 9);
+    const auto sw = gpu_ops::swiglu(g, u);
+    std::vector<double> ref(g.size());
+    for (size_t i = 0; i < g.size(); ++i) ref[i] = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+    expect_close(sw, ref, std::vector<double>(ref.size(), 1.0), 1e-5, "swiglu");
+}
+
+// Causal attention with grouped KV heads over more than one tile of positions, head sizes below
+// and above one workgroup's width.
+TEST(GpuShaders, Attention) {
+    REQUIRE_GPU();
+    for (int hd : {64, 80}) {
+        const int n_head = 4, n_kv = 2, n_past = 70, B = 3, kv_dim = n_kv * hd, n_pos = n_past + B;
+        const auto q = randn(static_cast<size_t>(B * n_head * hd), 10), kc = randn(static_cast<size_t>(n_pos * kv_dim), 11),
+                   vc = randn(static_cast<size_t>(n_pos * kv_dim), 12);
+        const auto got = gpu_ops::attention(q, kc, vc, n_head, n_kv, hd, n_past, B);
+        std::vector<double> ref(got.size());
+        for (int b = 0; b < B; ++b)
+            for (int h = 0; h < n_head; ++h) {
+                const int kvh = h / (n_head / n_kv), n = n_past + b + 1;
+                std::vector<double> s(static_cast<size_t>(n));
+                double mx = -1e300, sum = 0;
+                for (int p = 0; p < n; ++p) {
+                    double d = 0;
+                    for (int i = 0; i < hd; ++i)
+                        d += static_cast<double>(q[static_cast<size_t>((b * n_head + h) * hd + i)]) * kc[static_cast<size_t>(p * kv_dim + kvh * hd + i)];
+                    s[static_cast<size_t>(p)] = d / std::sqrt(static_cast<double>(hd));
+                    mx = std::max(mx, s[static_cast<size_t>(p)]);
+                }
+                for (auto& e : s) sum += e = std::exp(e - mx);
+                for (int i = 0; i < hd; ++i) {
+                    double a = 0;
+                    for (int p = 0; p < n; ++p) a += s[static_cast<size_t>(p)] / sum * vc[static_cast<size_t>(p * kv_dim + kvh * hd + i)];
+                    ref[static_cast<size_t>((b * n_head + h) * hd + i)] = a;
+                }
+            }
+        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-5, "attention hd " + std::to_string(hd));
+    }
+}
+
+std::string demo_dir() { return std::string(QFORGE_SOURCE_DIR) + "/models/tiny-demo-8m"; }
+
+std::vector<int32_t> greedy(const Model& m, int n_gpu_layers, const std::vector<int32_t>& prompt, int n, std::vector<float>* prompt_logits) {
+    Context ctx(m, 256, KvCacheType::F32, 2, n_gpu_layers, true);
+    std::vector<float> logits;
+    ctx.eval(prompt, logits, prompt_logits != nullptr);
+    if (prompt_logits) {
+        *prompt_logits = logits;
+        logits.assign(logits.end() - m.hparams().n_vocab, logits.end());
+    }
+    std::vector<int32_t> out;
+    for (int i = 0; i < n; ++i) {
+        const int32_t t = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        out.push_back(t);
+        ctx.eval({t}, logits);
+    }
+    return out;
+}
+
+// The same weights on the GPU and the CPU: logits for every prompt position close, the same
+// greedy continuation; with every layer offloaded and with the last three only (-ngl 3).
+void check_model(const std::string& path, double logit_tol, bool exact_greedy) {
+    const auto m = Model::load(path);
+    const auto prompt = m->tokenizer().tokenize("Once upon a time, there was a little dog who liked to run in the park.", true);
+    std::vector<float> cpu_logits, gpu_logits;
+    const auto cpu = greedy(*m, 0, prompt, 24, &cpu_logits);
+    const auto gpu = greedy(*m, 1000, prompt, 24, &gpu_logits);
+    ASSERT_EQ(cpu_logits.size(), gpu_logits.size());
+    const size_t V = static_cast<size_t>(m->hparams().n_vocab);
+    double max_diff = 0;
+    int same_top = 0;
+    for (size_t p = 0; p < prompt.size(); ++p) {
+        const float* a = &cpu_logits[p * V];
+        const float* b = &gpu_logits[p * V];
+        for (size_t i = 0; i < V; ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+        same_top += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    EXPECT_LT(max_diff, logit_tol) << path;
+    EXPECT_GE(same_top * 100, static_cast<int>(prompt.size()) * 90) << path;
+    if (exact_greedy) {
+        EXPECT_EQ(gpu, cpu) << path;
+        EXPECT_EQ(greedy(*m, 3, prompt, 24, nullptr), cpu) << path << " with -ngl 3";
+    }
+}
+
+TEST(GpuModel, F32WeightsMatchTheCpu) {
+    REQUIRE_GPU();
+    check_model(demo_dir(), 1e-3, true);  // bf16 weights: exact in f32 on both sides
+}
+
+TEST(GpuModel, TinyLlamaMatchesTheCpu) {
+    REQUIRE_GPU();
+    QFORGE_REQUIRE_SHARED(data);
+    check_model(data + "/models/tiny-llama-23m", 2e-3, true);
+}
+
+// Quantized weights: the GPU meets them with f32 activations, the CPU with q8_0 ones (as ggml):
+// close, not equal.
+TEST(GpuModel, QuantizedWeightsMatchClosely) {
+    REQUIRE_GPU();
+    test::TempDir tmp;
+    const auto hf = open_hf_model(demo_dir());
+    for (const char* type : {"q8_0", "q4_0", "q4_k_m"}) {
+        const std::string out = tmp.path(std::string("demo-") + type + ".gguf");
+        convert_hf_model(*hf, out, type, 2);
+        check_model(out, 0.5, false);
+    }
+}
+
+TEST(GpuCli, DeviceOptions) {
+    REQUIRE_GPU();
+    const auto r = test::run_qforge({"run", "-m", demo_dir(), "-p", "Once upon a time", "-n", "8", "--temp", "0", "--device", "gpu", "-ngl", "4"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("4 of 8 layers on"), std::string::npos) << r.err;
+    const auto bad = test::run_qforge({"run", "-m", demo_dir(), "-p", "x", "--device", "tpu"});
+    EXPECT_EQ(bad.status, 1);
+    const auto cpu = test::run_qforge({"run", "-m", demo_dir(), "-p", "x", "-n", "2", "--device", "cpu"});
+    EXPECT_EQ(cpu.status, 0) << cpu.err;
+    EXPECT_EQ(cpu.err.find("layers"), std::string::npos) << cpu.err;
+}
+
+}  // namespace
+}  // namespace qforge

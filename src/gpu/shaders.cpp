@@ -4,17 +4,62 @@ namespace qforge::gpu {
 
 namespace {
 // glslc -mfmt=c output: a braced list of SPIR-V words.
-const uint32_t kMatvecF32[] =
+const uint32_t kMatvec_f32[] =
 #include "matvec_f32.inc"
     ;
-const uint32_t kMatvecF16[] =
+const uint32_t kMatvec_f16[] =
 #include "matvec_f16.inc"
     ;
-const uint32_t kMatvecQ8_0[] =
+const uint32_t kMatvec_q8_0[] =
 #include "matvec_q8_0.inc"
     ;
-const uint32_t kMatvecQ4_0[] =
+const uint32_t kMatvec_q4_0[] =
 #include "matvec_q4_0.inc"
+    ;
+const uint32_t kMatvec_q4_1[] =
+#include "matvec_q4_1.inc"
+    ;
+const uint32_t kMatvec_q5_0[] =
+#include "matvec_q5_0.inc"
+    ;
+const uint32_t kMatvec_q5_1[] =
+#include "matvec_q5_1.inc"
+    ;
+const uint32_t kMatvec_q2_k[] =
+#include "matvec_q2_k.inc"
+    ;
+const uint32_t kMatvec_q3_k[] =
+#include "matvec_q3_k.inc"
+    ;
+const uint32_t kMatvec_q4_k[] =
+#include "matvec_q4_k.inc"
+    ;
+const uint32_t kMatvec_q5_k[] =
+#include "matvec_q5_k.inc"
+    ;
+const uint32_t kMatvec_q6_k[] =
+#include "matvec_q6_k.inc"
+    ;
+const uint32_t kMatvec_iq4_nl[] =
+#include "matvec_iq4_nl.inc"
+    ;
+const uint32_t kMatvec_iq4_xs[] =
+#include "matvec_iq4_xs.inc"
+    ;
+const uint32_t kMatvec_bf16[] =
+#include "matvec_bf16.inc"
+    ;
+const uint32_t kMatvec_mlx_a2[] =
+#include "matvec_mlx_a2.inc"
+    ;
+const uint32_t kMatvec_mlx_a3[] =
+#include "matvec_mlx_a3.inc"
+    ;
+const uint32_t kMatvec_mlx_a6[] =
+#include "matvec_mlx_a6.inc"
+    ;
+const uint32_t kMatvec_mlx_a8[] =
+#include "matvec_mlx_a8.inc"
     ;
 const uint32_t kRmsnorm[] =
 #include "rmsnorm.inc"
@@ -32,10 +77,25 @@ const uint32_t kSwiglu[] =
 
 std::span<const uint32_t> matvec_spirv(GgmlType t) {
     switch (t) {
-        case GgmlType::F32: return kMatvecF32;
-        case GgmlType::F16: return kMatvecF16;
-        case GgmlType::Q8_0: return kMatvecQ8_0;
-        case GgmlType::Q4_0: return kMatvecQ4_0;
+        case GgmlType::F32: return kMatvec_f32;
+        case GgmlType::F16: return kMatvec_f16;
+        case GgmlType::Q8_0: return kMatvec_q8_0;
+        case GgmlType::Q4_0: return kMatvec_q4_0;
+        case GgmlType::Q4_1: return kMatvec_q4_1;
+        case GgmlType::Q5_0: return kMatvec_q5_0;
+        case GgmlType::Q5_1: return kMatvec_q5_1;
+        case GgmlType::Q2_K: return kMatvec_q2_k;
+        case GgmlType::Q3_K: return kMatvec_q3_k;
+        case GgmlType::Q4_K: return kMatvec_q4_k;
+        case GgmlType::Q5_K: return kMatvec_q5_k;
+        case GgmlType::Q6_K: return kMatvec_q6_k;
+        case GgmlType::IQ4_NL: return kMatvec_iq4_nl;
+        case GgmlType::IQ4_XS: return kMatvec_iq4_xs;
+        case GgmlType::BF16: return kMatvec_bf16;
+        case GgmlType::MLX_A2: return kMatvec_mlx_a2;
+        case GgmlType::MLX_A3: return kMatvec_mlx_a3;
+        case GgmlType::MLX_A6: return kMatvec_mlx_a6;
+        case GgmlType::MLX_A8: return kMatvec_mlx_a8;
         default: return {};
     }
 }

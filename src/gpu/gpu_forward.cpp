@@ -18,8 +18,9 @@ using gpu::VkRuntime;
 namespace {
 
 struct MatvecPush {
-    uint32_t rows, cols, accumulate, has_bias;
+    uint32_t rows, cols, accumulate, has_bias, B;
 };
+constexpr int kMatvecTokens = 8;  // tokens per workgroup (NT in matvec.comp)
 struct NormPush {
     uint32_t n;
     float eps;
@@ -61,10 +62,11 @@ struct Ops {
 
     void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
         const VkKernel& kern = rt->kernel(std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
-        const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u};
+        const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
+                           static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
         const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
-        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(static_cast<uint64_t>(w.rows), gx));
+        rt->dispatch(kern, bufs, &p, gx, groups(static_cast<uint64_t>(B), kMatvecTokens), groups(static_cast<uint64_t>(w.rows), gx));
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {

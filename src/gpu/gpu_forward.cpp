@@ -186,35 +186,46 @@ struct GpuForward::Impl {
         for (auto& L : layers) {
             ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
             rt->barrier();
+            rt->timestamp("rmsnorm");
             ops.matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
             ops.matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
             ops.matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
             rt->barrier();
+            rt->timestamp("matvec qkv");
             ops.rope(q, cs, hp.n_head, hp.head_dim, hp.n_rot, hp.rope_neox, B);
             ops.rope(k, cs, hp.n_head_kv, hp.head_dim, hp.n_rot, hp.rope_neox, B);
             rt->barrier();
+            rt->timestamp("rope");
             rt->copy(k, 0, L.k_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
             rt->copy(v, 0, L.v_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
             rt->barrier();
+            rt->timestamp("kv store");
             ops.attention(q, L.k_cache, L.v_cache, att, hp.n_head, hp.n_head_kv, hp.head_dim, n_past, B);
             rt->barrier();
+            rt->timestamp("attention");
             ops.matvec(L.wo, att, x, B, true, nullptr);
             rt->barrier();
+            rt->timestamp("matvec o");
             ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
             rt->barrier();
+            rt->timestamp("rmsnorm");
             ops.matvec(L.gate, xn, gate, B, false, nullptr);
             ops.matvec(L.up, xn, up, B, false, nullptr);
             rt->barrier();
+            rt->timestamp("matvec gate/up");
             ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
             rt->barrier();
+            rt->timestamp("swiglu");
             ops.matvec(L.down, gate, x, B, true, nullptr);
             rt->barrier();
+            rt->timestamp("matvec down");
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
         ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
         rt->barrier();
         ops.matvec(output, xn, logits, nl, false, nullptr);
         rt->barrier();
+        rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
         rt->submit_and_wait();
     }

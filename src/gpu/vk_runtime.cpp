@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -20,6 +22,8 @@ T vk_struct(VkStructureType type) {
     s.sType = type;
     return s;
 }
+
+constexpr uint32_t kMaxStamps = 4096;
 
 [[noreturn]] void fail(const std::string& what) { throw Error(ExitCode::resource, "[vulkan] " + what); }
 
@@ -162,6 +166,7 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         rt->info_.name = p.deviceName;
         rt->info_.type = type_name(p.deviceType);
         rt->max_range_ = p.limits.maxStorageBufferRange;
+        rt->timestamp_ns_ = p.limits.timestampPeriod;
     }
     if (!rt->phys_) fail(why);
     f.vkGetPhysicalDeviceMemoryProperties(rt->phys_, &rt->mem_props_);
@@ -204,10 +209,24 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     check(f.vkAllocateCommandBuffers(rt->device_, &cai, &rt->cmd_), "vkAllocateCommandBuffers");
     auto fci = vk_struct<VkFenceCreateInfo>(VK_STRUCTURE_TYPE_FENCE_CREATE_INFO);
     check(f.vkCreateFence(rt->device_, &fci, nullptr, &rt->fence_), "vkCreateFence");
+    if (const char* e = std::getenv("QFORGE_GPU_PROFILE"); e && std::string(e) == "1") {
+        auto qp = vk_struct<VkQueryPoolCreateInfo>(VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO);
+        qp.queryType = VK_QUERY_TYPE_TIMESTAMP;
+        qp.queryCount = kMaxStamps;
+        check(f.vkCreateQueryPool(rt->device_, &qp, nullptr, &rt->query_pool_), "vkCreateQueryPool");
+    }
     return rt;
 }
 
 VkRuntime::~VkRuntime() {
+    if (query_pool_) {
+        std::sort(profile_.begin(), profile_.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+        double total = 0;
+        for (const auto& [l, v] : profile_) total += v.first;
+        std::fprintf(stderr, "GPU profile (%s): %.1f ms in all\n", info_.name.c_str(), total);
+        for (const auto& [l, v] : profile_) std::fprintf(stderr, "  %-14s %9.2f ms %5.1f%%  %d\n", l, v.first, 100.0 * v.first / std::max(total, 1e-9), v.second);
+        fn_->vkDestroyQueryPool(device_, query_pool_, nullptr);
+    }
     if (!device_) {
         if (instance_) fn_->vkDestroyInstance(instance_, nullptr);
         return;
@@ -280,6 +299,31 @@ void VkRuntime::begin() {
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     check(f.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
     recording_ = true;
+    if (query_pool_) {
+        f.vkCmdResetQueryPool(cmd_, query_pool_, 0, kMaxStamps);
+        stamp_labels_.clear();
+        timestamp("");
+    }
+}
+
+void VkRuntime::timestamp(const char* label) {
+    if (!query_pool_ || stamp_labels_.size() >= kMaxStamps) return;
+    fn_->vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, query_pool_, static_cast<uint32_t>(stamp_labels_.size()));
+    stamp_labels_.push_back(label);
+}
+
+void VkRuntime::collect_timestamps() {
+    if (!query_pool_ || stamp_labels_.size() < 2) return;
+    std::vector<uint64_t> t(stamp_labels_.size());
+    if (fn_->vkGetQueryPoolResults(device_, query_pool_, 0, static_cast<uint32_t>(t.size()), t.size() * 8, t.data(), 8,
+                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) != VK_SUCCESS)
+        return;
+    for (size_t i = 1; i < t.size(); ++i) {
+        const double ms = static_cast<double>(t[i] - t[i - 1]) * timestamp_ns_ * 1e-6;
+        auto it = std::find_if(profile_.begin(), profile_.end(), [&](const auto& e) { return std::strcmp(e.first, stamp_labels_[i]) == 0; });
+        if (it == profile_.end()) profile_.push_back({stamp_labels_[i], {ms, 1}});
+        else it->second.first += ms, it->second.second += 1;
+    }
 }
 
 void VkRuntime::dispatch(const VkKernel& k, std::span<const VkBuf* const> bufs, const void* push, uint32_t gx, uint32_t gy, uint32_t gz) {
@@ -330,6 +374,7 @@ void VkRuntime::submit_and_wait() {
     check(f.vkResetFences(device_, 1, &fence_), "vkResetFences");
     check(f.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
     check(f.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    collect_timestamps();
 }
 
 VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible) : rt_(&rt), size_(std::max<size_t>(bytes, 4)) {

@@ -89,6 +89,11 @@ public:
     void copy(const VkBuf& src, size_t src_off, const VkBuf& dst, size_t dst_off, size_t bytes);
     void submit_and_wait();
 
+    // With QFORGE_GPU_PROFILE=1: a GPU timestamp after the commands recorded so far, charged to
+    // `label`; totals per label are printed to stderr when the runtime goes.
+    bool profiling() const { return query_pool_ != VK_NULL_HANDLE; }
+    void timestamp(const char* label);
+
     uint32_t memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags* got) const;
 
 private:
@@ -108,6 +113,11 @@ private:
     struct NamedKernel;
     std::vector<std::unique_ptr<NamedKernel>> kernels_;
     bool recording_ = false;
+    VkQueryPool query_pool_ = VK_NULL_HANDLE;
+    float timestamp_ns_ = 1.0f;
+    std::vector<const char*> stamp_labels_;
+    std::vector<std::pair<const char*, std::pair<double, int>>> profile_;  // label: (ms, count)
+    void collect_timestamps();
 };
 
 }  // namespace qforge::gpu

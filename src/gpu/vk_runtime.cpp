@@ -155,8 +155,13 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
                 qf = static_cast<int>(i);
                 break;
             }
-        if (p.apiVersion < VK_API_VERSION_1_2 || qf < 0 || !push || !f11.storageBuffer16BitAccess || !f12.storageBuffer8BitAccess) {
-            why = std::string(p.deviceName) + " lacks Vulkan 1.2, a compute queue, VK_KHR_push_descriptor or 8/16-bit storage buffers";
+        auto sg = vk_struct<VkPhysicalDeviceSubgroupProperties>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES);
+        auto p2 = vk_struct<VkPhysicalDeviceProperties2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2);
+        p2.pNext = &sg;
+        f.vkGetPhysicalDeviceProperties2(d, &p2);
+        const bool subgroups = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+        if (p.apiVersion < VK_API_VERSION_1_2 || qf < 0 || !push || !f11.storageBuffer16BitAccess || !f12.storageBuffer8BitAccess || !subgroups) {
+            why = std::string(p.deviceName) + " lacks Vulkan 1.2, a compute queue, VK_KHR_push_descriptor, 8/16-bit storage buffers or subgroup arithmetic";
             continue;
         }
         if (type_rank(p.deviceType) >= best_rank) continue;

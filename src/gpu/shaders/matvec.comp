@@ -198,11 +198,12 @@ void part_codes(uint r, uint u, uint part, out float c[8], out float d, out floa
 
 // Tokens per workgroup: each part's weights are decoded once for NT tokens (prompts).
 const uint NT = 8;
-shared float partial[NT][64];
+shared float partial[NT][64];  // [token][subgroup]
 
 void main() {
     const uint r = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;  // rows beyond 65535 use z
     const uint b0 = gl_WorkGroupID.y * NT;
+    const uint nt = min(NT, p.B - b0);
     const uint t = gl_LocalInvocationID.x;
     float acc[NT];
     for (uint i = 0; i < NT; ++i) acc[i] = 0.0;
@@ -210,26 +211,25 @@ void main() {
         for (uint q = t; q < p.cols / 8; q += 64) {
             float c[8], d, m;
             part_codes(r, q / 4, q % 4, c, d, m);
-            const uint xo = q * 8;
+            const vec4 ca = vec4(c[0], c[1], c[2], c[3]), cb = vec4(c[4], c[5], c[6], c[7]);
             for (uint i = 0; i < NT; ++i) {
-                if (b0 + i >= p.B) break;
-                const uint xb = ((b0 + i) * p.cols + xo) / 4;
+                if (i >= nt) break;
+                const uint xb = ((b0 + i) * p.cols + q * 8) / 4;
                 const vec4 xa = x4[xb], xc = x4[xb + 1];
-                const float sc = dot(vec4(c[0], c[1], c[2], c[3]), xa) + dot(vec4(c[4], c[5], c[6], c[7]), xc);
-                const float sx = dot(xa + xc, vec4(1.0));
-                acc[i] += d * sc + m * sx;
+                acc[i] += d * (dot(ca, xa) + dot(cb, xc)) + m * dot(xa + xc, vec4(1.0));
             }
         }
     }
-    for (uint i = 0; i < NT; ++i) partial[i][t] = acc[i];
-    barrier();
-    for (uint k = 32; k > 0; k >>= 1) {
-        if (t < k)
-            for (uint i = 0; i < NT; ++i) partial[i][t] += partial[i][t + k];
-        barrier();
+    // Sums within each subgroup, then across the workgroup's subgroups.
+    for (uint i = 0; i < NT; ++i) {
+        if (i >= nt) break;
+        const float v = subgroupAdd(acc[i]);
+        if (subgroupElect()) partial[i][gl_SubgroupID] = v;
     }
-    if (t < NT && r < p.rows && b0 + t < p.B) {
-        float v = partial[t][0];
+    barrier();
+    if (t < nt && r < p.rows) {
+        float v = 0.0;
+        for (uint k = 0; k < gl_NumSubgroups; ++k) v += partial[t][k];
         if (p.has_bias != 0) v += bias[r];
         const uint yo = (b0 + t) * p.rows + r;
         y[yo] = p.accumulate != 0 ? y[yo] + v : v;

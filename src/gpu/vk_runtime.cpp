@@ -82,6 +82,23 @@ int type_rank(VkPhysicalDeviceType t) {
     }
 }
 
+VkInstance create_instance(const VkFns& fns) {
+    auto app = vk_struct<VkApplicationInfo>(VK_STRUCTURE_TYPE_APPLICATION_INFO);
+    app.pApplicationName = "qforge";
+    app.apiVersion = VK_API_VERSION_1_2;
+    auto ici = vk_struct<VkInstanceCreateInfo>(VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO);
+    ici.pApplicationInfo = &app;
+#if defined(__APPLE__)
+    const char* inst_ext[] = {"VK_KHR_portability_enumeration"};
+    ici.flags |= 0x00000001;  // VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR (MoltenVK)
+    ici.enabledExtensionCount = 1;
+    ici.ppEnabledExtensionNames = inst_ext;
+#endif
+    VkInstance instance = VK_NULL_HANDLE;
+    check(fns.vkCreateInstance(&ici, nullptr, &instance), "vkCreateInstance");
+    return instance;
+}
+
 }  // namespace
 
 std::string vulkan_unavailable_reason() {
@@ -103,24 +120,19 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     const Loader& l = loader();
     if (!l.error.empty()) fail(l.error);
     auto rt = std::unique_ptr<VkRuntime>(new VkRuntime());
+    // One instance for the process, never destroyed: destroying it unloads the drivers, whose
+    // own allocations would then look leaked to leak checkers.
     static VkFns fns;  // the loader's global entry points, then the instance's
+    static VkInstance instance = VK_NULL_HANDLE;
     static std::mutex mu;
     std::lock_guard<std::mutex> lock(mu);
-    fns.vkCreateInstance = reinterpret_cast<PFN_vkCreateInstance>(l.gipa(VK_NULL_HANDLE, "vkCreateInstance"));
-    if (!fns.vkCreateInstance) fail("the loader has no vkCreateInstance");
-    auto app = vk_struct<VkApplicationInfo>(VK_STRUCTURE_TYPE_APPLICATION_INFO);
-    app.pApplicationName = "qforge";
-    app.apiVersion = VK_API_VERSION_1_2;
-    auto ici = vk_struct<VkInstanceCreateInfo>(VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO);
-    ici.pApplicationInfo = &app;
-#if defined(__APPLE__)
-    const char* inst_ext[] = {"VK_KHR_portability_enumeration"};
-    ici.flags |= 0x00000001;  // VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR (MoltenVK)
-    ici.enabledExtensionCount = 1;
-    ici.ppEnabledExtensionNames = inst_ext;
-#endif
-    check(fns.vkCreateInstance(&ici, nullptr, &rt->instance_), "vkCreateInstance");
-    load_functions(rt->instance_, fns);
+    if (!instance) {
+        fns.vkCreateInstance = reinterpret_cast<PFN_vkCreateInstance>(l.gipa(VK_NULL_HANDLE, "vkCreateInstance"));
+        if (!fns.vkCreateInstance) fail("the loader has no vkCreateInstance");
+        instance = create_instance(fns);
+        load_functions(instance, fns);
+    }
+    rt->instance_ = instance;
     rt->fn_ = &fns;
     const VkFns& f = fns;
 
@@ -232,10 +244,7 @@ VkRuntime::~VkRuntime() {
         for (const auto& [l, v] : profile_) std::fprintf(stderr, "  %-14s %9.2f ms %5.1f%%  %d\n", l, v.first, 100.0 * v.first / std::max(total, 1e-9), v.second);
         fn_->vkDestroyQueryPool(device_, query_pool_, nullptr);
     }
-    if (!device_) {
-        if (instance_) fn_->vkDestroyInstance(instance_, nullptr);
-        return;
-    }
+    if (!device_) return;
     const VkFns& f = *fn_;
     for (auto& nk : kernels_) {
         f.vkDestroyPipeline(device_, nk->k.pipeline, nullptr);
@@ -245,7 +254,6 @@ VkRuntime::~VkRuntime() {
     f.vkDestroyFence(device_, fence_, nullptr);
     f.vkDestroyCommandPool(device_, pool_, nullptr);
     f.vkDestroyDevice(device_, nullptr);
-    f.vkDestroyInstance(instance_, nullptr);
 }
 
 uint32_t VkRuntime::memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMemoryPropertyFlags* got) const {

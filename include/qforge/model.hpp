@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -97,6 +98,11 @@ public:
     ~Context();
     // The GPU in use ("" on the CPU alone).
     std::string gpu_description() const;
+    // Called with the input of every weight matrix of the layers run on the CPU, before the
+    // product: layer (-1 for the output head), tensor ("attn_q", …, "ffn_down", "output"), the
+    // batch's rows x cols activations (as llama-imatrix sees them).
+    using ActivationObserver = std::function<void(int layer, const char* tensor, const float* x, int rows, int cols)>;
+    void set_activation_observer(ActivationObserver f) { observer_ = std::move(f); }
 
     // Evaluate `tokens` after the n_past already in the cache. Fills logits for the last token
     // (n_vocab values) or, with all_logits, for every token (tokens.size() x n_vocab).
@@ -113,6 +119,7 @@ private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
     std::unique_ptr<GpuForward> gpu_;
+    ActivationObserver observer_;
     const Model& model_;
     int n_ctx_;
     int n_past_ = 0;

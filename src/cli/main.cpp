@@ -22,6 +22,7 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_run(app));
     commands.push_back(qforge::cli::add_tokenize(app));
     commands.push_back(qforge::cli::add_perplexity(app));
+    commands.push_back(qforge::cli::add_imatrix(app));
     commands.push_back(qforge::cli::add_bench(app));
     commands.push_back(qforge::cli::add_report(app));
     commands.push_back(qforge::cli::add_advise(app));

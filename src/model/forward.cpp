@@ -365,6 +365,8 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         const LayerWeights& L = model_.layers[static_cast<size_t>(l)];
         const size_t ls = static_cast<size_t>(l);
         for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.attn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        if (observer_)
+            for (const char* t : {"attn_q", "attn_k", "attn_v"}) observer_(l, t, xn.data(), B, E);
         I.matmul(L.wq, xn.data(), B, q.data());
         I.matmul(L.wk, xn.data(), B, k.data());
         I.matmul(L.wv, xn.data(), B, v.data());
@@ -438,16 +440,20 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);
             }
         });
+        if (observer_) observer_(l, "attn_output", att.data(), B, Q);
         I.matmul(L.wo, att.data(), B, tmp.data());
         for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
         // SwiGLU feed-forward.
         for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.ffn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        if (observer_)
+            for (const char* t : {"ffn_gate", "ffn_up"}) observer_(l, t, xn.data(), B, E);
         I.matmul(L.w_gate, xn.data(), B, gate.data());
         I.matmul(L.w_up, xn.data(), B, up.data());
         for (size_t i = 0; i < b * F; ++i) {
             const float g = gate[i];
             gate[i] = g / (1.0f + std::exp(-g)) * up[i];
         }
+        if (observer_) observer_(l, "ffn_down", gate.data(), B, F);
         I.matmul(L.w_down, gate.data(), B, tmp.data());
         for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
     }
@@ -463,6 +469,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
     const int nl = B - first;
     for (int t = first; t < B; ++t)
         rms_norm(&x[static_cast<size_t>(t) * E], I.out_norm.data(), E, hp.rms_eps, &xn[static_cast<size_t>(t - first) * E]);
+    if (observer_) observer_(-1, "output", xn.data(), nl, E);
     I.matmul(model_.output, xn.data(), nl, logits);
 }
 

@@ -24,6 +24,11 @@ struct ModelHparams {
     bool rope_neox = false;
 };
 
+// Rotary embedding, shared by the CPU and GPU passes: the frequencies as transformers computes
+// them (f32), and the table of one position's angles, [n_rot/2] pairs of (cos, sin).
+std::vector<float> rope_inv_freq(const ModelHparams& hp);
+void rope_cos_sin(const ModelHparams& hp, const std::vector<float>& inv_freq, int pos, float* cos_sin);
+
 // A weight matrix (or vector) in its stored type: rows of ne[0] elements.
 struct WeightView {
     GgmlType type = GgmlType::F32;

@@ -3,14 +3,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "kernels/gemm.hpp"
 #include "kernels/vec_dot.hpp"
-#include "qforge/mlx_model.hpp"
+#include "formats/json_file.hpp"
 #include "qforge/quantize_model.hpp"
 
 namespace qforge {
@@ -39,15 +37,12 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 std::string model_type_name(const Model& model) {
     std::error_code ec;
     const bool dir = std::filesystem::is_directory(model.path(), ec);
-    if (dir && is_mlx_quantized_dir(model.path())) {  // named as the report names it: MLX-8bit-g64
-        try {
-            std::ifstream f(std::filesystem::path(model.path()) / "config.json");
-            const auto q = nlohmann::json::parse(f).at("quantization");
-            const std::string mode = q.value("mode", std::string("affine"));
+    if (dir) {  // an MLX directory, named as the report names it: MLX-8bit-g64
+        const auto cfg = read_json_file_if_exists(std::filesystem::path(model.path()) / "config.json");
+        if (const auto q = cfg.find("quantization"); q != cfg.end() && q->is_object()) {
+            const std::string mode = q->value("mode", std::string("affine"));
             if (mode != "affine") return "MLX-" + mode;
-            return "MLX-" + std::to_string(q.at("bits").get<int>()) + "bit-g" + std::to_string(q.at("group_size").get<int>());
-        } catch (const std::exception&) {
-            return "MLX";
+            return "MLX-" + std::to_string(q->value("bits", 0)) + "bit-g" + std::to_string(q->value("group_size", 0));
         }
     }
     for (const auto& kv : model.metadata()) {  // a Hugging Face directory's file type is a placeholder

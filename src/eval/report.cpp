@@ -151,8 +151,8 @@ Report make_report(const ReportOptions& opt) {
             row.file_bytes = fs::file_size(file);
         }
         row.weight_bytes = m.weight_bytes();
-        // Bits per weight as stored (an MLX directory's 8-bit weights run dequantized, which the
-        // memory column shows).
+        // Bits per weight as stored: an MLX directory's files (its weights run in blocks of 32 with
+        // f16 scales, which the memory column shows).
         row.bpw = 8.0 * static_cast<double>(fs::is_directory(file) ? row.file_bytes : m.weight_bytes()) / static_cast<double>(m.n_params());
         row.memory_bytes = estimate_run_memory(m.hparams(), m.weight_bytes(), opt.n_ctx);
         const auto pr = is_base ? perplexity(m, tokens, popt, nullptr, &base) : perplexity(m, {}, popt, &base);

@@ -257,6 +257,8 @@ struct MlxItem {
     std::function<MlxAffineTensor(MlxTensorReport&)> quantize;        // modules: data and report
 };
 
+int threads_or_all(int threads) { return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
 // Quantizes f32 values (already in the target dtype's precision) as MLX does, rows in parallel.
 MlxAffineTensor quantize_rows_mlx(const std::vector<float>& v, int64_t rows, int64_t cols, const MlxAffineParams& p, ThreadPool& pool) {
     MlxAffineTensor q;
@@ -284,7 +286,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 // Writes the directory: model.safetensors (keys sorted, metadata format: mlx), config.json, and
 // whatever `extra` puts beside them (tokenizer files); into a temporary directory renamed at the end.
 std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::ordered_json& cfg, std::vector<MlxItem> items, MlxDtype dtype,
-                                           const std::vector<std::string>& inputs, int threads, uint64_t max_shard_bytes,
+                                           const std::vector<std::string>& inputs, uint64_t max_shard_bytes,
                                            const std::function<void(const fs::path&)>& extra) {
     std::error_code ec;
     if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)))
@@ -350,7 +352,6 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
             w->write_header();
             open_shard = k;
         };
-        ThreadPool pool(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
         Progress progress("mlx", slots.size());
         size_t cached = items.size();
         MlxAffineTensor q;
@@ -396,17 +397,9 @@ std::vector<MlxTensorReport> write_mlx_dir(const fs::path& out, const nlohmann::
             nlohmann::ordered_json map = nlohmann::ordered_json::object();
             for (size_t i = 0; i < slots.size(); ++i) map[slots[i].name] = shard_name(shard_of[i]);
             idx["weight_map"] = map;
-            const std::string text = idx.dump(4) + "\n";
-            OutputFile f((tmp / "model.safetensors.index.json").string());
-            f.write(text.data(), text.size());
-            f.commit();
+            write_json_file(tmp / "model.safetensors.index.json", idx, 4);
         }
-        {
-            const std::string text = cfg.dump(4) + "\n";
-            OutputFile f((tmp / "config.json").string());
-            f.write(text.data(), text.size());
-            f.commit();
-        }
+        write_json_file(tmp / "config.json", cfg, 4);
         extra(tmp);
         if (fs::exists(out, ec)) fs::remove(out, ec);  // an empty directory
         fs::rename(tmp, out);
@@ -514,7 +507,7 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
                     break;
                 }
     }
-    ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    ThreadPool pool(threads_or_all(opt.threads));
     const int n_layers = cfg.value("num_hidden_layers", 0);
     recipe_bits(opt.recipe, "", n_layers);  // an unknown recipe fails before anything is written
     std::vector<std::pair<std::string, int>> recipe_entries;
@@ -546,8 +539,9 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
                     mlx_fp4_quantize(v.data(), q.rows, q.cols, mode, p.dtype, q.wq.data(), q.scales.data());
                     std::vector<uint8_t> deq(v.size() * mlx_dtype_size(p.dtype));
                     mlx_fp4_dequantize(q.wq.data(), q.scales.data(), q.rows, q.cols, mode, p.dtype, deq.data());
-                    double err = 0;
-                    for (size_t k = 0; k < v.size(); ++k) err = std::max(err, static_cast<double>(std::fabs(mlx_load(p.dtype, deq.data(), k) - v[k])));
+                    std::vector<float> back(v.size());
+                    for (size_t k = 0; k < v.size(); ++k) back[k] = mlx_load(p.dtype, deq.data(), k);
+                    const double err = max_abs_diff(back, v);
                     r.how = std::string("quantized ") + (mode == MlxFp4Mode::MXFP4 ? "mxfp4" : "nvfp4") + " " + mlx_dtype_name(p.dtype);
                     r.max_abs_err = err;
                     return q;
@@ -579,7 +573,7 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
     if (opt.dtype) cfg["torch_dtype"] = mlx_dtype_name(dtype);
     std::vector<std::string> inputs;
     for (const auto& f : weights.files()) inputs.push_back(f->path());
-    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, inputs, opt.threads, opt.max_shard_bytes, [&](const fs::path& tmp) {
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, inputs, opt.max_shard_bytes, [&](const fs::path& tmp) {
         std::error_code ec;
         for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "added_tokens.json",
                               "generation_config.json"})
@@ -639,7 +633,7 @@ nlohmann::ordered_json bos_template(const std::string& b, int64_t bos) {
 // A SentencePiece ("llama") GGUF vocabulary as Hugging Face's tokenizer.json: BPE with byte
 // fallback, merges from the pieces' scores as transformers derives them from a SentencePiece model.
 nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens, const std::vector<float>& scores,
-                                          const std::vector<int32_t>& types, int64_t unk, int64_t bos, int64_t eos, bool add_bos) {
+                                          const std::vector<int32_t>& types, int64_t unk, int64_t bos, bool add_bos) {
     using oj = nlohmann::ordered_json;
     std::map<std::string, int64_t> id_of;
     for (size_t i = 0; i < tokens.size(); ++i) id_of.emplace(tokens[i], static_cast<int64_t>(i));
@@ -691,7 +685,6 @@ nlohmann::ordered_json spm_tokenizer_json(const std::vector<std::string>& tokens
     j["model"] = {{"type", "BPE"},         {"dropout", nullptr},    {"unk_token", unk >= 0 ? oj(tokens[static_cast<size_t>(unk)]) : oj(nullptr)},
                   {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", true},
                   {"byte_fallback", true}, {"ignore_merges", false}, {"vocab", vocab}, {"merges", merge_list}};
-    (void)eos;
     return j;
 }
 
@@ -736,7 +729,7 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
     cfg["bos_token_id"] = f->get_int("tokenizer.ggml.bos_token_id").value_or(1);
     cfg["eos_token_id"] = f->get_int("tokenizer.ggml.eos_token_id").value_or(2);
 
-    ThreadPool pool(opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    ThreadPool pool(threads_or_all(opt.threads));
     std::vector<MlxItem> items;
     std::map<std::pair<int, int>, int> widths;  // (bits, group) of the modules, for the global entry
     std::map<std::string, std::pair<int, int>> per_module;
@@ -817,7 +810,7 @@ std::vector<MlxTensorReport> convert_gguf_to_mlx(const std::string& gguf_path, c
             cfg["quantization_config"][module] = m;
         }
 
-    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.threads, opt.max_shard_bytes,
+    return write_mlx_dir(fs::path(out_dir), cfg, std::move(items), dtype, {gguf_path}, opt.max_shard_bytes,
                          [&](const fs::path& tmp) { write_hf_tokenizer_files(*f, tmp.string()); });
 }
 
@@ -891,7 +884,7 @@ void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir) {
     const int64_t eos = f.get_int("tokenizer.ggml.eos_token_id") || spm ? id("tokenizer.ggml.eos_token_id", 2) : -1;
     const GgufValue* ab = f.find("tokenizer.ggml.add_bos_token");
     const bool add_bos = ab ? ab->bits != 0 : spm;
-    const auto tok_json = spm ? spm_tokenizer_json(tokens, scores, types, unk, bos, eos, add_bos) : bpe_tokenizer_json(f, tokens, types, bos, add_bos);
+    const auto tok_json = spm ? spm_tokenizer_json(tokens, scores, types, unk, bos, add_bos) : bpe_tokenizer_json(f, tokens, types, bos, add_bos);
     nlohmann::ordered_json tok_cfg = {{"add_bos_token", add_bos}, {"add_eos_token", false}};
     if (bos >= 0) tok_cfg["bos_token"] = tokens[static_cast<size_t>(bos)];
     if (eos >= 0) tok_cfg["eos_token"] = tokens[static_cast<size_t>(eos)];
@@ -902,12 +895,8 @@ void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir) {
     const std::string arch = f.get_string("general.architecture").value_or("llama");
     if (const auto ctx = f.get_int(arch + ".context_length")) tok_cfg["model_max_length"] = *ctx;
     if (const auto tmpl = f.get_string("tokenizer.chat_template")) tok_cfg["chat_template"] = *tmpl;
-    for (const auto& [file, j] : {std::pair<const char*, const nlohmann::ordered_json*>{"tokenizer.json", &tok_json}, {"tokenizer_config.json", &tok_cfg}}) {
-        const std::string text = j->dump(2) + "\n";
-        OutputFile o((fs::path(dir) / file).string());
-        o.write(text.data(), text.size());
-        o.commit();
-    }
+    write_json_file(fs::path(dir) / "tokenizer.json", tok_json, 2);
+    write_json_file(fs::path(dir) / "tokenizer_config.json", tok_cfg, 2);
 }
 
 }  // namespace qforge

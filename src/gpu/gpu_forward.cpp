@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "gpu/shaders.hpp"
 #include "gpu/vk_runtime.hpp"
@@ -59,9 +60,16 @@ struct GpuLayer {
 struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
+    // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
+    std::map<GgmlType, const VkKernel*> matvec_k;
+    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr;
+    const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
+        if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
+        return *slot;
+    }
 
     void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
-        const VkKernel& kern = rt->kernel(std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
+        const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
@@ -70,14 +78,14 @@ struct Ops {
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
-        const VkKernel& kern = rt->kernel("rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
+        const VkKernel& kern = kernel(rmsnorm_k, "rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
         const NormPush p{static_cast<uint32_t>(n), eps, static_cast<uint32_t>(row0)};
         const VkBuf* bufs[] = {&in, &weight, &out};
         rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(rows));
     }
 
     void rope(VkBuf& vec, const VkBuf& cs, int n_heads, int head_dim, int n_rot, bool neox, int B) {
-        const VkKernel& kern = rt->kernel("rope", gpu::rope_spirv(), 2, sizeof(RopePush));
+        const VkKernel& kern = kernel(rope_k, "rope", gpu::rope_spirv(), 2, sizeof(RopePush));
         const RopePush p{static_cast<uint32_t>(n_heads), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_rot), neox ? 1u : 0u,
                          static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&vec, &cs};
@@ -85,7 +93,7 @@ struct Ops {
     }
 
     void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, int n_head, int n_head_kv, int head_dim, int n_past, int B) {
-        const VkKernel& kern = rt->kernel("attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
+        const VkKernel& kern = kernel(attention_k, "attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
         const AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
                          static_cast<uint32_t>(n_head_kv * head_dim), 1.0f / std::sqrt(static_cast<float>(head_dim))};
         const VkBuf* bufs[] = {&q, &kc, &vc, &out};
@@ -93,7 +101,7 @@ struct Ops {
     }
 
     void swiglu(VkBuf& gate, const VkBuf& up, uint64_t n) {
-        const VkKernel& kern = rt->kernel("swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
+        const VkKernel& kern = kernel(swiglu_k, "swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
         const CountPush p{static_cast<uint32_t>(n)};
         const VkBuf* bufs[] = {&gate, &up};
         const uint32_t g = groups(n, 64), gx = std::min<uint32_t>(g, 65535);
@@ -112,7 +120,7 @@ struct GpuForward::Impl {
     Ops ops;
     // Activations, sized for max_b tokens.
     VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs;
-    std::vector<float> inv_freq;
+    std::vector<float> inv_freq, cos_sin;  // cos_sin: the batch's rotary table, host side
 
     Impl(const Model& model) : m(model) {}
 
@@ -269,8 +277,7 @@ std::unique_ptr<GpuForward> GpuForward::create(const Model& model, int n_ctx, in
     }
     I.output = I.matrix(model.output, "output");
     I.out_norm = I.vector(model.output_norm);
-    for (int i = 0; i < hp.n_rot / 2; ++i)
-        I.inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
+    I.inv_freq = rope_inv_freq(hp);
     return g;
 }
 
@@ -288,29 +295,18 @@ void GpuForward::eval(const float* x, int B, int n_past, float* logits, bool all
     const auto& hp = I.m.hparams();
     I.ensure_batch(B);
     I.x_in.upload(x, static_cast<size_t>(B) * static_cast<size_t>(hp.n_embd) * 4);
-    // The rotary table of this batch's positions, computed as the CPU path computes it.
-    std::vector<float> cs(static_cast<size_t>(B) * static_cast<size_t>(hp.n_rot));
-    for (int b = 0; b < B; ++b) {
-        const float p = static_cast<float>(n_past + b) * hp.rope_freq_scale;
-        for (int i = 0; i < hp.n_rot / 2; ++i) {
-            const float theta = p * I.inv_freq[static_cast<size_t>(i)];
-            cs[static_cast<size_t>(b * hp.n_rot + 2 * i)] = std::cos(theta);
-            cs[static_cast<size_t>(b * hp.n_rot + 2 * i + 1)] = std::sin(theta);
-        }
-    }
-    I.cs.upload(cs.data(), cs.size() * 4);
+    // The rotary table of this batch's positions, as the CPU path computes it.
+    I.cos_sin.resize(static_cast<size_t>(B) * static_cast<size_t>(hp.n_rot));
+    for (int b = 0; b < B; ++b) rope_cos_sin(hp, I.inv_freq, n_past + b, I.cos_sin.data() + static_cast<size_t>(b) * hp.n_rot);
+    I.cs.upload(I.cos_sin.data(), I.cos_sin.size() * 4);
     I.forward(B, n_past, all_logits);
     const size_t nl = all_logits ? static_cast<size_t>(B) : 1;
     if (logits) I.logits_host.download(logits, nl * static_cast<size_t>(hp.n_vocab) * 4);
 }
 
 bool gpu_usable() {
-    try {
-        auto rt = VkRuntime::create();
-        return rt->info().type != "cpu";
-    } catch (const Error&) {
-        return false;
-    }
+    const auto d = VkRuntime::best_device();
+    return d && d->type != "cpu";
 }
 
 namespace gpu_ops {

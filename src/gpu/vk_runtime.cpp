@@ -101,27 +101,18 @@ VkInstance create_instance(const VkFns& fns) {
 
 }  // namespace
 
-std::string vulkan_unavailable_reason() {
-    if (!loader().error.empty()) return loader().error;
-    try {
-        VkRuntime::create();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
-
 struct VkRuntime::NamedKernel {
     std::string name;
     VkKernel k;
 };
 
-std::unique_ptr<VkRuntime> VkRuntime::create() {
+namespace {
+
+// The process's one instance and its entry points, never destroyed: destroying the instance
+// unloads the drivers, whose own allocations would then look leaked to leak checkers.
+const VkFns& instance_fns(VkInstance* instance_out) {
     const Loader& l = loader();
     if (!l.error.empty()) fail(l.error);
-    auto rt = std::unique_ptr<VkRuntime>(new VkRuntime());
-    // One instance for the process, never destroyed: destroying it unloads the drivers, whose
-    // own allocations would then look leaked to leak checkers.
     static VkFns fns;  // the loader's global entry points, then the instance's
     static VkInstance instance = VK_NULL_HANDLE;
     static std::mutex mu;
@@ -132,15 +123,26 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         instance = create_instance(fns);
         load_functions(instance, fns);
     }
-    rt->instance_ = instance;
-    rt->fn_ = &fns;
-    const VkFns& f = fns;
+    *instance_out = instance;
+    return fns;
+}
 
+struct DeviceChoice {
+    VkPhysicalDevice phys = VK_NULL_HANDLE;
+    uint32_t queue_family = 0;
+    DeviceInfo info;
+    uint64_t max_range = 0;
+    float timestamp_ns = 1.0f;
+};
+
+// The best usable device: discrete, then integrated, then anything else (lavapipe). Usable: Vulkan
+// 1.2, a compute queue, push descriptors, 8/16-bit storage buffers, subgroup arithmetic.
+DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
     uint32_t n = 0;
-    check(f.vkEnumeratePhysicalDevices(rt->instance_, &n, nullptr), "vkEnumeratePhysicalDevices");
+    check(f.vkEnumeratePhysicalDevices(instance, &n, nullptr), "vkEnumeratePhysicalDevices");
     std::vector<VkPhysicalDevice> devs(n);
-    if (n) check(f.vkEnumeratePhysicalDevices(rt->instance_, &n, devs.data()), "vkEnumeratePhysicalDevices");
-    // Usable: a compute queue, push descriptors, 8- and 16-bit storage buffers.
+    if (n) check(f.vkEnumeratePhysicalDevices(instance, &n, devs.data()), "vkEnumeratePhysicalDevices");
+    DeviceChoice best;
     std::string why = "no Vulkan device";
     int best_rank = 99;
     for (VkPhysicalDevice d : devs) {
@@ -162,11 +164,8 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         std::vector<VkQueueFamilyProperties> qs(nq);
         f.vkGetPhysicalDeviceQueueFamilyProperties(d, &nq, qs.data());
         int qf = -1;
-        for (uint32_t i = 0; i < nq; ++i)
-            if (qs[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
-                qf = static_cast<int>(i);
-                break;
-            }
+        for (uint32_t i = 0; i < nq && qf < 0; ++i)
+            if (qs[i].queueFlags & VK_QUEUE_COMPUTE_BIT) qf = static_cast<int>(i);
         auto sg = vk_struct<VkPhysicalDeviceSubgroupProperties>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES);
         auto p2 = vk_struct<VkPhysicalDeviceProperties2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2);
         p2.pNext = &sg;
@@ -178,18 +177,35 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         }
         if (type_rank(p.deviceType) >= best_rank) continue;
         best_rank = type_rank(p.deviceType);
-        rt->phys_ = d;
-        rt->queue_family_ = static_cast<uint32_t>(qf);
-        rt->info_.name = p.deviceName;
-        rt->info_.type = type_name(p.deviceType);
-        rt->max_range_ = p.limits.maxStorageBufferRange;
-        rt->timestamp_ns_ = p.limits.timestampPeriod;
+        best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false}, p.limits.maxStorageBufferRange, p.limits.timestampPeriod};
     }
-    if (!rt->phys_) fail(why);
+    if (!best.phys) fail(why);
+    return best;
+}
+
+}  // namespace
+
+std::optional<DeviceInfo> VkRuntime::best_device() {
+    try {
+        VkInstance instance;
+        const VkFns& f = instance_fns(&instance);
+        return choose_device(f, instance).info;
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+}
+
+std::unique_ptr<VkRuntime> VkRuntime::create() {
+    auto rt = std::unique_ptr<VkRuntime>(new VkRuntime());
+    rt->fn_ = &instance_fns(&rt->instance_);
+    const VkFns& f = *rt->fn_;
+    const DeviceChoice c = choose_device(f, rt->instance_);
+    rt->phys_ = c.phys;
+    rt->queue_family_ = c.queue_family;
+    rt->info_ = c.info;
+    rt->max_range_ = c.max_range;
+    rt->timestamp_ns_ = c.timestamp_ns;
     f.vkGetPhysicalDeviceMemoryProperties(rt->phys_, &rt->mem_props_);
-    for (uint32_t i = 0; i < rt->mem_props_.memoryHeapCount; ++i)
-        if (rt->mem_props_.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)
-            rt->info_.memory_bytes = std::max<uint64_t>(rt->info_.memory_bytes, rt->mem_props_.memoryHeaps[i].size);
     for (uint32_t i = 0; i < rt->mem_props_.memoryTypeCount; ++i) {
         const auto fl = rt->mem_props_.memoryTypes[i].propertyFlags;
         if ((fl & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && (fl & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) && rt->info_.type != "discrete")
@@ -311,7 +327,6 @@ void VkRuntime::begin() {
     auto bi = vk_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     check(f.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
-    recording_ = true;
     if (query_pool_) {
         f.vkCmdResetQueryPool(cmd_, query_pool_, 0, kMaxStamps);
         stamp_labels_.clear();
@@ -380,7 +395,6 @@ void VkRuntime::submit_and_wait() {
     f.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
                            nullptr, 0, nullptr);
     check(f.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
-    recording_ = false;
     auto si = vk_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
     si.commandBufferCount = 1;
     si.pCommandBuffers = &cmd_;

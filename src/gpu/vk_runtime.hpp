@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,13 +23,9 @@ struct VkFns {
 #undef QF_VK_FN
 };
 
-// Why no GPU can be used (loader missing, no device, missing features), or empty.
-std::string vulkan_unavailable_reason();
-
 struct DeviceInfo {
     std::string name;
     std::string type;   // "discrete", "integrated", "cpu" (e.g. lavapipe), "virtual", "other"
-    uint64_t memory_bytes = 0;
     bool unified = false;  // device-local memory the host can map (Apple, integrated, lavapipe)
 };
 
@@ -74,6 +71,8 @@ public:
     // The best device: discrete, then integrated, then anything else (lavapipe). Throws
     // Error(resource) with the reason when none is usable.
     static std::unique_ptr<VkRuntime> create();
+    // That device's description without opening it, or nullopt when none is usable.
+    static std::optional<DeviceInfo> best_device();
     ~VkRuntime();
     const VkFns& fn() const { return *fn_; }
     VkDevice device() const { return device_; }
@@ -112,7 +111,6 @@ private:
     uint64_t max_range_ = 0;
     struct NamedKernel;
     std::vector<std::unique_ptr<NamedKernel>> kernels_;
-    bool recording_ = false;
     VkQueryPool query_pool_ = VK_NULL_HANDLE;
     float timestamp_ns_ = 1.0f;
     std::vector<const char*> stamp_labels_;

@@ -35,6 +35,21 @@ void rms_norm(const float* x, const float* w, int n, float eps, float* out) {
 
 }  // namespace
 
+std::vector<float> rope_inv_freq(const ModelHparams& hp) {
+    std::vector<float> f(static_cast<size_t>(hp.n_rot / 2));
+    for (int i = 0; i < hp.n_rot / 2; ++i) f[static_cast<size_t>(i)] = 1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot));
+    return f;
+}
+
+void rope_cos_sin(const ModelHparams& hp, const std::vector<float>& inv_freq, int pos, float* cos_sin) {
+    const float p = static_cast<float>(pos) * hp.rope_freq_scale;
+    for (int i = 0; i < hp.n_rot / 2; ++i) {
+        const float theta = p * inv_freq[static_cast<size_t>(i)];
+        cos_sin[2 * i] = std::cos(theta);
+        cos_sin[2 * i + 1] = std::sin(theta);
+    }
+}
+
 struct AttnScratch {
     std::vector<float> scores, acc, qr;
     std::vector<uint8_t> qq;
@@ -51,7 +66,7 @@ struct Context::Impl {
     // Norm weights and biases as f32, converted once.
     std::vector<std::vector<float>> attn_norm, ffn_norm, bq, bk, bv;
     std::vector<float> out_norm;
-    std::vector<float> inv_freq;
+    std::vector<float> inv_freq, cos_sin;
     std::vector<std::vector<float>> row_buf;  // per thread
     std::vector<std::vector<uint8_t>> act_q;  // per thread
     std::vector<AttnScratch> attn_scratch;    // per thread
@@ -84,9 +99,8 @@ struct Context::Impl {
             bv.push_back(vec(L.bv));
         }
         out_norm = vec(m.output_norm);
-        // Rotary frequencies as Hugging Face computes them (float32).
-        for (int i = 0; i < hp.n_rot / 2; ++i)
-            inv_freq.push_back(1.0f / std::pow(hp.rope_base, static_cast<float>(2 * i) / static_cast<float>(hp.n_rot)));
+        inv_freq = rope_inv_freq(hp);
+        cos_sin.resize(static_cast<size_t>(hp.n_rot));
         row_buf.resize(static_cast<size_t>(pool.size()));
         act_q.resize(static_cast<size_t>(pool.size()));
         attn_scratch.resize(static_cast<size_t>(pool.size()));
@@ -245,14 +259,13 @@ struct Context::Impl {
         });
     }
 
-    void rope(float* v, int n_heads, int pos) {
+    // Rotates n_heads heads by the angles of one position (rope_cos_sin).
+    void rope(float* v, int n_heads, const float* cos_sin) {
         const auto& hp = m.hparams();
-        const float p = static_cast<float>(pos) * hp.rope_freq_scale;
         for (int h = 0; h < n_heads; ++h) {
             float* x = v + static_cast<size_t>(h) * hp.head_dim;
             for (int i = 0; i < hp.n_rot / 2; ++i) {
-                const float theta = p * inv_freq[static_cast<size_t>(i)];
-                const float c = std::cos(theta), s = std::sin(theta);
+                const float c = cos_sin[2 * i], s = cos_sin[2 * i + 1];
                 // llama GGUFs have Q/K rows permuted so that pairs are adjacent; qwen2 uses NEOX halves.
                 const int i0 = hp.rope_neox ? i : 2 * i, i1 = hp.rope_neox ? i + hp.n_rot / 2 : 2 * i + 1;
                 const float a = x[i0], b = x[i1];
@@ -380,8 +393,9 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 for (int i = 0; i < KV; ++i) kt[i] += I.bk[ls][static_cast<size_t>(i)];
             if (!I.bv[ls].empty())
                 for (int i = 0; i < KV; ++i) vt[i] += I.bv[ls][static_cast<size_t>(i)];
-            I.rope(qt, NH, n_past_ + t);
-            I.rope(kt, NKV, n_past_ + t);
+            rope_cos_sin(hp, I.inv_freq, n_past_ + t, I.cos_sin.data());
+            I.rope(qt, NH, I.cos_sin.data());
+            I.rope(kt, NKV, I.cos_sin.data());
             I.store_kv(I.k_cache[ls], n_past_ + t, kt);
             I.store_kv(I.v_cache[ls], n_past_ + t, vt);
         }

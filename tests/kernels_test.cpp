@@ -273,7 +273,7 @@ namespace qforge {
 namespace {
 
 // A format regrouped eight rows at a time: the scalar form equals the per-row reference dot, the
-// SIMD kernels equal the scalar form for 1-4 tokens, and every instruction set gives the same bits.
+// SIMD kernels equal the scalar form for 1-8 tokens, and every instruction set gives the same bits.
 template <class Acts, class Gemm>
 void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t group_bytes, void (*repack)(const uint8_t*, int64_t, int64_t, uint8_t*),
                      void (*resize)(Acts&, int64_t, int), void (*pack)(const void*, int, Acts&), Gemm scalar, Gemm KernelSet::*member,
@@ -281,7 +281,7 @@ void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t gr
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0.f, 1.f);
     const int64_t rows = 16;
-    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>(5 * K));
+    std::vector<float> w(static_cast<size_t>(rows * K)), x(static_cast<size_t>((kGemmCols + 1) * K));
     for (auto& v : w) v = nd(rng) * 0.05f + offset;
     for (auto& v : x) v = nd(rng);
     w[3] = 1.5f;  // an outlier
@@ -290,16 +290,16 @@ void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t gr
     std::vector<uint8_t> packed(group_bytes * (rows / 8));
     repack(qw.data(), rows, K, packed.data());
     Acts acts;
-    resize(acts, K, 5);
+    resize(acts, K, kGemmCols + 1);
     std::vector<std::vector<uint8_t>> qx;
-    for (int c = 0; c < 5; ++c) {
+    for (int c = 0; c <= kGemmCols; ++c) {
         qx.push_back(quantize_tensor(x.data() + c * K, 1, K, at));
         pack(qx.back().data(), c, acts);
     }
     for (int g = 0; g < 2; ++g) {
-        float ref[32];
-        scalar(packed.data() + g * group_bytes, acts, 1, 4, ref);
-        for (int c = 0; c < 4; ++c)
+        float ref[8 * kGemmCols];
+        scalar(packed.data() + g * group_bytes, acts, 1, kGemmCols, ref);
+        for (int c = 0; c < kGemmCols; ++c)
             for (int r = 0; r < 8; ++r) {
                 const float row = row_ref(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
                 EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << type_traits(t).name << " group " << g << " row " << r << " col " << c;
@@ -307,14 +307,14 @@ void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t gr
         std::vector<float> first;
         for (const KernelSet& s : usable_kernel_sets()) {
             if (!(s.*member)) continue;
-            for (int nc = 1; nc <= 4; ++nc) {
-                float out[32];
+            for (int nc = 1; nc <= kGemmCols; ++nc) {
+                float out[8 * kGemmCols];
                 (s.*member)(packed.data() + g * group_bytes, acts, 1, nc, out);
                 for (int i = 0; i < nc * 8; ++i)
                     EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " " << type_traits(t).name << " nc " << nc;
-                if (nc == 4) {
-                    if (first.empty()) first.assign(out, out + 32);
-                    else EXPECT_EQ(std::vector<float>(out, out + 32), first) << s.isa << " " << type_traits(t).name;
+                if (nc == kGemmCols) {
+                    if (first.empty()) first.assign(out, out + 8 * kGemmCols);
+                    else EXPECT_EQ(std::vector<float>(out, out + 8 * kGemmCols), first) << s.isa << " " << type_traits(t).name;
                 }
             }
         }
@@ -329,6 +329,12 @@ TEST(Regrouped, Q4_0) {
 TEST(Regrouped, Q4_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
                             q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar);
+}
+
+TEST(Regrouped, Q5_K) {  // an offset, so the mins matter
+    check_regrouped<XKActs>(GgmlType::Q5_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ5_Kx8Block, repack_q5_k_x8, resize_xk_acts, pack_xk_acts,
+                            q5_k_x8_gemm_scalar, &KernelSet::q5_k_x8,
+                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_K, n, vx, vy); });
 }
 
 TEST(Regrouped, Q6_K) {

@@ -419,18 +419,33 @@ X8GemmFn find_q4_0_x8_gemm() { return first_kernel(&KernelSet::q4_0_x8); }
 
 namespace qforge {
 
+namespace {
+
+// Q4_K's and Q5_K's shared part of the regrouped layout (the qs bytes have the same nibble order).
+template <class Block>
+void put_k4_part(uint8_t* o, int r, const Block& x, size_t qs_at) {
+    std::memcpy(o + 2 * r, &x.d, 2);
+    std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
+    uint8_t sc[8], mn[8];
+    unpack_k4_scales(x.scales, sc, mn);
+    for (int k = 0; k < 8; ++k) {
+        o[32 + 8 * k + r] = sc[k];
+        o[96 + 8 * k + r] = mn[k];
+    }
+    for (int j = 0; j < 4; ++j)
+        for (int m = 0; m < 8; ++m) std::memcpy(o + qs_at + 32 * (8 * j + m) + 4 * r, x.qs + 32 * j + 4 * m, 4);
+}
+
+}  // namespace
+
 void repack_q4_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
-    regroup<BlockQ4_K>(src, rows, cols, QK_K, dst, kQ4_Kx8Block, [](uint8_t* o, int r, const BlockQ4_K& x) {
-        std::memcpy(o + 2 * r, &x.d, 2);
-        std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
-        uint8_t sc[8], mn[8];
-        unpack_k4_scales(x.scales, sc, mn);
-        for (int k = 0; k < 8; ++k) {
-            o[32 + 8 * k + r] = sc[k];
-            o[96 + 8 * k + r] = mn[k];
-        }
-        for (int j = 0; j < 4; ++j)
-            for (int m = 0; m < 8; ++m) std::memcpy(o + 160 + 32 * (8 * j + m) + 4 * r, x.qs + 32 * j + 4 * m, 4);
+    regroup<BlockQ4_K>(src, rows, cols, QK_K, dst, kQ4_Kx8Block, [](uint8_t* o, int r, const BlockQ4_K& x) { put_k4_part(o, r, x, 160); });
+}
+
+void repack_q5_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    regroup<BlockQ5_K>(src, rows, cols, QK_K, dst, kQ5_Kx8Block, [](uint8_t* o, int r, const BlockQ5_K& x) {
+        put_k4_part(o, r, x, kQ5_Kx8Qs);
+        for (int m = 0; m < 8; ++m) std::memcpy(o + kQ5_Kx8Qh + 32 * m + 4 * r, x.qh + 4 * m, 4);
     });
 }
 
@@ -465,18 +480,23 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a) {
     }
 }
 
-void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
+namespace {
+
+// Q4_K and Q5_K regrouped (kFive: the fifth bit from the qh planes).
+template <bool kFive>
+void k45_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
     const int64_t nsb = a.K / QK_K;
-    regrouped_scalar(group, nsb, kQ4_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+    regrouped_scalar(group, nsb, kFive ? kQ5_Kx8Block : kQ4_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
         const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
         int32_t isum = 0, msum = 0;
         for (int j = 0; j < 4; ++j) {
             int32_t slo = 0, shi = 0, ylo = 0, yhi = 0;
             for (int m = 0; m < 8; ++m)
                 for (int i = 0; i < 4; ++i) {
-                    const uint8_t byte = p[160 + 32 * (8 * j + m) + 4 * r + i];
-                    slo += (byte & 0x0F) * y[64 * j + 4 * m + i];
-                    shi += (byte >> 4) * y[64 * j + 32 + 4 * m + i];
+                    const uint8_t byte = p[(kFive ? kQ5_Kx8Qs : 160) + 32 * (8 * j + m) + 4 * r + i];
+                    const int hbits = kFive ? p[kQ5_Kx8Qh + 32 * m + 4 * r + i] >> (2 * j) : 0;
+                    slo += ((byte & 0x0F) | (hbits & 1) << 4) * y[64 * j + 4 * m + i];
+                    shi += ((byte >> 4) | (hbits & 2) << 3) * y[64 * j + 32 + 4 * m + i];
                     ylo += y[64 * j + 4 * m + i];
                     yhi += y[64 * j + 32 + 4 * m + i];
                 }
@@ -487,6 +507,11 @@ void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
         return fp16_to_fp32(load_u16(p + 2 * r)) * dy * static_cast<float>(isum) - fp16_to_fp32(load_u16(p + 16 + 2 * r)) * dy * static_cast<float>(msum);
     });
 }
+
+}  // namespace
+
+void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) { k45_x8_gemm_scalar<false>(group, a, c0, nc, out); }
+void q5_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) { k45_x8_gemm_scalar<true>(group, a, c0, nc, out); }
 
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
     regroup<BlockQ6_K>(src, rows, cols, QK_K, dst, kQ6_Kx8Block, [](uint8_t* o, int r, const BlockQ6_K& x) {
@@ -528,5 +553,7 @@ void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
 XKGemmFn find_q6_k_x8_gemm() { return first_kernel(&KernelSet::q6_k_x8); }
 
 XKGemmFn find_q4_k_x8_gemm() { return first_kernel(&KernelSet::q4_k_x8); }
+
+XKGemmFn find_q5_k_x8_gemm() { return first_kernel(&KernelSet::q5_k_x8); }
 
 }  // namespace qforge

@@ -98,7 +98,8 @@ struct X8Acts {
 void resize_x8_acts(X8Acts& a, int64_t K, int n);
 void pack_x8_acts(const void* q8_0_row, int t, X8Acts& a);
 
-// out[c * 8 + r] = row r of the eight-row group at `group` . token (c0 + c), c < nc (1..4).
+// out[c * 8 + r] = row r of the eight-row group at `group` . token (c0 + c), c < nc (1..kGemmCols).
+inline constexpr int kGemmCols = 8;
 using X8GemmFn = void (*)(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
 void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
 X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows are not repacked)
@@ -131,6 +132,17 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
 using XKGemmFn = void (*)(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 XKGemmFn find_q4_k_x8_gemm();
+
+// ---- Q5_K: Q4_K's regrouped layout with the high bits before the nibbles ---------------------------
+// The first 160 bytes as Q4_K's (d, dmin, scales, mins), then for word m a 32-byte vector whose
+// lane r holds row r's qh[4m .. 4m+3] (bit 2j of those bytes is the fifth bit of chunk j's
+// low-nibble elements, bit 2j+1 of its high-nibble ones), then the nibbles as Q4_K's at 160 + 256:
+// 1440 bytes, 2.3% more than stored, read front to back (what the hardware prefetcher follows).
+inline constexpr size_t kQ5_Kx8Block = 1440;
+inline constexpr size_t kQ5_Kx8Qh = 160, kQ5_Kx8Qs = 416;
+void repack_q5_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q5_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+XKGemmFn find_q5_k_x8_gemm();
 
 // ---- Q6_K regrouped the same way (1680 bytes per super-block of eight rows, as stored) -----------
 // d (f16 x 8), the sixteen int8 scales [group][row], then per half h and word m, in the order

@@ -53,6 +53,7 @@ struct KernelSet {
     XKGemmFn q4_k_x8 = nullptr;
     XKGemmFn q6_k_x8 = nullptr;
     QuantizeRowFn quantize_f16 = nullptr;   // f16 activations (F16 weights), equal to fp32_to_fp16
+    XKGemmFn q5_k_x8 = nullptr;             // repacked Q5_K
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

@@ -2,9 +2,11 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <type_traits>
 
 #include "kernels/vec_dot.hpp"
 #include "quant/affine_blocks.hpp"
@@ -16,6 +18,8 @@ namespace x86_avx2 {
 inline __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)); }
 inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)); }
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_add_epi32(acc, dot_u8s8(u, s)); }
+
+inline constexpr bool kWideCols = false;
 
 #include "kernels/vec_dot_x86.inc"
 

@@ -4,9 +4,11 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <type_traits>
 
 #include "kernels/vec_dot.hpp"
 #include "quant/affine_blocks.hpp"
@@ -18,6 +20,8 @@ namespace x86_avx512vnni {
 inline __m256i dot_u8s8(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_epi32(acc, a, b); }
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+
+inline constexpr bool kWideCols = true;
 
 #include "kernels/vec_dot_x86.inc"
 

@@ -125,7 +125,7 @@ struct Context::Impl {
     }
 
     // A matrix regrouped eight rows at a time (kernels/panel.hpp): the batch's activations quantized
-    // to act_type and packed once, then every group of rows meets every token, four at a time.
+    // to act_type and packed once, then every group of rows meets every token, kGemmCols at a time.
     template <class Acts, class Gemm>
     void regrouped(const WeightView& w, const float* x, int B, float* y, GgmlType act_type, Acts& acts,
                    void (*pack)(const void*, int, Acts&), void (*resize)(Acts&, int64_t, int), Gemm gemm, size_t group_bytes) {
@@ -134,10 +134,10 @@ struct Context::Impl {
         quantize_acts(act_type, x, B, cols, [&](const uint8_t* qa, int t) { pack(qa, t, acts); });
         const int64_t n_groups = rows / kPanelRows;
         pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
-            float out[kPanelRows * 4];
+            float out[kPanelRows * kGemmCols];
             for (int64_t g = g0; g < g1; ++g)
-                for (int c0 = 0; c0 < B; c0 += 4) {
-                    const int nc = std::min(4, B - c0);
+                for (int c0 = 0; c0 < B; c0 += kGemmCols) {
+                    const int nc = std::min(kGemmCols, B - c0);
                     gemm(w.x8 + static_cast<size_t>(g) * group_bytes, acts, c0, nc, out);
                     for (int c = 0; c < nc; ++c)
                         std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
@@ -156,13 +156,16 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
-        // Q4_0, Q4_K and Q6_K regrouped at load: eight rows per vector for every batch size.
+        // Q4_0, Q4_K, Q5_K and Q6_K regrouped at load: eight rows per vector for every batch size.
         if (w.x8) {
             if (w.type == GgmlType::Q4_0) {
                 if (const X8GemmFn g = find_q4_0_x8_gemm()) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);
             } else if (w.type == GgmlType::Q4_K) {
                 if (const XKGemmFn g = find_q4_k_x8_gemm())
                     return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ4_Kx8Block);
+            } else if (w.type == GgmlType::Q5_K) {
+                if (const XKGemmFn g = find_q5_k_x8_gemm())
+                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ5_Kx8Block);
             } else if (w.type == GgmlType::Q6_K) {
                 if (const XKGemmFn g = find_q6_k_x8_gemm())
                     return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ6_Kx8Block);

@@ -57,12 +57,13 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-// Q4_0, Q4_K and Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
-// at load): the same bytes (Q4_K: 2.8% more), so memory use stays; the mapped file's pages of a regrouped tensor are handed
+// Q4_0, Q4_K, Q5_K and Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
+// at load): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%), so memory use stays; the mapped file's pages of a regrouped tensor are handed
 // back to the kernel (they stay on disk and are read again only if something touches them).
 void Model::repack_for_cpu() {
     if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons
-    const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q4_k = find_q4_k_x8_gemm() != nullptr, q6_k = find_q6_k_x8_gemm() != nullptr;
+    const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q4_k = find_q4_k_x8_gemm() != nullptr, q6_k = find_q6_k_x8_gemm() != nullptr,
+               q5_k = find_q5_k_x8_gemm() != nullptr;
     const uint8_t* embd = tok_embd.data;
     auto repack = [&](WeightView& w) {
         if (!w.present() || w.rows() % kPanelRows != 0) return;
@@ -73,6 +74,9 @@ void Model::repack_for_cpu() {
         } else if (w.type == GgmlType::Q4_K && q4_k && w.cols() % QK_K == 0) {
             buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * kQ4_Kx8Block);
             repack_q4_k_x8(w.data, w.rows(), w.cols(), buf.data());
+        } else if (w.type == GgmlType::Q5_K && q5_k && w.cols() % QK_K == 0) {
+            buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * kQ5_Kx8Block);
+            repack_q5_k_x8(w.data, w.rows(), w.cols(), buf.data());
         } else if (w.type == GgmlType::Q6_K && q6_k && w.cols() % QK_K == 0) {
             buf.resize(w.row_bytes() * static_cast<size_t>(w.rows()));
             repack_q6_k_x8(w.data, w.rows(), w.cols(), buf.data());

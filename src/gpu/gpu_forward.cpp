@@ -22,6 +22,7 @@ struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
 };
 constexpr int kMatvecTokens = 8;  // tokens per workgroup (NT in matvec.comp)
+constexpr int kMatmulMinTokens = 16;  // batches from this size use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
     float eps;
@@ -39,6 +40,30 @@ struct CountPush {
 };
 
 uint32_t groups(uint64_t n, uint32_t per) { return static_cast<uint32_t>((n + per - 1) / per); }
+
+// The bytes a weight matrix takes on the device (shaders/weights.glsl): Q8_0, Q4_0, IQ4_NL and
+// Q6_K split into every block's codes, then their scales, so that the codes are 16-byte aligned;
+// empty for the other formats, which go up as stored.
+std::vector<uint8_t> device_layout(GgmlType t, const uint8_t* data, size_t bytes) {
+    struct Part {
+        size_t at, len;  // within a stored block
+    };
+    std::vector<Part> parts;
+    size_t bb = 0;
+    switch (t) {
+        case GgmlType::Q8_0: bb = 34, parts = {{2, 32}, {0, 2}}; break;
+        case GgmlType::Q4_0:
+        case GgmlType::IQ4_NL: bb = 18, parts = {{2, 16}, {0, 2}}; break;
+        case GgmlType::Q6_K: bb = 210, parts = {{0, 192}, {192, 16}, {208, 2}}; break;
+        default: return {};
+    }
+    const size_t n = bytes / bb;
+    std::vector<uint8_t> out(bytes);
+    uint8_t* o = out.data();
+    for (const Part& part : parts)
+        for (size_t b = 0; b < n; ++b, o += part.len) std::memcpy(o, data + b * bb + part.at, part.len);
+    return out;
+}
 
 }  // namespace
 
@@ -61,7 +86,7 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k;
+    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k;
     const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
         if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
@@ -69,10 +94,15 @@ struct Ops {
     }
 
     void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
-        const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+        if (B >= kMatmulMinTokens) {  // prompts: tiles of 64 rows x 64 tokens
+            const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
+            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 64), groups(static_cast<uint64_t>(B), 64));
+            return;
+        }
+        const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
         const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
         rt->dispatch(kern, bufs, &p, gx, groups(static_cast<uint64_t>(B), kMatvecTokens), groups(static_cast<uint64_t>(w.rows), gx));
     }
@@ -147,7 +177,8 @@ struct GpuForward::Impl {
             const size_t bytes = w.row_bytes() * static_cast<size_t>(g.rows);
             check_range(bytes, what);
             g.buf = VkBuf(*rt, bytes, false);
-            g.buf.upload(w.data, bytes);
+            const auto split = device_layout(w.type, w.data, bytes);
+            g.buf.upload(split.empty() ? w.data : split.data(), bytes);
         } else {  // bf16 exactly, other formats dequantized: f32 on the device
             g.type = GgmlType::F32;
             check_range(n * 4, what);
@@ -352,7 +383,8 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.rows = rows;
     m.cols = cols;
     m.buf = VkBuf(*ops.rt, w.size(), false);
-    m.buf.upload(w.data(), w.size());
+    const auto split = device_layout(t, w.data(), w.size());
+    m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
     VkBuf xb = buffer_of(x), bb = buffer_of(bias);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
     ops.rt->begin();

@@ -11,6 +11,8 @@ namespace qforge::gpu {
 // The matrix-vector shader for weights stored as t (every ggml type qforge quantizes to, and
 // qforge's MLX blocks), or an empty span (then weights go up as f32).
 std::span<const uint32_t> matvec_spirv(GgmlType t);
+// The tiled matrix-matrix shader for prompts (same formats; empty where matvec_spirv is).
+std::span<const uint32_t> matmul_spirv(GgmlType t);
 std::span<const uint32_t> rmsnorm_spirv();
 std::span<const uint32_t> rope_spirv();
 std::span<const uint32_t> attention_spirv();

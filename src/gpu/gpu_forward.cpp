@@ -22,6 +22,7 @@ struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
 };
 constexpr int kMatvecTokens = 8;  // tokens per workgroup (NT in matvec.comp)
+constexpr int kMatvecRows = 8;    // rows per workgroup (R in matvec.comp)
 constexpr int kMatmulMinTokens = 16;  // batches from this size use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
@@ -97,14 +98,15 @@ struct Ops {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
-        if (B >= kMatmulMinTokens) {  // prompts: tiles of 64 rows x 64 tokens
+        if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 64 tokens
             const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
-            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 64), groups(static_cast<uint64_t>(B), 64));
+            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
             return;
         }
         const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
-        const uint32_t gx = static_cast<uint32_t>(std::min<int64_t>(w.rows, 65535));
-        rt->dispatch(kern, bufs, &p, gx, groups(static_cast<uint64_t>(B), kMatvecTokens), groups(static_cast<uint64_t>(w.rows), gx));
+        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), kMatvecRows);
+        const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
+        rt->dispatch(kern, bufs, &p, gx, groups(static_cast<uint64_t>(B), kMatvecTokens), groups(row_groups, gx));
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {

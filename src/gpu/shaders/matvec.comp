@@ -1,11 +1,12 @@
 #version 450
-// y[b][r] = (accumulate ? y[b][r] : 0) + bias[r] + W[r] . x[b] for one weight format (WTYPE, the
-// stored ggml/qforge block layout, byte for byte): one workgroup per row and 8 tokens; its 64
-// threads take 8-element parts of the row in turn (four to a 32-element unit: a block, or a
-// sub-block of a 256-element super-block) and add their partial sums in shared memory.
+// y[b][r] = (accumulate ? y[b][r] : 0) + bias[r] + W[r] . x[b] for one weight format (WTYPE,
+// weights.glsl) and up to 8 tokens (generation; prompts go through matmul.comp): a workgroup of
+// 128 threads takes 8 rows, 16 threads a row, which take the row's units in turn (a whole block
+// with 16-byte loads where weights.glsl has FAST_UNITS, else 8-element parts) and add their
+// partial sums in shared memory. Many rows a workgroup: a row of a 4-bit matrix is only a few KB.
 #include "common.glsl"
 
-layout(local_size_x = 64) in;
+layout(local_size_x = 128) in;
 layout(push_constant) uniform Push {
     uint rows, cols, accumulate, has_bias, B;
 } p;
@@ -15,36 +16,37 @@ layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multi
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 
-// Tokens per workgroup: each part's weights are decoded once for NT tokens (prompts).
-const uint NT = 8;
-shared float partial[NT][64];  // [token][subgroup]
+// Tokens per workgroup: each unit's weights are decoded once for NT tokens.
+const uint NT = 8, R = 8, TPR = 16;  // R rows of TPR threads
+shared float partial[NT][R * TPR];
 
 void main() {
-    const uint r = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;  // rows beyond 65535 use z
+    const uint t = gl_LocalInvocationID.x, lane = t % TPR;
+    const uint r0 = (gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x) * R;  // row groups beyond 65535 use z
+    const uint r = r0 + t / TPR;
     const uint b0 = gl_WorkGroupID.y * NT;
     const uint nt = min(NT, p.B - b0);
-    const uint t = gl_LocalInvocationID.x;
     float acc[NT];
     for (uint i = 0; i < NT; ++i) acc[i] = 0.0;
     if (r < p.rows) {
 #ifdef FAST_UNITS
-        for (uint u = t; u < p.cols / UE; u += 64) {
+        for (uint u = lane; u < p.cols / UE; u += TPR) {
             float c[UE];
             unit_weights(r, u, c);
             for (uint i = 0; i < NT; ++i) {
                 if (i >= nt) break;
                 const uint xr = (b0 + i) * p.cols;
                 float s = 0.0;
-                for (uint ch = 0; ch < UE / 16; ++ch) {
+                [[unroll]] for (uint ch = 0; ch < UE / 16; ++ch) {
                     const uint xo = (xr + unit_x(u, ch)) / 4;
-                    for (uint v = 0; v < 4; ++v)
+                    [[unroll]] for (uint v = 0; v < 4; ++v)
                         s += dot(vec4(c[16 * ch + 4 * v], c[16 * ch + 4 * v + 1], c[16 * ch + 4 * v + 2], c[16 * ch + 4 * v + 3]), x4[xo + v]);
                 }
                 acc[i] += s;
             }
         }
 #else
-        for (uint q = t; q < p.cols / 8; q += 64) {
+        for (uint q = lane; q < p.cols / 8; q += TPR) {
             float c[8], d, m;
             part_codes(r, q / 4, q % 4, c, d, m);
             const vec4 ca = vec4(c[0], c[1], c[2], c[3]), cb = vec4(c[4], c[5], c[6], c[7]);
@@ -57,18 +59,18 @@ void main() {
         }
 #endif
     }
-    // Sums within each subgroup, then across the workgroup's subgroups.
     for (uint i = 0; i < NT; ++i) {
         if (i >= nt) break;
-        const float v = subgroupAdd(acc[i]);
-        if (subgroupElect()) partial[i][gl_SubgroupID] = v;
+        partial[i][t] = acc[i];
     }
     barrier();
-    if (t < nt && r < p.rows) {
+    for (uint k = t; k < R * nt; k += R * TPR) {  // one (row, token) sum per thread
+        const uint rr = k / nt, i = k % nt, row = r0 + rr;
+        if (row >= p.rows) continue;
         float v = 0.0;
-        for (uint k = 0; k < gl_NumSubgroups; ++k) v += partial[t][k];
-        if (p.has_bias != 0) v += bias[r];
-        const uint yo = (b0 + t) * p.rows + r;
+        for (uint l = 0; l < TPR; ++l) v += partial[i][rr * TPR + l];
+        if (p.has_bias != 0) v += bias[row];
+        const uint yo = (b0 + i) * p.rows + row;
         y[yo] = p.accumulate != 0 ? y[yo] + v : v;
     }
 }

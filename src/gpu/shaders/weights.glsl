@@ -218,14 +218,14 @@ void unit_weights(uint r, uint u, out float c[UE]) {
 #if WTYPE == 2
     const float d = unpackHalf2x16(uint(w16[16 * nblk + blk])).x;
     const uvec4 q0 = w4[2 * blk], q1 = w4[2 * blk + 1];
-    for (uint i = 0; i < 16; ++i) {
+    [[unroll]] for (uint i = 0; i < 16; ++i) {
         c[i] = d * float(int(int8_t(uint8_t(byte_of(q0, i)))));
         c[16 + i] = d * float(int(int8_t(uint8_t(byte_of(q1, i)))));
     }
 #else
     const float d = unpackHalf2x16(uint(w16[8 * nblk + blk])).x;
     const uvec4 q = w4[blk];
-    for (uint i = 0; i < 16; ++i) {
+    [[unroll]] for (uint i = 0; i < 16; ++i) {
         const uint b = byte_of(q, i);
 #if WTYPE == 3
         c[i] = d * float(int(b & 15u) - 8);
@@ -241,7 +241,7 @@ void unit_weights(uint r, uint u, out float c[UE]) {
     const uvec4 h = w4[base], q0 = w4[base + 1 + 2 * j], q1 = w4[base + 2 + 2 * j];
     const vec2 dm = unpackHalf2x16(h.x);
     float sc[2], mn[2];
-    for (uint s = 0; s < 2; ++s) {  // k4_scale_min on the header's bytes 4..15
+    [[unroll]] for (uint s = 0; s < 2; ++s) {  // k4_scale_min on the header's bytes 4..15
         const uint k = 2 * j + s;
         if (k < 4) {
             sc[s] = float(byte_of(h, 4 + k) & 63u);
@@ -253,7 +253,7 @@ void unit_weights(uint r, uint u, out float c[UE]) {
         sc[s] *= dm.x;
         mn[s] *= -dm.y;
     }
-    for (uint i = 0; i < 16; ++i) {
+    [[unroll]] for (uint i = 0; i < 16; ++i) {
         const uint b0 = byte_of(q0, i), b1 = byte_of(q1, i);
         c[i] = sc[0] * float(b0 & 15u) + mn[0];
         c[16 + i] = sc[0] * float(b1 & 15u) + mn[0];
@@ -266,8 +266,8 @@ void unit_weights(uint r, uint u, out float c[UE]) {
     const uvec4 la = w4[12 * blk + 4 * hf + s], lb = w4[12 * blk + 4 * hf + 2 + s], qh = w4[12 * blk + 8 + 2 * hf + s];
     const float d = unpackHalf2x16(uint(w16[104 * nblk + blk])).x;
     float sc[4];
-    for (uint kk = 0; kk < 4; ++kk) sc[kk] = d * float(int(int8_t(w[192 * nblk + 16 * blk + 8 * hf + 2 * kk + s])));
-    for (uint i = 0; i < 16; ++i) {
+    [[unroll]] for (uint kk = 0; kk < 4; ++kk) sc[kk] = d * float(int(int8_t(w[192 * nblk + 16 * blk + 8 * hf + 2 * kk + s])));
+    [[unroll]] for (uint i = 0; i < 16; ++i) {
         const uint a = byte_of(la, i), b = byte_of(lb, i), hb = byte_of(qh, i);
         c[i] = sc[0] * float(int((a & 15u) | ((hb & 3u) << 4)) - 32);
         c[16 + i] = sc[1] * float(int((b & 15u) | (((hb >> 2) & 3u) << 4)) - 32);

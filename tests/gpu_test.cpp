@@ -51,9 +51,9 @@ TEST(GpuShaders, MatvecEveryStoredFormat) {
     using T = GgmlType;
     for (GgmlType t : {T::F32, T::F16, T::BF16, T::Q8_0, T::Q4_0, T::Q4_1, T::Q5_0, T::Q5_1, T::Q2_K, T::Q3_K, T::Q4_K, T::Q5_K, T::Q6_K,
                        T::IQ4_NL, T::IQ4_XS, T::MLX_A2, T::MLX_A3, T::MLX_A6, T::MLX_A8})
-        // 530000 rows: more than 65535 groups of 8 rows, the grid's z; 40 and 70 tokens: the tiled
-        // prompt shader, with partial tiles.
-        for (const Shape sh : {Shape{37, 256, 11}, Shape{64, 2048, 2}, Shape{530000, 32, 1}, Shape{70, 512, 40}, Shape{128, 256, 70}}) {
+        // One token: matvec.comp (37 rows: a partial group of 4; 530000 rows: more than 65535 groups,
+        // the grid's z); more tokens: the tiled matmul.comp, with partial tiles.
+        for (const Shape sh : {Shape{37, 512, 1}, Shape{37, 256, 11}, Shape{64, 2048, 2}, Shape{530000, 32, 1}, Shape{70, 512, 40}, Shape{128, 256, 70}}) {
             const auto w = randn(static_cast<size_t>(sh.rows * sh.cols), 1, 0.05f);
             const auto x = randn(static_cast<size_t>(sh.cols) * sh.B, 2);
             const auto bias = randn(static_cast<size_t>(sh.rows), 3);

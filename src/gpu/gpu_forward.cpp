@@ -21,9 +21,8 @@ namespace {
 struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
 };
-constexpr int kMatvecTokens = 8;  // tokens per workgroup (NT in matvec.comp)
-constexpr int kMatvecRows = 8;    // rows per workgroup (R in matvec.comp)
-constexpr int kMatmulMinTokens = 16;  // batches from this size use the tiled matmul.comp
+constexpr int kMatvecRows = 4;        // rows per workgroup (R in matvec.comp), one token each
+constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
     float eps;
@@ -106,7 +105,7 @@ struct Ops {
         const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
         const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), kMatvecRows);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
-        rt->dispatch(kern, bufs, &p, gx, groups(static_cast<uint64_t>(B), kMatvecTokens), groups(row_groups, gx));
+        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
@@ -213,7 +212,7 @@ struct GpuForward::Impl {
         gate = VkBuf(*rt, b * F * 4, false);
         up = VkBuf(*rt, b * F * 4, false);
         logits = VkBuf(*rt, b * V * 4, false);
-        logits_host = VkBuf(*rt, b * V * 4, true);
+        logits_host = VkBuf(*rt, b * V * 4, true, true);
         cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
         max_b = B;
     }

@@ -404,7 +404,7 @@ void VkRuntime::submit_and_wait() {
     collect_timestamps();
 }
 
-VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible) : rt_(&rt), size_(std::max<size_t>(bytes, 4)) {
+VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible, bool readback) : rt_(&rt), size_(std::max<size_t>(bytes, 4)) {
     const VkFns& f = rt.fn();
     auto bci = vk_struct<VkBufferCreateInfo>(VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO);
     bci.size = size_;
@@ -415,10 +415,11 @@ VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible) : rt_(&rt), size_(s
     f.vkGetBufferMemoryRequirements(rt.device(), buf_, &req);
     VkMemoryPropertyFlags got = 0;
     uint32_t type = UINT32_MAX;
-    if (host_visible || rt.info().unified) {
+    if (readback) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, &got);
+    if (type == UINT32_MAX && (host_visible || readback || rt.info().unified)) {
         // Host-visible device memory where it exists (unified memory), else host memory.
         type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, &got);
-        if (type == UINT32_MAX && host_visible) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, &got);
+        if (type == UINT32_MAX && (host_visible || readback)) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, &got);
     }
     if (type == UINT32_MAX) type = rt.memory_type(req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &got);
     if (type == UINT32_MAX) type = rt.memory_type(req.memoryTypeBits, 0, &got);
@@ -495,7 +496,7 @@ void VkBuf::download(void* dst, size_t bytes, size_t offset) {
         std::memcpy(dst, static_cast<const uint8_t*>(map_) + offset, bytes);
         return;
     }
-    VkBuf staging(*rt_, bytes, true);
+    VkBuf staging(*rt_, bytes, true, true);
     rt_->begin();
     rt_->copy(*this, offset, staging, 0, bytes);
     rt_->submit_and_wait();

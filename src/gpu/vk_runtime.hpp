@@ -36,7 +36,9 @@ class VkRuntime;
 class VkBuf {
 public:
     VkBuf() = default;
-    VkBuf(VkRuntime& rt, size_t bytes, bool host_visible);
+    // readback: the host reads it (logits, downloads): host-cached memory, where the CPU reads fast
+    // (not device memory through the PCIe BAR, which a discrete GPU may offer as host-visible).
+    VkBuf(VkRuntime& rt, size_t bytes, bool host_visible, bool readback = false);
     VkBuf(const VkBuf&) = delete;
     VkBuf& operator=(const VkBuf&) = delete;
     VkBuf(VkBuf&& o) noexcept { *this = std::move(o); }

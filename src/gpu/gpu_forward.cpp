@@ -32,8 +32,11 @@ struct RopePush {
     uint32_t n_heads, head_dim, n_rot, neox, B;
 };
 struct AttnPush {
-    uint32_t n_head, n_head_kv, head_dim, n_past, kv_dim;
+    uint32_t n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx;
     float scale;
+};
+struct KvStorePush {
+    uint32_t kv_dim, n_ctx, n_past, B;
 };
 struct CountPush {
     uint32_t n;
@@ -78,7 +81,7 @@ struct GpuLayer {
     GpuMatrix wq, wk, wv, wo, gate, up, down;
     VkBuf attn_norm, ffn_norm, bq, bk, bv;
     bool bias = false;
-    VkBuf k_cache, v_cache;  // n_ctx rows of kv_dim f32
+    VkBuf k_cache, v_cache;  // f32: keys [kv_dim][n_ctx] (transposed), values [n_ctx][kv_dim]
 };
 
 // The recorders of every shader: each adds one dispatch to the runtime's command buffer.
@@ -87,7 +90,7 @@ struct Ops {
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
     std::map<GgmlType, const VkKernel*> matvec_k, matmul_k;
-    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr;
+    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
         if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
         return *slot;
@@ -123,10 +126,19 @@ struct Ops {
         rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(B) * n_heads * (n_rot / 2), 64));
     }
 
-    void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, int n_head, int n_head_kv, int head_dim, int n_past, int B) {
+    // The batch's k and v rows into the cache: v as rows, k transposed ([kv_dim][n_ctx]).
+    void kv_store(const VkBuf& k, const VkBuf& v, VkBuf& kt, VkBuf& vc, int kv_dim, int n_ctx, int n_past, int B) {
+        const VkKernel& kern = kernel(kv_store_k, "kv_store", gpu::kv_store_spirv(), 4, sizeof(KvStorePush));
+        const KvStorePush p{static_cast<uint32_t>(kv_dim), static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(n_past), static_cast<uint32_t>(B)};
+        const VkBuf* bufs[] = {&k, &v, &kt, &vc};
+        const uint32_t g = groups(static_cast<uint64_t>(B) * static_cast<uint64_t>(kv_dim), 64), gx = std::min<uint32_t>(g, 65535);
+        rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
+    }
+
+    void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, int n_head, int n_head_kv, int head_dim, int n_ctx, int n_past, int B) {
         const VkKernel& kern = kernel(attention_k, "attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
         const AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
-                         static_cast<uint32_t>(n_head_kv * head_dim), 1.0f / std::sqrt(static_cast<float>(head_dim))};
+                         static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim))};
         const VkBuf* bufs[] = {&q, &kc, &vc, &out};
         rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), static_cast<uint32_t>(B));
     }
@@ -236,11 +248,10 @@ struct GpuForward::Impl {
             ops.rope(k, cs, hp.n_head_kv, hp.head_dim, hp.n_rot, hp.rope_neox, B);
             rt->barrier();
             rt->timestamp("rope");
-            rt->copy(k, 0, L.k_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
-            rt->copy(v, 0, L.v_cache, static_cast<size_t>(n_past) * KV * 4, static_cast<size_t>(B) * KV * 4);
+            ops.kv_store(k, v, L.k_cache, L.v_cache, static_cast<int>(KV), n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("kv store");
-            ops.attention(q, L.k_cache, L.v_cache, att, hp.n_head, hp.n_head_kv, hp.head_dim, n_past, B);
+            ops.attention(q, L.k_cache, L.v_cache, att, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("attention");
             ops.matvec(L.wo, att, x, B, true, nullptr);
@@ -415,9 +426,14 @@ std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin
 std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
                              int n_head_kv, int head_dim, int n_past, int B) {
     Ops& ops = test_ops();
+    // The caches filled through kv_store, positions 0 .. n_pos - 1 in one batch (n_ctx = n_pos).
+    const int kv_dim = n_head_kv * head_dim, n_pos = static_cast<int>(k_cache.size()) / kv_dim;
     VkBuf qb = buffer_of(q), kb = buffer_of(k_cache), vb = buffer_of(v_cache), ob = buffer_of({}, q.size());
+    VkBuf kt = buffer_of({}, k_cache.size()), vc = buffer_of({}, v_cache.size());
     ops.rt->begin();
-    ops.attention(qb, kb, vb, ob, n_head, n_head_kv, head_dim, n_past, B);
+    ops.kv_store(kb, vb, kt, vc, kv_dim, n_pos, 0, n_pos);
+    ops.rt->barrier();
+    ops.attention(qb, kt, vc, ob, n_head, n_head_kv, head_dim, n_pos, n_past, B);
     ops.rt->submit_and_wait();
     return read(ob, q.size());
 }

@@ -124,6 +124,9 @@ const uint32_t kRmsnorm[] =
 const uint32_t kRope[] =
 #include "rope.inc"
     ;
+const uint32_t kKvStore[] =
+#include "kv_store.inc"
+    ;
 const uint32_t kAttention[] =
 #include "attention.inc"
     ;
@@ -183,6 +186,7 @@ std::span<const uint32_t> matmul_spirv(GgmlType t) {
 std::span<const uint32_t> rmsnorm_spirv() { return kRmsnorm; }
 std::span<const uint32_t> rope_spirv() { return kRope; }
 std::span<const uint32_t> attention_spirv() { return kAttention; }
+std::span<const uint32_t> kv_store_spirv() { return kKvStore; }
 std::span<const uint32_t> swiglu_spirv() { return kSwiglu; }
 
 }  // namespace qforge::gpu

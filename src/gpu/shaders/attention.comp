@@ -1,9 +1,12 @@
 #version 450
 // Causal attention for one (head, token) per workgroup over the KV cache, flash-attention style:
-// positions in tiles of 64 (one score per thread), a running maximum and sum (online softmax),
-// and the weighted values accumulated per dimension; no scores buffer beyond one tile.
+// positions in tiles of 64 (one score per thread, keys transposed [kv_dim][n_ctx] so a tile's
+// reads are contiguous), a running maximum and sum (online softmax, subgroup reductions), and the
+// weighted values accumulated per dimension; no scores buffer beyond one tile.
+#include "common.glsl"
+
 layout(local_size_x = 64) in;
-layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim; float scale; } p;
+layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx; float scale; } p;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float kc[]; };
 layout(std430, binding = 2) readonly buffer V { float vc[]; };
@@ -11,7 +14,7 @@ layout(std430, binding = 3) writeonly buffer O { float o[]; };
 
 shared float qs[256];
 shared float sc[64];
-shared float red[64];
+shared float red_max[64], red_sum[64];  // per subgroup
 
 void main() {
     const uint h = gl_WorkGroupID.x, b = gl_WorkGroupID.y, t = gl_LocalInvocationID.x;
@@ -26,29 +29,25 @@ void main() {
         const uint pos = p0 + t;
         float s = -1.0 / 0.0;
         if (pos < n_kv) {
-            const uint ko = pos * p.kv_dim + kvh * HD;
+            const uint ko = kvh * HD * p.n_ctx + pos;
             s = 0.0;
-            for (uint d = 0; d < HD; ++d) s += qs[d] * kc[ko + d];
+            for (uint d = 0; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
             s *= p.scale;
         }
-        red[t] = s;
+        const float smax = subgroupMax(s);
+        if (subgroupElect()) red_max[gl_SubgroupID] = smax;
         barrier();
-        for (uint k = 32; k > 0; k >>= 1) {
-            if (t < k) red[t] = max(red[t], red[t + k]);
-            barrier();
-        }
-        const float m_new = max(m, red[0]);
-        barrier();
+        float m_new = m;
+        for (uint k = 0; k < gl_NumSubgroups; ++k) m_new = max(m_new, red_max[k]);
         const float e = pos < n_kv ? exp(s - m_new) : 0.0;
         sc[t] = e;
-        red[t] = e;
+        const float esum = subgroupAdd(e);
+        if (subgroupElect()) red_sum[gl_SubgroupID] = esum;
         barrier();
-        for (uint k = 32; k > 0; k >>= 1) {
-            if (t < k) red[t] += red[t + k];
-            barrier();
-        }
+        float tsum = 0.0;
+        for (uint k = 0; k < gl_NumSubgroups; ++k) tsum += red_sum[k];
         const float corr = exp(m - m_new);
-        l = l * corr + red[0];
+        l = l * corr + tsum;
         m = m_new;
         const uint n_tile = min(64u, n_kv - p0);
         for (uint j = 0; j < 4; ++j) {

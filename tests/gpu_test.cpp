@@ -85,17 +85,19 @@ TEST(GpuShaders, MatvecEveryStoredFormat) {
 
 TEST(GpuShaders, RmsNormRopeSwiglu) {
     REQUIRE_GPU();
-    const int n = 288, rows = 3;
-    const auto x = randn(static_cast<size_t>(n * rows), 5), w = randn(static_cast<size_t>(n), 6);
-    const auto y = gpu_ops::rmsnorm(x, w, 1e-5f);
-    std::vector<double> want(y.size()), mag(y.size(), 0.0);
-    for (int r = 0; r < rows; ++r) {
-        double ss = 0;
-        for (int i = 0; i < n; ++i) ss += static_cast<double>(x[static_cast<size_t>(r * n + i)]) * x[static_cast<size_t>(r * n + i)];
-        const double sc = 1.0 / std::sqrt(ss / n + 1e-5);
-        for (int i = 0; i < n; ++i) want[static_cast<size_t>(r * n + i)] = x[static_cast<size_t>(r * n + i)] * sc * w[static_cast<size_t>(i)];
+    for (const int n : {288, 2112}) {  // below and above one pass of four loads per thread
+        const int rows = 3;
+        const auto x = randn(static_cast<size_t>(n * rows), 5), w = randn(static_cast<size_t>(n), 6);
+        const auto y = gpu_ops::rmsnorm(x, w, 1e-5f);
+        std::vector<double> want(y.size()), mag(y.size(), 0.0);
+        for (int r = 0; r < rows; ++r) {
+            double ss = 0;
+            for (int i = 0; i < n; ++i) ss += static_cast<double>(x[static_cast<size_t>(r * n + i)]) * x[static_cast<size_t>(r * n + i)];
+            const double sc = 1.0 / std::sqrt(ss / n + 1e-5);
+            for (int i = 0; i < n; ++i) want[static_cast<size_t>(r * n + i)] = x[static_cast<size_t>(r * n + i)] * sc * w[static_cast<size_t>(i)];
+        }
+        expect_close(y, want, mag, 1e-5, "rmsnorm " + std::to_string(n));
     }
-    expect_close(y, want, mag, 1e-5, "rmsnorm");
 
     for (bool neox : {false, true}) {
         const int heads = 3, hd = 64, n_rot = 32, B = 2;

@@ -30,8 +30,13 @@ void main() {
         float s = -1.0 / 0.0;
         if (pos < n_kv) {
             const uint ko = kvh * HD * p.n_ctx + pos;
-            s = 0.0;
-            for (uint d = 0; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
+            vec4 s4 = vec4(0.0);  // four independent sums: four loads in flight
+            uint d = 0;
+            for (; d + 4 <= HD; d += 4)
+                s4 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
+                      vec4(kc[ko + d * p.n_ctx], kc[ko + (d + 1) * p.n_ctx], kc[ko + (d + 2) * p.n_ctx], kc[ko + (d + 3) * p.n_ctx]);
+            s = s4.x + s4.y + s4.z + s4.w;
+            for (; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
             s *= p.scale;
         }
         const float smax = subgroupMax(s);
@@ -53,9 +58,15 @@ void main() {
         for (uint j = 0; j < 4; ++j) {
             const uint d = t + 64 * j;
             if (d >= HD) break;
-            float a = acc[j] * corr;
-            for (uint i = 0; i < n_tile; ++i) a += sc[i] * vc[(p0 + i) * p.kv_dim + kvh * HD + d];
-            acc[j] = a;
+            const uint vo = p0 * p.kv_dim + kvh * HD + d;
+            vec4 a4 = vec4(0.0);  // four independent sums: four loads in flight
+            uint i = 0;
+            for (; i + 4 <= n_tile; i += 4)
+                a4 += vec4(sc[i], sc[i + 1], sc[i + 2], sc[i + 3]) *
+                      vec4(vc[vo + i * p.kv_dim], vc[vo + (i + 1) * p.kv_dim], vc[vo + (i + 2) * p.kv_dim], vc[vo + (i + 3) * p.kv_dim]);
+            float a = a4.x + a4.y + a4.z + a4.w;
+            for (; i < n_tile; ++i) a += sc[i] * vc[vo + i * p.kv_dim];
+            acc[j] = acc[j] * corr + a;
         }
         barrier();
     }

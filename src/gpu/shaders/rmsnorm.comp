@@ -13,9 +13,16 @@ shared float partial[256];
 void main() {
     const uint b = gl_WorkGroupID.x, t = gl_LocalInvocationID.x;
     const uint xo = (p.x_row0 + b) * p.n, yo = b * p.n;
-    float s = 0.0;
-    for (uint i = t; i < p.n; i += 256) s += x[xo + i] * x[xo + i];
-    s = subgroupAdd(s);
+    // Four independent sums, so four loads are in flight at a time (one workgroup per token: its
+    // time is the latency of its loads).
+    vec4 s4 = vec4(0.0);
+    uint i = t;
+    for (; i + 768 < p.n; i += 1024) {
+        const vec4 v = vec4(x[xo + i], x[xo + i + 256], x[xo + i + 512], x[xo + i + 768]);
+        s4 += v * v;
+    }
+    for (; i < p.n; i += 256) s4.x += x[xo + i] * x[xo + i];
+    float s = subgroupAdd(s4.x + s4.y + s4.z + s4.w);
     if (subgroupElect()) partial[gl_SubgroupID] = s;
     barrier();
     float total = 0.0;

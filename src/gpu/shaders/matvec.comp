@@ -1,13 +1,13 @@
 #version 450
 // y[b][r] = (accumulate ? y[b][r] : 0) + bias[r] + W[r] . x[b] for one weight format (WTYPE,
 // weights.glsl), one token per workgroup row of the grid (generation; batches go through
-// matmul.comp): a workgroup of 128 threads takes R rows; each thread loads a unit of the
+// matmul.comp): a workgroup of 64 threads takes R rows; each thread loads a unit of the
 // activations once (a whole block where weights.glsl has FAST_UNITS, with 16-byte weight loads;
 // else an 8-element part) and meets it with the R rows' weights, so the activations are read
 // once per R rows; subgroup sums, then shared memory, add the threads' partial sums.
 #include "common.glsl"
 
-layout(local_size_x = 128) in;
+layout(local_size_x = 64) in;
 layout(push_constant) uniform Push {
     uint rows, cols, accumulate, has_bias, B;
 } p;
@@ -18,7 +18,7 @@ layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 
 const uint R = 4;
-shared float partial[R][128];  // [row][subgroup]
+shared float partial[R][64];  // [row][subgroup]
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
@@ -27,7 +27,7 @@ void main() {
     float acc[R];
     for (uint rr = 0; rr < R; ++rr) acc[rr] = 0.0;
 #ifdef FAST_UNITS
-    for (uint u = t; u < p.cols / UE; u += 128) {
+    for (uint u = t; u < p.cols / UE; u += 64) {
         vec4 xv[UE / 4];
         [[unroll]] for (uint ch = 0; ch < UE / 16; ++ch) {
             const uint xo = (xr + unit_x(u, ch)) / 4;
@@ -43,7 +43,7 @@ void main() {
         }
     }
 #else
-    for (uint q = t; q < p.cols / 8; q += 128) {
+    for (uint q = t; q < p.cols / 8; q += 64) {
         const uint xb = (xr + q * 8) / 4;
         const vec4 xa = x4[xb], xc = x4[xb + 1];
         const float xs = dot(xa + xc, vec4(1.0));

@@ -1,9 +1,17 @@
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <memory>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
+#include "qforge/mapped_file.hpp"
+#include "qforge/mix_search.hpp"
+#include "qforge/model.hpp"
+#include "qforge/output_file.hpp"
+#include "qforge/progress.hpp"
 #include "qforge/quantize_model.hpp"
 
 namespace qforge::cli {
@@ -27,8 +35,10 @@ std::string type_list() {
 Command add_quantize(CLI::App& root) {
     auto* app = root.add_subcommand("quantize", "Quantize a GGUF model to one of llama.cpp's types (with its per-tensor mixes)");
     struct Args {
-        std::string in, out, type, imatrix, output_type, embd_type;
+        std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements;
         std::vector<std::string> tensor_types;
+        double target_bpw = 0;
+        int calib_chunks = 4, calib_ctx = 256;
         int threads = 0;
         bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false;
     };
@@ -42,6 +52,16 @@ Command add_quantize(CLI::App& root) {
     app->add_option("--output-tensor-type", a->output_type, "Type for output.weight");
     app->add_option("--token-embedding-type", a->embd_type, "Type for token_embd.weight");
     app->add_option("--tensor-type", a->tensor_types, "REGEX=TYPE: type for matching tensors (repeatable)");
+    app->add_option("--tensor-type-file", a->type_file, "File of REGEX=TYPE lines (a saved recipe)");
+    auto* bpw = app->add_option("--target-bpw", a->target_bpw, "Choose per-tensor types for this many bits per weight (needs --calib)")
+                    ->check(CLI::Range(1.0, 32.0));
+    auto* size = app->add_option("--target-size", a->target_size, "Choose per-tensor types for this size of tensor data, e.g. 14.5M");
+    bpw->excludes(size);
+    app->add_option("--calib", a->calib, "Calibration text for --target-bpw/--target-size (never the evaluation text)");
+    app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text to measure each choice on (default 4)")->check(CLI::Range(1, 1000));
+    app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default 256)")->check(CLI::Range(16, 65536));
+    app->add_option("--save-recipe", a->save_recipe, "Write the chosen per-tensor types as a --tensor-type-file");
+    app->add_option("--mix-measurements", a->measurements, "Keep the per-tensor measurements in FILE and reuse them (other budgets cost no new search)");
     app->add_flag("--pure", a->pure, "Use the default type for every tensor (no mix)");
     app->add_flag("--leave-output-tensor", a->leave_output, "Keep output.weight unquantized");
     app->add_flag("--allow-requantize", a->requant, "Allow quantizing tensors that are already quantized");
@@ -65,11 +85,57 @@ Command add_quantize(CLI::App& root) {
                         throw_usage("--tensor-type: expected REGEX=TYPE, got '" + tt + "'");
                     opt.tensor_types.emplace_back(tt.substr(0, eq), parse_type(tt.substr(eq + 1), "--tensor-type"));
                 }
+                if (!a->type_file.empty())
+                    for (auto& tt : load_tensor_type_file(a->type_file)) opt.tensor_types.push_back(std::move(tt));
                 Imatrix imatrix;
                 if (!a->imatrix.empty()) {
                     imatrix = load_imatrix(a->imatrix);
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->imatrix;
+                }
+                if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix
+                    if (a->calib.empty()) throw_usage("--target-bpw/--target-size need --calib TEXT (calibration text, not the evaluation text)");
+                    auto model = Model::load(a->in);
+                    const MappedFile text(a->calib);
+                    MixSearchOptions mo;
+                    mo.calib_tokens = model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), true);
+                    mo.n_ctx = a->calib_ctx;
+                    mo.n_chunks = std::min<int>(a->calib_chunks, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(a->calib_ctx)));
+                    mo.threads = a->threads;
+                    mo.imatrix = opt.imatrix;
+                    mo.measurements_file = a->measurements;
+                    mo.budget_bytes = a->target_bpw > 0 ? static_cast<uint64_t>(a->target_bpw * static_cast<double>(model->n_params()) / 8.0)
+                                                        : parse_target_size(a->target_size);
+                    std::unique_ptr<Progress> bar;
+                    mo.progress = [&](int done, int total) {
+                        if (!bar) bar = std::make_unique<Progress>("measuring each tensor's types", static_cast<uint64_t>(total));
+                        bar->add(1);
+                        (void)done;
+                    };
+                    const MixResult mix = search_mix(*model, mo);
+                    if (bar) bar->finish();
+                    std::printf("%-32s %-7s %10s %12s\n", "tensor", "type", "KiB", "KLD alone");
+                    for (const auto& c : mix.choices)
+                        std::printf("%-32s %-7s %10.1f %12.6f\n", c.name.c_str(), type_traits(c.type).name, static_cast<double>(c.bytes) / 1024.0, c.kld);
+                    const uint64_t tot = mix.matrix_bytes + mix.fixed_bytes;
+                    std::printf("mix: %.2f MiB of tensors (budget %.2f MiB), %.3f bits per weight, predicted KLD %.6f (sum over tensors), %d evaluations\n",
+                                static_cast<double>(tot) / 1048576.0, static_cast<double>(mo.budget_bytes) / 1048576.0,
+                                8.0 * static_cast<double>(tot) / static_cast<double>(mix.n_params), mix.predicted_kld, mix.evaluations);
+                    const std::string recipe = mix_recipe_text(mix);
+                    if (!a->save_recipe.empty()) {
+                        OutputFile f(a->save_recipe);
+                        f.write(recipe.data(), recipe.size());
+                        f.commit();
+                    }
+                    // The user's own --tensor-type patterns first: they win.
+                    std::vector<std::pair<std::string, GgmlType>> tt = opt.tensor_types;
+                    std::istringstream lines(recipe);
+                    for (std::string line; std::getline(lines, line);) {
+                        if (line.empty() || line[0] == '#') continue;
+                        const auto eq = line.rfind('=');
+                        tt.emplace_back(line.substr(0, eq), parse_type(line.substr(eq + 1), "recipe"));
+                    }
+                    opt.tensor_types = std::move(tt);
                 }
                 auto in = GgufFile::open(a->in);
                 const auto report = quantize_model(source_from_gguf(*in), a->out, opt);

@@ -41,6 +41,49 @@ TEST_F(QuantizeCli, QuantizeWithOptions) {
     EXPECT_EQ(GgufFile::open(tmp.path("l.gguf"))->find_tensor("output.weight")->type, GgmlType::F32);
 }
 
+TEST_F(QuantizeCli, TargetSizeMix) {
+    const std::string calib = std::string(QFORGE_SOURCE_DIR) + "/data/calib/pride-and-prejudice-excerpt.txt";
+    const std::string out = tmp.path("mix.gguf"), recipe = tmp.path("mix.txt"), meas = tmp.path("mix.meas");
+    // Between all-Q2_K and all-Q8_0 (4.8 MiB of weights in f32 here): some of each.
+    const std::vector<std::string> base = {"quantize", f32, out, "Q4_K_M", "--calib", calib, "--calib-chunks", "1", "--calib-ctx", "64",
+                                           "--mix-types", "Q2_K,Q8_0", "--mix-measurements", meas, "--save-recipe", recipe, "-t", "2"};
+    auto args = base;
+    args.insert(args.end(), {"--target-bpw", "5"});
+    auto r = run_qforge(args);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("predicted KLD"), std::string::npos) << r.out;
+    auto f = GgufFile::open(out);
+    int q2 = 0, q8 = 0;
+    uint64_t bytes = 0;
+    for (const auto& t : f->tensors()) {
+        q2 += t.type == GgmlType::Q2_K;
+        q8 += t.type == GgmlType::Q8_0;
+        bytes += t.n_bytes;
+    }
+    EXPECT_GT(q2, 0);
+    EXPECT_GT(q8, 0);
+    int64_t params = 0;
+    for (const auto& t : f->tensors()) params += t.n_elements();
+    EXPECT_LE(8.0 * static_cast<double>(bytes) / static_cast<double>(params), 5.0);
+    // The saved recipe gives the same file through --tensor-type-file.
+    r = run_qforge({"quantize", f32, tmp.path("again.gguf"), "Q4_K_M", "--tensor-type-file", recipe, "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto g = GgufFile::open(tmp.path("again.gguf"));
+    for (const auto& t : f->tensors()) EXPECT_EQ(g->find_tensor(t.name)->type, t.type) << t.name;
+    // Errors: no calibration text, both targets, a budget below all-Q2_K.
+    r = run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--target-bpw", "4"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("--calib"), std::string::npos) << r.err;
+    args = base;
+    args.insert(args.end(), {"--target-bpw", "4", "--target-size", "1M"});
+    EXPECT_EQ(run_qforge(args).status, 1);
+    args = base;
+    args.insert(args.end(), {"--target-size", "100K"});
+    r = run_qforge(args);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("below the smallest mix"), std::string::npos) << r.err;
+}
+
 TEST_F(QuantizeCli, DryRunWritesNothing) {
     auto r = run_qforge({"quantize", f32, tmp.path("d.gguf"), "Q3_K_M", "--dry-run"});
     ASSERT_EQ(r.status, 0) << r.err;

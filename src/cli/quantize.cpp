@@ -35,7 +35,7 @@ std::string type_list() {
 Command add_quantize(CLI::App& root) {
     auto* app = root.add_subcommand("quantize", "Quantize a GGUF model to one of llama.cpp's types (with its per-tensor mixes)");
     struct Args {
-        std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements;
+        std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements, mix_types;
         std::vector<std::string> tensor_types;
         double target_bpw = 0;
         int calib_chunks = 4, calib_ctx = 256;
@@ -61,6 +61,7 @@ Command add_quantize(CLI::App& root) {
     app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text to measure each choice on (default 4)")->check(CLI::Range(1, 1000));
     app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default 256)")->check(CLI::Range(16, 65536));
     app->add_option("--save-recipe", a->save_recipe, "Write the chosen per-tensor types as a --tensor-type-file");
+    app->add_option("--mix-types", a->mix_types, "Candidate types of the mix, comma-separated (default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0)");
     app->add_option("--mix-measurements", a->measurements, "Keep the per-tensor measurements in FILE and reuse them (other budgets cost no new search)");
     app->add_flag("--pure", a->pure, "Use the default type for every tensor (no mix)");
     app->add_flag("--leave-output-tensor", a->leave_output, "Keep output.weight unquantized");
@@ -104,6 +105,11 @@ Command add_quantize(CLI::App& root) {
                     mo.threads = a->threads;
                     mo.imatrix = opt.imatrix;
                     mo.measurements_file = a->measurements;
+                    if (!a->mix_types.empty()) {
+                        mo.candidates.clear();
+                        std::istringstream ts(a->mix_types);
+                        for (std::string t; std::getline(ts, t, ',');) mo.candidates.push_back(parse_type(t, "--mix-types"));
+                    }
                     mo.budget_bytes = a->target_bpw > 0 ? static_cast<uint64_t>(a->target_bpw * static_cast<double>(model->n_params()) / 8.0)
                                                         : parse_target_size(a->target_size);
                     std::unique_ptr<Progress> bar;

@@ -52,7 +52,9 @@ struct MixResult {
 // smallest candidate mix.
 MixResult search_mix(Model& model, const MixSearchOptions& opt);
 
-// The recipe as --tensor-type lines (^name$=TYPE, dots escaped), and read back.
+// The choices as --tensor-type patterns (^name$, dots escaped) and as a file of REGEX=TYPE lines;
+// load_tensor_type_file reads such a file back.
+std::vector<std::pair<std::string, GgmlType>> mix_tensor_types(const MixResult& r);
 std::string mix_recipe_text(const MixResult& r);
 std::vector<std::pair<std::string, GgmlType>> load_tensor_type_file(const std::string& path);
 

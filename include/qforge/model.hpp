@@ -63,6 +63,9 @@ public:
 
     WeightView tok_embd, output_norm, output;
     std::vector<LayerWeights> layers;
+    // Every weight matrix the forward pass reads, by its GGUF name (output.weight only when it is
+    // not tied to token_embd.weight), as views callers may point elsewhere (the mix search does).
+    std::vector<std::pair<std::string, WeightView*>> matrices();
 
 private:
     Model() = default;

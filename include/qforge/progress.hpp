@@ -3,9 +3,24 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace qforge {
+
+// A progress callback (done, total) that starts its bar on the first report, when the total is
+// known: what the long evaluations (perplexity, imatrix, the mix search) report through.
+class LazyProgress {
+public:
+    explicit LazyProgress(std::string label) : label_(std::move(label)) {}
+    void operator()(int done, int total);
+    void finish();
+
+private:
+    std::string label_;
+    std::unique_ptr<class Progress> bar_;
+    int reported_ = 0;
+};
 
 class Progress {
 public:

@@ -24,6 +24,8 @@ public:
 
     // add_special: BOS/EOS as the model asks; parse_special: special-token text becomes that token.
     std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special = false) const;
+    // A whole text file, with BOS where the model adds it (as llama-perplexity/llama-imatrix read it).
+    std::vector<int32_t> tokenize_file(const std::string& path) const;
     // The bytes a token stands for (control tokens: empty unless `special`).
     std::string token_to_piece(int32_t id, bool special = false) const;
     std::string detokenize(const std::vector<int32_t>& ids, bool special = false) const;

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -29,21 +30,17 @@ Command add_imatrix(CLI::App& root) {
                 "         qforge quantize --imatrix imatrix.dat model-f16.gguf model-Q4_K_M.gguf Q4_K_M");
     return {app, [a]() {
                 auto model = Model::load(a->model);
-                MappedFile f(a->file);
-                const auto tokens = model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()), true);
+                const auto tokens = model->tokenizer().tokenize_file(a->file);
                 ImatrixOptions opt;
                 opt.n_ctx = a->n_ctx;
                 opt.n_chunks = a->chunks;
                 opt.batch = a->batch;
                 opt.threads = a->threads;
                 opt.process_output = a->process_output;
-                std::unique_ptr<Progress> progress;
-                opt.progress = [&](int, int n) {
-                    if (!progress) progress = std::make_unique<Progress>("imatrix", static_cast<uint64_t>(n));
-                    progress->add(1);
-                };
+                LazyProgress progress("imatrix");
+                opt.progress = std::ref(progress);
                 const auto stats = compute_imatrix(*model, tokens, opt);
-                if (progress) progress->finish();
+                progress.finish();
                 save_imatrix(stats, a->out, a->file);
                 std::printf("wrote %s: %zu matrices, %d chunks of %d tokens from %s\n", a->out.c_str(), stats.entries.size(), stats.chunks,
                             a->n_ctx, a->file.c_str());

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -47,21 +48,12 @@ Command add_perplexity(CLI::App& root) {
                 opt.n_gpu_layers = resolve_gpu_layers(a->device, *model);
                 opt.allow_software_gpu = a->device.device == "gpu";
                 std::vector<int32_t> tokens;
-                if (a->kld.empty()) {
-                    MappedFile f(a->file);
-                    tokens = model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()), true);
-                }
-                const int total = a->kld.empty() ? -1 : base.n_chunks;
-                std::unique_ptr<Progress> progress;
-                opt.progress = [&](int done, int n) {
-                    if (!progress) progress = std::make_unique<Progress>("perplexity", static_cast<uint64_t>(n));
-                    progress->add(1);
-                    (void)done;
-                };
-                (void)total;
+                if (a->kld.empty()) tokens = model->tokenizer().tokenize_file(a->file);
+                LazyProgress progress("perplexity");
+                opt.progress = std::ref(progress);
                 KldBase saved;
                 const auto r = perplexity(*model, tokens, opt, a->kld.empty() ? nullptr : &base, a->kld_base.empty() ? nullptr : &saved);
-                if (progress) progress->finish();
+                progress.finish();
                 if (!a->kld_base.empty()) saved.save(a->kld_base);
                 if (a->json) {
                     nlohmann::json j = {{"ppl", r.ppl}, {"ppl_se", r.ppl_se}, {"n_chunks", r.n_chunks}, {"n_ctx", r.n_ctx},

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -7,7 +8,6 @@
 #include "cli/commands.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
-#include "qforge/mapped_file.hpp"
 #include "qforge/mix_search.hpp"
 #include "qforge/model.hpp"
 #include "qforge/output_file.hpp"
@@ -30,19 +30,59 @@ std::string type_list() {
     return s;
 }
 
+// The options `quantize` takes.
+struct QuantizeArgs {
+    std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements, mix_types;
+    std::vector<std::string> tensor_types;
+    double target_bpw = 0;
+    int calib_chunks = 4, calib_ctx = 256;
+    int threads = 0;
+    bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false;
+};
+
+// --target-bpw / --target-size: measures the matrices on the calibration text, prints the chosen
+// types (and saves them with --save-recipe), and returns them as --tensor-type patterns.
+std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, const Imatrix* imatrix) {
+    if (a.calib.empty()) throw_usage("--target-bpw/--target-size need --calib TEXT (calibration text, not the evaluation text)");
+    auto model = Model::load(a.in);
+    MixSearchOptions mo;
+    mo.calib_tokens = model->tokenizer().tokenize_file(a.calib);
+    mo.n_ctx = a.calib_ctx;
+    mo.n_chunks = std::min<int>(a.calib_chunks, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(a.calib_ctx)));
+    mo.threads = a.threads;
+    mo.imatrix = imatrix;
+    mo.measurements_file = a.measurements;
+    if (!a.mix_types.empty()) {
+        mo.candidates.clear();
+        std::istringstream ts(a.mix_types);
+        for (std::string t; std::getline(ts, t, ',');) mo.candidates.push_back(parse_type(t, "--mix-types"));
+    }
+    mo.budget_bytes = a.target_bpw > 0 ? static_cast<uint64_t>(a.target_bpw * static_cast<double>(model->n_params()) / 8.0) : parse_target_size(a.target_size);
+    LazyProgress progress("measuring each tensor's types");
+    mo.progress = std::ref(progress);
+    const MixResult mix = search_mix(*model, mo);
+    progress.finish();
+    std::printf("%-32s %-7s %10s %12s\n", "tensor", "type", "KiB", "KLD alone");
+    for (const auto& c : mix.choices)
+        std::printf("%-32s %-7s %10.1f %12.6f\n", c.name.c_str(), type_traits(c.type).name, static_cast<double>(c.bytes) / 1024.0, c.kld);
+    const uint64_t tot = mix.matrix_bytes + mix.fixed_bytes;
+    std::printf("mix: %.2f MiB of tensors (budget %.2f MiB), %.3f bits per weight, predicted KLD %.6f (sum over tensors), %d evaluations\n",
+                static_cast<double>(tot) / 1048576.0, static_cast<double>(mo.budget_bytes) / 1048576.0,
+                8.0 * static_cast<double>(tot) / static_cast<double>(mix.n_params), mix.predicted_kld, mix.evaluations);
+    if (!a.save_recipe.empty()) {
+        const std::string recipe = mix_recipe_text(mix);
+        OutputFile f(a.save_recipe);
+        f.write(recipe.data(), recipe.size());
+        f.commit();
+    }
+    return mix_tensor_types(mix);
+}
+
 }  // namespace
 
 Command add_quantize(CLI::App& root) {
     auto* app = root.add_subcommand("quantize", "Quantize a GGUF model to one of llama.cpp's types (with its per-tensor mixes)");
-    struct Args {
-        std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements, mix_types;
-        std::vector<std::string> tensor_types;
-        double target_bpw = 0;
-        int calib_chunks = 4, calib_ctx = 256;
-        int threads = 0;
-        bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false;
-    };
-    auto a = std::make_shared<Args>();
+    auto a = std::make_shared<QuantizeArgs>();
     app->add_option("input", a->in, "Input GGUF (F32, F16 or BF16; quantized with --allow-requantize)")->required();
     app->add_option("output", a->out, "Output GGUF")->required();
     app->add_option("type", a->type, "Quantization type, e.g. Q4_K_M (case-insensitive)")->required();
@@ -94,54 +134,8 @@ Command add_quantize(CLI::App& root) {
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->imatrix;
                 }
-                if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix
-                    if (a->calib.empty()) throw_usage("--target-bpw/--target-size need --calib TEXT (calibration text, not the evaluation text)");
-                    auto model = Model::load(a->in);
-                    const MappedFile text(a->calib);
-                    MixSearchOptions mo;
-                    mo.calib_tokens = model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), true);
-                    mo.n_ctx = a->calib_ctx;
-                    mo.n_chunks = std::min<int>(a->calib_chunks, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(a->calib_ctx)));
-                    mo.threads = a->threads;
-                    mo.imatrix = opt.imatrix;
-                    mo.measurements_file = a->measurements;
-                    if (!a->mix_types.empty()) {
-                        mo.candidates.clear();
-                        std::istringstream ts(a->mix_types);
-                        for (std::string t; std::getline(ts, t, ',');) mo.candidates.push_back(parse_type(t, "--mix-types"));
-                    }
-                    mo.budget_bytes = a->target_bpw > 0 ? static_cast<uint64_t>(a->target_bpw * static_cast<double>(model->n_params()) / 8.0)
-                                                        : parse_target_size(a->target_size);
-                    std::unique_ptr<Progress> bar;
-                    mo.progress = [&](int done, int total) {
-                        if (!bar) bar = std::make_unique<Progress>("measuring each tensor's types", static_cast<uint64_t>(total));
-                        bar->add(1);
-                        (void)done;
-                    };
-                    const MixResult mix = search_mix(*model, mo);
-                    if (bar) bar->finish();
-                    std::printf("%-32s %-7s %10s %12s\n", "tensor", "type", "KiB", "KLD alone");
-                    for (const auto& c : mix.choices)
-                        std::printf("%-32s %-7s %10.1f %12.6f\n", c.name.c_str(), type_traits(c.type).name, static_cast<double>(c.bytes) / 1024.0, c.kld);
-                    const uint64_t tot = mix.matrix_bytes + mix.fixed_bytes;
-                    std::printf("mix: %.2f MiB of tensors (budget %.2f MiB), %.3f bits per weight, predicted KLD %.6f (sum over tensors), %d evaluations\n",
-                                static_cast<double>(tot) / 1048576.0, static_cast<double>(mo.budget_bytes) / 1048576.0,
-                                8.0 * static_cast<double>(tot) / static_cast<double>(mix.n_params), mix.predicted_kld, mix.evaluations);
-                    const std::string recipe = mix_recipe_text(mix);
-                    if (!a->save_recipe.empty()) {
-                        OutputFile f(a->save_recipe);
-                        f.write(recipe.data(), recipe.size());
-                        f.commit();
-                    }
-                    // The user's own --tensor-type patterns first: they win.
-                    std::vector<std::pair<std::string, GgmlType>> tt = opt.tensor_types;
-                    std::istringstream lines(recipe);
-                    for (std::string line; std::getline(lines, line);) {
-                        if (line.empty() || line[0] == '#') continue;
-                        const auto eq = line.rfind('=');
-                        tt.emplace_back(line.substr(0, eq), parse_type(line.substr(eq + 1), "recipe"));
-                    }
-                    opt.tensor_types = std::move(tt);
+                if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix; the user's own patterns win
+                    for (auto& tt : choose_mix(*a, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
                 }
                 auto in = GgufFile::open(a->in);
                 const auto report = quantize_model(source_from_gguf(*in), a->out, opt);

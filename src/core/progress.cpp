@@ -15,6 +15,16 @@ Progress::Progress(std::string label, uint64_t total)
 
 Progress::~Progress() { finish(); }
 
+void LazyProgress::operator()(int done, int total) {
+    if (!bar_) bar_ = std::make_unique<Progress>(label_, static_cast<uint64_t>(total));
+    if (done > reported_) bar_->add(static_cast<uint64_t>(done - reported_));
+    reported_ = done;
+}
+
+void LazyProgress::finish() {
+    if (bar_) bar_->finish();
+}
+
 void Progress::add(uint64_t n) {
     done_ += n;
     if (!enabled_) return;

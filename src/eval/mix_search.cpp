@@ -17,27 +17,6 @@ namespace qforge {
 
 namespace {
 
-struct Slot {
-    std::string name;
-    WeightView* view;
-};
-
-// Every weight matrix the forward pass reads, by its GGUF name.
-std::vector<Slot> weight_slots(Model& m) {
-    std::vector<Slot> s;
-    if (m.tok_embd.present()) s.push_back({"token_embd.weight", &m.tok_embd});
-    for (size_t i = 0; i < m.layers.size(); ++i) {
-        LayerWeights& L = m.layers[i];
-        const std::string b = "blk." + std::to_string(i) + ".";
-        const std::pair<const char*, WeightView*> mats[] = {{"attn_q", &L.wq},     {"attn_k", &L.wk},   {"attn_v", &L.wv},    {"attn_output", &L.wo},
-                                                            {"ffn_gate", &L.w_gate}, {"ffn_up", &L.w_up}, {"ffn_down", &L.w_down}};
-        for (const auto& [n, v] : mats)
-            if (v->present()) s.push_back({b + n + ".weight", v});
-    }
-    if (m.output.present() && m.output.data != m.tok_embd.data) s.push_back({"output.weight", &m.output});
-    return s;
-}
-
 uint64_t bytes_as(GgmlType t, const WeightView& w) {
     const auto& tr = type_traits(t);
     return static_cast<uint64_t>(w.rows()) * static_cast<uint64_t>(w.cols() / tr.block_size) * tr.type_size;
@@ -52,14 +31,14 @@ struct Option {
 }  // namespace
 
 MixResult search_mix(Model& model, const MixSearchOptions& opt) {
-    const auto slots = weight_slots(model);
-    for (const Slot& s : slots)
-        if (s.view->type != GgmlType::F32 && s.view->type != GgmlType::F16 && s.view->type != GgmlType::BF16)
-            throw_usage("--target-bpw/--target-size need a model in F32, F16 or BF16; " + s.name + " is " + type_traits(s.view->type).name);
+    const auto slots = model.matrices();
+    for (const auto& [name, view] : slots)
+        if (view->type != GgmlType::F32 && view->type != GgmlType::F16 && view->type != GgmlType::BF16)
+            throw_usage("--target-bpw/--target-size need a model in F32, F16 or BF16; " + name + " is " + type_traits(view->type).name);
     MixResult res;
     res.n_params = model.n_params();
     uint64_t matrix_bytes_now = 0;
-    for (const Slot& s : slots) matrix_bytes_now += s.view->row_bytes() * static_cast<uint64_t>(s.view->rows());
+    for (const auto& [name, view] : slots) matrix_bytes_now += view->row_bytes() * static_cast<uint64_t>(view->rows());
     res.fixed_bytes = model.weight_bytes() - matrix_bytes_now;
 
     // The measurements' key: the model, the calibration tokens and the candidates.
@@ -101,23 +80,23 @@ MixResult search_mix(Model& model, const MixSearchOptions& opt) {
     int total = 0;
     for (size_t i = 0; i < slots.size(); ++i)
         for (GgmlType t : opt.candidates)
-            if (slots[i].view->cols() % type_traits(t).block_size == 0) ++total;
+            if (slots[i].second->cols() % type_traits(t).block_size == 0) ++total;
     int done = 0;
     for (size_t i = 0; i < slots.size(); ++i) {
-        WeightView& w = *slots[i].view;
+        WeightView& w = *slots[i].second;
         const WeightView keep = w;
         std::vector<float> f(static_cast<size_t>(w.rows() * w.cols()));
         dequantize(w.type, w.data, f.data(), static_cast<int64_t>(f.size()));
         std::span<const float> im;
         if (opt.imatrix) {
-            auto it = opt.imatrix->entries.find(slots[i].name);
+            auto it = opt.imatrix->entries.find(slots[i].first);
             if (it != opt.imatrix->entries.end() && static_cast<int64_t>(it->second.size()) == w.cols()) im = it->second;
         }
         for (GgmlType t : opt.candidates) {
             if (w.cols() % type_traits(t).block_size != 0) continue;
             if (type_traits(t).needs_imatrix && im.empty()) continue;
             double kld;
-            if (auto c = cached.find({slots[i].name, t}); c != cached.end()) {
+            if (auto c = cached.find({slots[i].first, t}); c != cached.end()) {
                 kld = c->second;
             } else {
                 if (!have_base) {
@@ -133,11 +112,11 @@ MixResult search_mix(Model& model, const MixSearchOptions& opt) {
                 kld = r.kld ? r.kld->mean : 0.0;
                 ++res.evaluations;
             }
-            measured << slots[i].name << " " << type_traits(t).name << " " << kld << "\n";
+            measured << slots[i].first << " " << type_traits(t).name << " " << kld << "\n";
             options[i].push_back({t, bytes_as(t, keep), kld});
             if (opt.progress) opt.progress(++done, total);
         }
-        if (options[i].empty()) throw_usage(slots[i].name + ": none of the candidate types fits rows of " + std::to_string(w.cols()));
+        if (options[i].empty()) throw_usage(slots[i].first + ": none of the candidate types fits rows of " + std::to_string(w.cols()));
         std::sort(options[i].begin(), options[i].end(), [](const Option& a, const Option& b) { return a.bytes < b.bytes || (a.bytes == b.bytes && a.kld < b.kld); });
         // Keep the lower convex hull of (bytes, divergence): a larger type only where it pays.
         std::vector<Option> hull;
@@ -188,11 +167,24 @@ MixResult search_mix(Model& model, const MixSearchOptions& opt) {
     }
     for (size_t i = 0; i < slots.size(); ++i) {
         const Option& o = options[i][at[i]];
-        res.choices.push_back({slots[i].name, o.type, o.bytes, o.kld});
+        res.choices.push_back({slots[i].first, o.type, o.bytes, o.kld});
         res.matrix_bytes += o.bytes;
         res.predicted_kld += o.kld;
     }
     return res;
+}
+
+std::vector<std::pair<std::string, GgmlType>> mix_tensor_types(const MixResult& r) {
+    std::vector<std::pair<std::string, GgmlType>> out;
+    for (const auto& c : r.choices) {
+        std::string re = "^";
+        for (char ch : c.name) {
+            if (ch == '.') re += '\\';
+            re += ch;
+        }
+        out.emplace_back(re + "$", c.type);
+    }
+    return out;
 }
 
 std::string mix_recipe_text(const MixResult& r) {
@@ -200,14 +192,7 @@ std::string mix_recipe_text(const MixResult& r) {
     s << "# qforge mix: " << r.choices.size() << " matrices, " << r.matrix_bytes + r.fixed_bytes << " bytes of tensors ("
       << 8.0 * static_cast<double>(r.matrix_bytes + r.fixed_bytes) / static_cast<double>(std::max<int64_t>(r.n_params, 1))
       << " bits per weight); use with quantize --tensor-type-file\n";
-    for (const auto& c : r.choices) {
-        std::string re = "^";
-        for (char ch : c.name) {
-            if (ch == '.') re += '\\';
-            re += ch;
-        }
-        s << re << "$=" << type_traits(c.type).name << "\n";
-    }
+    for (const auto& [re, type] : mix_tensor_types(r)) s << re << "=" << type_traits(type).name << "\n";
     return s.str();
 }
 

@@ -125,8 +125,7 @@ Report make_report(const ReportOptions& opt) {
     step("base model");
     auto base_model = Model::load(base_path);
     rep.params = base_model->n_params();
-    MappedFile text(opt.text);
-    const auto tokens = base_model->tokenizer().tokenize(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()), true);
+    const auto tokens = base_model->tokenizer().tokenize_file(opt.text);
     PerplexityOptions popt;
     popt.n_ctx = opt.n_ctx;
     popt.n_chunks = opt.n_chunks;

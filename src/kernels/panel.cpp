@@ -550,10 +550,16 @@ void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
     });
 }
 
-XKGemmFn find_q6_k_x8_gemm() { return first_kernel(&KernelSet::q6_k_x8); }
 
-XKGemmFn find_q4_k_x8_gemm() { return first_kernel(&KernelSet::q4_k_x8); }
 
-XKGemmFn find_q5_k_x8_gemm() { return first_kernel(&KernelSet::q5_k_x8); }
+
+const XKFormat* find_xk_format(GgmlType t) {
+    static const XKFormat formats[] = {{GgmlType::Q4_K, kQ4_Kx8Block, repack_q4_k_x8, first_kernel(&KernelSet::q4_k_x8)},
+                                       {GgmlType::Q5_K, kQ5_Kx8Block, repack_q5_k_x8, first_kernel(&KernelSet::q5_k_x8)},
+                                       {GgmlType::Q6_K, kQ6_Kx8Block, repack_q6_k_x8, first_kernel(&KernelSet::q6_k_x8)}};
+    for (const XKFormat& f : formats)
+        if (f.type == t) return &f;
+    return nullptr;
+}
 
 }  // namespace qforge

@@ -131,7 +131,6 @@ void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
 
 using XKGemmFn = void (*)(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
-XKGemmFn find_q4_k_x8_gemm();
 
 // ---- Q5_K: Q4_K's regrouped layout with the high bits before the nibbles ---------------------------
 // The first 160 bytes as Q4_K's (d, dmin, scales, mins), then for word m a 32-byte vector whose
@@ -142,7 +141,6 @@ inline constexpr size_t kQ5_Kx8Block = 1440;
 inline constexpr size_t kQ5_Kx8Qh = 160, kQ5_Kx8Qs = 416;
 void repack_q5_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q5_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
-XKGemmFn find_q5_k_x8_gemm();
 
 // ---- Q6_K regrouped the same way (1680 bytes per super-block of eight rows, as stored) -----------
 // d (f16 x 8), the sixteen int8 scales [group][row], then per half h and word m, in the order
@@ -151,6 +149,16 @@ XKGemmFn find_q5_k_x8_gemm();
 inline constexpr size_t kQ6_Kx8Block = 1680;
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
-XKGemmFn find_q6_k_x8_gemm();
+
+// The K-quants regrouped eight rows at a time (Q4_K, Q5_K, Q6_K): bytes per super-block of eight
+// rows, the repacker, and this CPU's kernel (gemm: nullptr where none runs; then rows are not
+// regrouped). nullptr for other types.
+struct XKFormat {
+    GgmlType type;
+    size_t block_bytes;
+    void (*repack)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+    XKGemmFn gemm;
+};
+const XKFormat* find_xk_format(GgmlType t);
 
 }  // namespace qforge

@@ -160,15 +160,8 @@ struct Context::Impl {
         if (w.x8) {
             if (w.type == GgmlType::Q4_0) {
                 if (const X8GemmFn g = find_q4_0_x8_gemm()) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);
-            } else if (w.type == GgmlType::Q4_K) {
-                if (const XKGemmFn g = find_q4_k_x8_gemm())
-                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ4_Kx8Block);
-            } else if (w.type == GgmlType::Q5_K) {
-                if (const XKGemmFn g = find_q5_k_x8_gemm())
-                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ5_Kx8Block);
-            } else if (w.type == GgmlType::Q6_K) {
-                if (const XKGemmFn g = find_q6_k_x8_gemm())
-                    return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, g, static_cast<size_t>(cols / QK_K) * kQ6_Kx8Block);
+            } else if (const XKFormat* f = find_xk_format(w.type); f && f->gemm) {
+                return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, f->gemm, static_cast<size_t>(cols / QK_K) * f->block_bytes);
             }
         }
         // Prompts: panels of eight unpacked rows meet every token of the batch (kernels/panel.hpp).

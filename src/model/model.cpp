@@ -62,8 +62,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 // back to the kernel (they stay on disk and are read again only if something touches them).
 void Model::repack_for_cpu() {
     if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons
-    const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q4_k = find_q4_k_x8_gemm() != nullptr, q6_k = find_q6_k_x8_gemm() != nullptr,
-               q5_k = find_q5_k_x8_gemm() != nullptr;
+    const bool q4_0 = find_q4_0_x8_gemm() != nullptr;
     const uint8_t* embd = tok_embd.data;
     auto repack = [&](WeightView& w) {
         if (!w.present() || w.rows() % kPanelRows != 0) return;
@@ -71,15 +70,9 @@ void Model::repack_for_cpu() {
         if (w.type == GgmlType::Q4_0 && q4_0 && w.cols() % 32 == 0) {
             buf.resize(w.row_bytes() * static_cast<size_t>(w.rows()));
             repack_q4_0_x8(w.data, w.rows(), w.cols(), buf.data());
-        } else if (w.type == GgmlType::Q4_K && q4_k && w.cols() % QK_K == 0) {
-            buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * kQ4_Kx8Block);
-            repack_q4_k_x8(w.data, w.rows(), w.cols(), buf.data());
-        } else if (w.type == GgmlType::Q5_K && q5_k && w.cols() % QK_K == 0) {
-            buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * kQ5_Kx8Block);
-            repack_q5_k_x8(w.data, w.rows(), w.cols(), buf.data());
-        } else if (w.type == GgmlType::Q6_K && q6_k && w.cols() % QK_K == 0) {
-            buf.resize(w.row_bytes() * static_cast<size_t>(w.rows()));
-            repack_q6_k_x8(w.data, w.rows(), w.cols(), buf.data());
+        } else if (const XKFormat* f = find_xk_format(w.type); f && f->gemm && w.cols() % QK_K == 0) {
+            buf.resize(static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * f->block_bytes);
+            f->repack(w.data, w.rows(), w.cols(), buf.data());
         } else {
             return;
         }
@@ -95,6 +88,21 @@ void Model::repack_for_cpu() {
     for (auto& L : layers)
         for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) repack(*w);
     repack(output);
+}
+
+std::vector<std::pair<std::string, WeightView*>> Model::matrices() {
+    std::vector<std::pair<std::string, WeightView*>> out;
+    if (tok_embd.present()) out.emplace_back("token_embd.weight", &tok_embd);
+    for (size_t i = 0; i < layers.size(); ++i) {
+        LayerWeights& L = layers[i];
+        const std::string b = "blk." + std::to_string(i) + ".";
+        const std::pair<const char*, WeightView*> mats[] = {{"attn_q", &L.wq},       {"attn_k", &L.wk},   {"attn_v", &L.wv},      {"attn_output", &L.wo},
+                                                            {"ffn_gate", &L.w_gate}, {"ffn_up", &L.w_up}, {"ffn_down", &L.w_down}};
+        for (const auto& [n, v] : mats)
+            if (v->present()) out.emplace_back(b + n + ".weight", v);
+    }
+    if (output.present() && output.data != tok_embd.data) out.emplace_back("output.weight", &output);
+    return out;
 }
 
 std::string Model::chat_template() const {

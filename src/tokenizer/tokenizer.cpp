@@ -9,6 +9,7 @@
 
 #include "formats/byte_reader.hpp"
 #include "qforge/error.hpp"
+#include "qforge/mapped_file.hpp"
 #include "tokenizer/pretokenize.hpp"
 
 namespace qforge {
@@ -347,6 +348,11 @@ int32_t Tokenizer::find_token(std::string_view text) const {
 }
 
 bool Tokenizer::is_eog(int32_t id) const { return std::find(eog_.begin(), eog_.end(), id) != eog_.end(); }
+
+std::vector<int32_t> Tokenizer::tokenize_file(const std::string& path) const {
+    const MappedFile f(path);
+    return tokenize(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()), true);
+}
 
 std::vector<int32_t> Tokenizer::tokenize(std::string_view text_in, bool add_special, bool parse_special) const {
     const std::string text(text_in);

@@ -18,6 +18,8 @@ int i8(uint o) { return int(int8_t(w[o])); }
 float f16(uint o) { return half_at(uint(w[o]), uint(w[o + 1])); }
 #endif
 
+uint byte_of(uvec4 v, uint i) { return (v[i / 4] >> (8 * (i % 4))) & 255u; }  // byte i of 16
+
 const int kIq4nl[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
 
 // Bytes per block and elements per block.
@@ -55,13 +57,15 @@ const uint BB = 36, BE = 32;
 
 #if WTYPE == 9 || WTYPE == 10
 // The 6-bit scale and minimum of sub-block j of a Q4_K/Q5_K super-block (scales at o).
-void k4_scale_min(uint o, uint j, out float sc, out float mn) {
+// The 6-bit scale and minimum of sub-block j of a Q4_K/Q5_K super-block whose first 16 bytes
+// (d, dmin, the 12 scale bytes; blocks are 144 and 176 bytes, 16-byte aligned) are h.
+void k4_scale_min(uvec4 h, uint j, out float sc, out float mn) {
     if (j < 4) {
-        sc = float(u8(o + j) & 63u);
-        mn = float(u8(o + j + 4) & 63u);
+        sc = float(byte_of(h, 4 + j) & 63u);
+        mn = float(byte_of(h, 8 + j) & 63u);
     } else {
-        sc = float((u8(o + j + 4) & 15u) | ((u8(o + j - 4) >> 6) << 4));
-        mn = float((u8(o + j + 4) >> 4) | ((u8(o + j) >> 6) << 4));
+        sc = float((byte_of(h, 8 + j) & 15u) | ((byte_of(h, j) >> 6) << 4));
+        mn = float((byte_of(h, 8 + j) >> 4) | ((byte_of(h, 4 + j) >> 6) << 4));
     }
 }
 #endif
@@ -142,8 +146,9 @@ void part_codes(uint r, uint u, uint part, out float c[8], out float d, out floa
     }
     d = f16(o + 108) * float(sc);
 #elif WTYPE == 9 || WTYPE == 10  // Q4_K, Q5_K: d, dmin, scales[12], (qh[32],) qs[128]
+    const uvec4 h = w4[o / 16];
     float sc, mn;
-    k4_scale_min(o + 4, k, sc, mn);
+    k4_scale_min(h, k, sc, mn);
     const uint qo = (WTYPE == 9 ? o + 16 : o + 48) + 32 * (k / 2);
     for (uint i = 0; i < 8; ++i) {
         const uint e = e0 + i;
@@ -153,8 +158,9 @@ void part_codes(uint r, uint u, uint part, out float c[8], out float d, out floa
 #endif
         c[i] = float(q);
     }
-    d = f16(o) * sc;
-    m = -f16(o + 2) * mn;
+    const vec2 dm = unpackHalf2x16(h.x);
+    d = dm.x * sc;
+    m = -dm.y * mn;
 #elif WTYPE == 11  // Q6_K: ql[128], qh[64], scales[16], d; unit k = 4 * half + kk
     const uint half_ = k / 4, kk = k % 4;
     for (uint i = 0; i < 8; ++i) {
@@ -202,8 +208,6 @@ const uint UE = 64;
 #else
 const uint UE = 32;
 #endif
-uint byte_of(uvec4 v, uint i) { return (v[i / 4] >> (8 * (i % 4))) & 255u; }
-
 uint unit_x(uint u, uint ch) {
 #if WTYPE == 11  // unit = super-block u / 4, half (u / 2) % 2, sixteen-column slice u % 2
     return 256 * (u / 4) + 128 * ((u / 2) % 2) + 32 * ch + 16 * (u % 2);
@@ -241,15 +245,8 @@ void unit_weights(uint r, uint u, out float c[UE]) {
     const uvec4 h = w4[base], q0 = w4[base + 1 + 2 * j], q1 = w4[base + 2 + 2 * j];
     const vec2 dm = unpackHalf2x16(h.x);
     float sc[2], mn[2];
-    [[unroll]] for (uint s = 0; s < 2; ++s) {  // k4_scale_min on the header's bytes 4..15
-        const uint k = 2 * j + s;
-        if (k < 4) {
-            sc[s] = float(byte_of(h, 4 + k) & 63u);
-            mn[s] = float(byte_of(h, 8 + k) & 63u);
-        } else {
-            sc[s] = float((byte_of(h, 8 + k) & 15u) | ((byte_of(h, k) >> 6) << 4));
-            mn[s] = float((byte_of(h, 8 + k) >> 4) | ((byte_of(h, 4 + k) >> 6) << 4));
-        }
+    [[unroll]] for (uint s = 0; s < 2; ++s) {
+        k4_scale_min(h, 2 * j + s, sc[s], mn[s]);
         sc[s] *= dm.x;
         mn[s] *= -dm.y;
     }

@@ -219,6 +219,12 @@ QuantizeRowFn find_act_quantizer(GgmlType t) {
     return type_traits(t).quantize;
 }
 
+F16GemmFn find_f16_gemm() {
+    for (const auto& s : usable_kernel_sets())
+        if (s.f16_gemm) return s.f16_gemm;
+    return nullptr;
+}
+
 VecDotNFn find_vec_dot_n(GgmlType t) {
     const DotKernel* k = find_kernel(t);
     return k ? k->many : nullptr;

@@ -34,6 +34,11 @@ float vec_dot_generic(GgmlType weight_type, int64_t n, const void* vx, const voi
 inline constexpr int kMaxDotCols = 4;
 using VecDotNFn = void (*)(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
 
+// F16 weight rows [0, n_rows) (stride ldw elements) against B tokens of f32 activations that hold
+// f16 values (stride ldx): Y[b * ldy + r]. Results do not depend on n_rows, B or the tiling.
+using F16GemmFn = void (*)(const uint16_t* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K,
+                           float* Y, size_t ldy);
+
 struct DotKernel {
     GgmlType type;
     VecDotFn one;    // one activation row
@@ -54,6 +59,7 @@ struct KernelSet {
     XKGemmFn q6_k_x8 = nullptr;
     QuantizeRowFn quantize_f16 = nullptr;   // f16 activations (F16 weights), equal to fp32_to_fp16
     XKGemmFn q5_k_x8 = nullptr;             // repacked Q5_K
+    F16GemmFn f16_gemm = nullptr;           // prompts with F16 weights
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only
@@ -62,6 +68,8 @@ const std::vector<KernelSet>& usable_kernel_sets();  // detected once
 // How activations are quantized to `act_type` for the dot products: a SIMD quantizer with the
 // same output where there is one, else the type's own.
 QuantizeRowFn find_act_quantizer(GgmlType act_type);
+// The best F16 matrix product this CPU runs, or nullptr (then the row kernels serve).
+F16GemmFn find_f16_gemm();
 // The best multi-row kernel for a weight type, or nullptr.
 VecDotNFn find_vec_dot_n(GgmlType weight_type);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iterator>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/vec_dot.hpp"
 #include "quant/affine_blocks.hpp"
@@ -20,6 +21,22 @@ inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_add_epi32(acc, dot_u8s8(u, s)); }
 
 inline constexpr bool kWideCols = false;
+
+// f32 vectors for the F16 matrix product: 8 lanes, 2 rows x 4 tokens per tile (16 registers).
+struct FVec {
+    using V = __m256;
+    static constexpr int L = 8, R = 2, C = 4;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+    static V load(const float* p) { return _mm256_loadu_ps(p); }
+    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static float sum(V v) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+};
 
 #include "kernels/vec_dot_x86.inc"
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iterator>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/vec_dot.hpp"
 #include "quant/affine_blocks.hpp"
@@ -22,6 +23,23 @@ inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 
 inline constexpr bool kWideCols = true;
+
+// f32 vectors for the F16 matrix product: 16 lanes, 6 rows x 4 tokens per tile (24 accumulators).
+struct FVec {
+    using V = __m512;
+    static constexpr int L = 16, R = 4, C = 6;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load_f16(const uint16_t* p) { return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+    static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+    static float sum(V v) {
+        const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(v), 0)), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(v), 1)));
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+};
 
 #include "kernels/vec_dot_x86.inc"
 

@@ -164,6 +164,24 @@ struct Context::Impl {
                 return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, f->gemm, static_cast<size_t>(cols / QK_K) * f->block_bytes);
             }
         }
+        // F16 prompts: activations rounded to f16 (as ggml's F16 dot products do) and kept as f32,
+        // then register tiles of rows x tokens.
+        if (w.type == GgmlType::F16 && B >= kPanelMinTokens) {
+            if (const F16GemmFn fg = find_f16_gemm()) {
+                act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
+                quantize_acts(GgmlType::F16, x, B, cols, [&](const uint8_t* qa, int t) {
+                    dequantize(GgmlType::F16, qa, act.data() + static_cast<size_t>(t) * static_cast<size_t>(cols), cols);
+                });
+                constexpr int64_t kBlock = 16;
+                const int64_t n_blocks = (rows + kBlock - 1) / kBlock;
+                pool.parallel_chunks(n_blocks, std::max<int64_t>(1, n_blocks / (8 * pool.size())), [&](int64_t b0, int64_t b1, int) {
+                    const int64_t r0 = b0 * kBlock, r1 = std::min(rows, b1 * kBlock);
+                    fg(reinterpret_cast<const uint16_t*>(w.data) + static_cast<size_t>(r0) * static_cast<size_t>(cols), static_cast<size_t>(cols),
+                       r1 - r0, act.data(), static_cast<size_t>(cols), B, cols, y + r0, static_cast<size_t>(rows));
+                });
+                return;
+            }
+        }
         // Prompts: panels of eight unpacked rows meet every token of the batch (kernels/panel.hpp).
         if (B >= kPanelMinTokens) {
             const PanelFormat* pf = find_panel_format(w.type);

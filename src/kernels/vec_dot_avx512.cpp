@@ -24,7 +24,7 @@ inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dp
 
 inline constexpr bool kWideCols = true;
 
-// f32 vectors for the F16 matrix product: 16 lanes, 6 rows x 4 tokens per tile (24 accumulators).
+// f32 vectors for the F16 matrix product: 16 lanes, 4 rows x 6 tokens per tile (24 accumulators).
 struct FVec {
     using V = __m512;
     static constexpr int L = 16, R = 4, C = 6;

@@ -80,12 +80,34 @@ TEST(GpuShaders, MatvecEveryStoredFormat) {
                     }
                 expect_close(got, want, mag, 1e-5, std::string(type_traits(t).name) + " " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols));
             }
+            if (sh.B != 1) continue;
+            // One token RMS-normalised on the way in (generation's fused RMSNorm), with a bias.
+            const auto nw = randn(static_cast<size_t>(sh.cols), 5);
+            const float eps = 1e-5f;
+            std::vector<float> xs = x;  // rms about 3: the scale matters
+            for (auto& v : xs) v *= 3.f;
+            const auto got = gpu_ops::matvec(t, q, sh.rows, sh.cols, xs, 1, bias, {}, nw, eps);
+            double ss = 0;
+            for (int64_t c = 0; c < sh.cols; ++c) ss += static_cast<double>(xs[static_cast<size_t>(c)]) * xs[static_cast<size_t>(c)];
+            const double scale = 1.0 / std::sqrt(ss / static_cast<double>(sh.cols) + eps);
+            std::vector<double> want(got.size()), mag(got.size());
+            for (int64_t r = 0; r < sh.rows; ++r) {
+                double s = 0, a = 0;
+                for (int64_t c = 0; c < sh.cols; ++c) {
+                    const double p = static_cast<double>(wd[static_cast<size_t>(r * sh.cols + c)]) * xs[static_cast<size_t>(c)] * scale * nw[static_cast<size_t>(c)];
+                    s += p;
+                    a += std::fabs(p);
+                }
+                want[static_cast<size_t>(r)] = s + bias[static_cast<size_t>(r)];
+                mag[static_cast<size_t>(r)] = a;
+            }
+            expect_close(got, want, mag, 1e-5, std::string(type_traits(t).name) + " normalised " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols));
         }
 }
 
 TEST(GpuShaders, RmsNormRopeSwiglu) {
     REQUIRE_GPU();
-    for (const int n : {288, 2112}) {  // below and above one pass of four loads per thread
+    for (const int n : {288, 2112, 5000}) {  // rows that fit the registers (16 per thread), and one longer
         const int rows = 3;
         const auto x = randn(static_cast<size_t>(n * rows), 5), w = randn(static_cast<size_t>(n), 6);
         const auto y = gpu_ops::rmsnorm(x, w, 1e-5f);
@@ -131,11 +153,16 @@ TEST(GpuShaders, RmsNormRopeSwiglu) {
 }
 
 // Causal attention with grouped KV heads over more than one tile of positions, head sizes below
-// and above one workgroup's width.
+// and above one workgroup's width; one token over long caches goes through the split form
+// (parts of 128 positions and more, the last one short or empty).
 TEST(GpuShaders, Attention) {
     REQUIRE_GPU();
-    for (int hd : {64, 80}) {
-        const int n_head = 4, n_kv = 2, n_past = 70, B = 3, kv_dim = n_kv * hd, n_pos = n_past + B;
+    struct Case {
+        int hd, n_past, B;
+    };
+    for (const Case c : {Case{64, 70, 3}, Case{80, 70, 3}, Case{64, 300, 1}, Case{80, 1100, 1}, Case{64, 255, 1}}) {
+        const int hd = c.hd, n_past = c.n_past, B = c.B;
+        const int n_head = 4, n_kv = 2, kv_dim = n_kv * hd, n_pos = n_past + B;
         const auto q = randn(static_cast<size_t>(B * n_head * hd), 10), kc = randn(static_cast<size_t>(n_pos * kv_dim), 11),
                    vc = randn(static_cast<size_t>(n_pos * kv_dim), 12);
         const auto got = gpu_ops::attention(q, kc, vc, n_head, n_kv, hd, n_past, B);
@@ -159,7 +186,7 @@ TEST(GpuShaders, Attention) {
                     ref[static_cast<size_t>((b * n_head + h) * hd + i)] = a;
                 }
             }
-        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-5, "attention hd " + std::to_string(hd));
+        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-5, "attention hd " + std::to_string(hd) + " n_past " + std::to_string(n_past));
     }
 }
 

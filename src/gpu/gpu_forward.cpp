@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 
 #include "gpu/shaders.hpp"
 #include "gpu/vk_runtime.hpp"
@@ -20,8 +22,17 @@ namespace {
 
 struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
+    float eps;  // matvec.comp with NORM
 };
-constexpr int kMatvecRows = 4;        // rows per workgroup (R in matvec.comp), one token each
+// Rows per workgroup (R in matvec.comp), one token each; QFORGE_GPU_MATVEC_ROWS (1-32) tunes it.
+int matvec_rows() {
+    static const int r = [] {
+        const char* e = std::getenv("QFORGE_GPU_MATVEC_ROWS");
+        const int v = e ? std::atoi(e) : 0;
+        return v >= 1 && v <= 32 ? v : 4;
+    }();
+    return r;
+}
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
@@ -34,7 +45,16 @@ struct RopePush {
 struct AttnPush {
     uint32_t n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx;
     float scale;
+    uint32_t chunk, n_split;
 };
+struct CombinePush {
+    uint32_t n_head, head_dim, n_split;
+};
+// One token's attention is split over positions (flash-decoding) into at most this many parts of
+// at least kAttnMinChunk positions (multiples of 64), so that generation runs n_head x parts
+// workgroups instead of n_head.
+constexpr int kAttnMaxSplit = 8, kAttnMinChunk = 128;
+size_t attn_part_floats(int n_head, int head_dim) { return static_cast<size_t>(n_head) * kAttnMaxSplit * static_cast<size_t>(head_dim + 2); }
 struct KvStorePush {
     uint32_t kv_dim, n_ctx, n_past, B;
 };
@@ -89,26 +109,33 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k;
-    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr;
+    std::map<GgmlType, const VkKernel*> matvec_k, matvec_norm_k, matmul_k;
+    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
+                   *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
         if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
         return *slot;
     }
 
-    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
+    // norm (one token only): the input RMS-normalised with these weights on the way in (matvec.comp's NORM).
+    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const VkBuf* norm = nullptr,
+                float eps = 0.f) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
-                           static_cast<uint32_t>(B)};
-        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+                           static_cast<uint32_t>(B), eps};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, norm ? norm : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 64 tokens
+            if (norm) throw std::logic_error("matvec: a normalised input takes one token");
             const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
-            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
+            rt->dispatch(kern, std::span<const VkBuf* const>(bufs, 4), &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
             return;
         }
-        const VkKernel& kern = kernel(matvec_k[w.type], std::string("matvec_") + type_traits(w.type).name, gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush));
-        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), kMatvecRows);
+        const uint32_t spec[] = {static_cast<uint32_t>(matvec_rows()), norm ? 1u : 0u};
+        const VkKernel*& k = (norm ? matvec_norm_k : matvec_k)[w.type];
+        if (!k) k = &rt->kernel(std::string("matvec_") + type_traits(w.type).name + "_r" + std::to_string(spec[0]) + (norm ? "_norm" : ""),
+                                gpu::matvec_spirv(w.type), 5, sizeof(MatvecPush), spec);
+        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), spec[0]);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
-        rt->dispatch(kern, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
+        rt->dispatch(*k, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
@@ -135,12 +162,27 @@ struct Ops {
         rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
     }
 
-    void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, int n_head, int n_head_kv, int head_dim, int n_ctx, int n_past, int B) {
-        const VkKernel& kern = kernel(attention_k, "attention", gpu::attention_spirv(), 4, sizeof(AttnPush));
-        const AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
-                         static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim))};
-        const VkBuf* bufs[] = {&q, &kc, &vc, &out};
-        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), static_cast<uint32_t>(B));
+    // part: scratch of attn_part_floats() for one token's split attention.
+    void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, VkBuf& part, int n_head, int n_head_kv, int head_dim, int n_ctx,
+                   int n_past, int B) {
+        const VkKernel& kern = kernel(attention_k, "attention", gpu::attention_spirv(), 5, sizeof(AttnPush));
+        AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
+                   static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim)), 0, 1};
+        const VkBuf* bufs[] = {&q, &kc, &vc, &out, &part};
+        const int n_kv = n_past + B;
+        if (B > 1 || n_kv < 2 * kAttnMinChunk) {
+            rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), static_cast<uint32_t>(B));
+            return;
+        }
+        const int chunk = std::max(kAttnMinChunk, (n_kv + kAttnMaxSplit * 64 - 1) / (kAttnMaxSplit * 64) * 64);
+        p.chunk = static_cast<uint32_t>(chunk);
+        p.n_split = static_cast<uint32_t>((n_kv + chunk - 1) / chunk);
+        rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), 1, p.n_split);
+        rt->barrier();
+        const VkKernel& comb = kernel(combine_k, "attn_combine", gpu::attn_combine_spirv(), 2, sizeof(CombinePush));
+        const CombinePush cp{static_cast<uint32_t>(n_head), static_cast<uint32_t>(head_dim), p.n_split};
+        const VkBuf* cbufs[] = {&part, &out};
+        rt->dispatch(comb, cbufs, &cp, static_cast<uint32_t>(n_head), 1);
     }
 
     void swiglu(VkBuf& gate, const VkBuf& up, uint64_t n) {
@@ -162,7 +204,7 @@ struct GpuForward::Impl {
     VkBuf out_norm;
     Ops ops;
     // Activations, sized for max_b tokens.
-    VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs;
+    VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs, attn_part;
     std::vector<float> inv_freq, cos_sin;  // cos_sin: the batch's rotary table, host side
 
     Impl(const Model& model) : m(model) {}
@@ -226,6 +268,7 @@ struct GpuForward::Impl {
         logits = VkBuf(*rt, b * V * 4, false);
         logits_host = VkBuf(*rt, b * V * 4, true, true);
         cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
+        if (!attn_part.size()) attn_part = VkBuf(*rt, attn_part_floats(hp.n_head, hp.head_dim) * 4, false);
         max_b = B;
     }
 
@@ -235,13 +278,22 @@ struct GpuForward::Impl {
         rt->begin();
         rt->copy(x_in, 0, x, 0, static_cast<size_t>(B) * E * 4);
         rt->barrier();
-        for (auto& L : layers) {
-            ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
+        // One token: RMSNorm inside the matrix-vector products that read it (two steps fewer a layer).
+        const bool fuse = B < kMatmulMinTokens;
+        const float eps = hp.rms_eps;
+        const VkBuf& normed = fuse ? x : xn;
+        auto norm = [&](const VkBuf& w, int rows, int row0) {
+            if (fuse) return &w;
+            ops.rmsnorm(x, w, xn, hp.n_embd, eps, rows, row0);
             rt->barrier();
             rt->timestamp("rmsnorm");
-            ops.matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
-            ops.matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
-            ops.matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
+            return static_cast<const VkBuf*>(nullptr);
+        };
+        for (auto& L : layers) {
+            const VkBuf* nw = norm(L.attn_norm, B, 0);
+            ops.matvec(L.wq, normed, q, B, false, L.bias ? &L.bq : nullptr, nw, eps);
+            ops.matvec(L.wk, normed, k, B, false, L.bias ? &L.bk : nullptr, nw, eps);
+            ops.matvec(L.wv, normed, v, B, false, L.bias ? &L.bv : nullptr, nw, eps);
             rt->barrier();
             rt->timestamp("matvec qkv");
             ops.rope(q, cs, hp.n_head, hp.head_dim, hp.n_rot, hp.rope_neox, B);
@@ -251,17 +303,15 @@ struct GpuForward::Impl {
             ops.kv_store(k, v, L.k_cache, L.v_cache, static_cast<int>(KV), n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("kv store");
-            ops.attention(q, L.k_cache, L.v_cache, att, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
+            ops.attention(q, L.k_cache, L.v_cache, att, attn_part, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("attention");
             ops.matvec(L.wo, att, x, B, true, nullptr);
             rt->barrier();
             rt->timestamp("matvec o");
-            ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
-            rt->barrier();
-            rt->timestamp("rmsnorm");
-            ops.matvec(L.gate, xn, gate, B, false, nullptr);
-            ops.matvec(L.up, xn, up, B, false, nullptr);
+            const VkBuf* fw = norm(L.ffn_norm, B, 0);
+            ops.matvec(L.gate, normed, gate, B, false, nullptr, fw, eps);
+            ops.matvec(L.up, normed, up, B, false, nullptr, fw, eps);
             rt->barrier();
             rt->timestamp("matvec gate/up");
             ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
@@ -272,9 +322,8 @@ struct GpuForward::Impl {
             rt->timestamp("matvec down");
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
-        ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
-        rt->barrier();
-        ops.matvec(output, xn, logits, nl, false, nullptr);
+        const VkBuf* onw = norm(out_norm, nl, first_row);
+        ops.matvec(output, normed, logits, nl, false, nullptr, onw, eps);
         rt->barrier();
         rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
@@ -388,7 +437,7 @@ std::string device() {
 }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
-                          std::span<const float> bias, std::span<const float> y0) {
+                          std::span<const float> bias, std::span<const float> y0, std::span<const float> norm, float eps) {
     Ops& ops = test_ops();
     GpuMatrix m;
     m.type = t;
@@ -397,10 +446,10 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf = VkBuf(*ops.rt, w.size(), false);
     const auto split = device_layout(t, w.data(), w.size());
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
-    VkBuf xb = buffer_of(x), bb = buffer_of(bias);
+    VkBuf xb = buffer_of(x), bb = buffer_of(bias), nb = buffer_of(norm);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
     ops.rt->begin();
-    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb);
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, norm.empty() ? nullptr : &nb, eps);
     ops.rt->submit_and_wait();
     return read(yb, static_cast<size_t>(rows * B));
 }
@@ -430,10 +479,11 @@ std::vector<float> attention(std::span<const float> q, std::span<const float> k_
     const int kv_dim = n_head_kv * head_dim, n_pos = static_cast<int>(k_cache.size()) / kv_dim;
     VkBuf qb = buffer_of(q), kb = buffer_of(k_cache), vb = buffer_of(v_cache), ob = buffer_of({}, q.size());
     VkBuf kt = buffer_of({}, k_cache.size()), vc = buffer_of({}, v_cache.size());
+    VkBuf part = buffer_of({}, attn_part_floats(n_head, head_dim));
     ops.rt->begin();
     ops.kv_store(kb, vb, kt, vc, kv_dim, n_pos, 0, n_pos);
     ops.rt->barrier();
-    ops.attention(qb, kt, vc, ob, n_head, n_head_kv, head_dim, n_pos, n_past, B);
+    ops.attention(qb, kt, vc, ob, part, n_head, n_head_kv, head_dim, n_pos, n_past, B);
     ops.rt->submit_and_wait();
     return read(ob, q.size());
 }

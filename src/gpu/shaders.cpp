@@ -130,6 +130,9 @@ const uint32_t kKvStore[] =
 const uint32_t kAttention[] =
 #include "attention.inc"
     ;
+const uint32_t kAttnCombine[] =
+#include "attn_combine.inc"
+    ;
 const uint32_t kSwiglu[] =
 #include "swiglu.inc"
     ;
@@ -186,6 +189,7 @@ std::span<const uint32_t> matmul_spirv(GgmlType t) {
 std::span<const uint32_t> rmsnorm_spirv() { return kRmsnorm; }
 std::span<const uint32_t> rope_spirv() { return kRope; }
 std::span<const uint32_t> attention_spirv() { return kAttention; }
+std::span<const uint32_t> attn_combine_spirv() { return kAttnCombine; }
 std::span<const uint32_t> kv_store_spirv() { return kKvStore; }
 std::span<const uint32_t> swiglu_spirv() { return kSwiglu; }
 

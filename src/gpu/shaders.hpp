@@ -16,6 +16,7 @@ std::span<const uint32_t> matmul_spirv(GgmlType t);
 std::span<const uint32_t> rmsnorm_spirv();
 std::span<const uint32_t> rope_spirv();
 std::span<const uint32_t> attention_spirv();
+std::span<const uint32_t> attn_combine_spirv();  // the split attention's parts into outputs
 std::span<const uint32_t> kv_store_spirv();
 std::span<const uint32_t> swiglu_spirv();
 

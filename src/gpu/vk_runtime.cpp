@@ -281,7 +281,8 @@ uint32_t VkRuntime::memory_type(uint32_t bits, VkMemoryPropertyFlags want, VkMem
     return UINT32_MAX;
 }
 
-const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes) {
+const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes,
+                                  std::span<const uint32_t> spec) {
     for (const auto& nk : kernels_)
         if (nk->name == name) return nk->k;
     const VkFns& f = *fn_;
@@ -312,7 +313,11 @@ const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint3
     VkShaderModule mod;
     check(f.vkCreateShaderModule(device_, &sm, nullptr, &mod), "vkCreateShaderModule");
     auto cp = vk_struct<VkComputePipelineCreateInfo>(VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO);
-    cp.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main", nullptr};
+    std::vector<VkSpecializationMapEntry> entries;
+    for (uint32_t i = 0; i < spec.size(); ++i) entries.push_back({i, 4 * i, 4});
+    const VkSpecializationInfo si{static_cast<uint32_t>(entries.size()), entries.data(), spec.size() * 4, spec.data()};
+    cp.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main",
+                spec.empty() ? nullptr : &si};
     cp.layout = k.layout;
     const VkResult r = f.vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &cp, nullptr, &k.pipeline);
     f.vkDestroyShaderModule(device_, mod, nullptr);

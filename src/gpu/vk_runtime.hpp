@@ -81,7 +81,9 @@ public:
     const DeviceInfo& info() const { return info_; }
     uint64_t max_buffer_range() const { return max_range_; }
 
-    const VkKernel& kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes);
+    // spec: the shader's uint specialization constants 0, 1, … (part of what `name` names).
+    const VkKernel& kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes,
+                           std::span<const uint32_t> spec = {});
 
     // Record into the one command buffer, then submit and wait.
     void begin();

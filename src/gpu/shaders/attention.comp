@@ -3,14 +3,18 @@
 // positions in tiles of 64 (one score per thread, keys transposed [kv_dim][n_ctx] so a tile's
 // reads are contiguous), a running maximum and sum (online softmax, subgroup reductions), and the
 // weighted values accumulated per dimension; no scores buffer beyond one tile.
+// Split (flash-decoding, chunk > 0): workgroup z takes positions [z * chunk, (z + 1) * chunk) and
+// writes its unnormalised sums, maximum and sum of exponentials to `part` ([b][h][z][head_dim + 2])
+// for attn_combine.comp; generation then has n_head x n_split workgroups instead of n_head.
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx; float scale; } p;
+layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx; float scale; uint chunk, n_split; } p;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float kc[]; };
 layout(std430, binding = 2) readonly buffer V { float vc[]; };
 layout(std430, binding = 3) writeonly buffer O { float o[]; };
+layout(std430, binding = 4) writeonly buffer Part { float part[]; };
 
 shared float qs[256];
 shared float sc[64];
@@ -22,20 +26,33 @@ void main() {
     const uint qo = (b * p.n_head + h) * HD;
     for (uint d = t; d < HD; d += 64) qs[d] = q[qo + d];
     barrier();
-    const uint n_kv = p.n_past + b + 1;
+    const uint z = gl_WorkGroupID.z;
+    const uint n_kv = p.chunk > 0 ? min(p.n_past + b + 1, (z + 1) * p.chunk) : p.n_past + b + 1;
     float m = -1.0 / 0.0, l = 0.0;
     float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);  // dims t, t+64, t+128, t+192
-    for (uint p0 = 0; p0 < n_kv; p0 += 64) {
+    for (uint p0 = z * p.chunk; p0 < n_kv; p0 += 64) {
         const uint pos = p0 + t;
         float s = -1.0 / 0.0;
         if (pos < n_kv) {
             const uint ko = kvh * HD * p.n_ctx + pos;
-            vec4 s4 = vec4(0.0);  // four independent sums: four loads in flight
+            // Sixteen independent loads in flight (one workgroup per head and part: its time is
+            // the latency of these chains, not bandwidth).
+            vec4 s0 = vec4(0.0), s1 = vec4(0.0), s2 = vec4(0.0), s3 = vec4(0.0);
             uint d = 0;
-            for (; d + 4 <= HD; d += 4)
-                s4 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
+            for (; d + 16 <= HD; d += 16) {
+                s0 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
                       vec4(kc[ko + d * p.n_ctx], kc[ko + (d + 1) * p.n_ctx], kc[ko + (d + 2) * p.n_ctx], kc[ko + (d + 3) * p.n_ctx]);
-            s = s4.x + s4.y + s4.z + s4.w;
+                s1 += vec4(qs[d + 4], qs[d + 5], qs[d + 6], qs[d + 7]) *
+                      vec4(kc[ko + (d + 4) * p.n_ctx], kc[ko + (d + 5) * p.n_ctx], kc[ko + (d + 6) * p.n_ctx], kc[ko + (d + 7) * p.n_ctx]);
+                s2 += vec4(qs[d + 8], qs[d + 9], qs[d + 10], qs[d + 11]) *
+                      vec4(kc[ko + (d + 8) * p.n_ctx], kc[ko + (d + 9) * p.n_ctx], kc[ko + (d + 10) * p.n_ctx], kc[ko + (d + 11) * p.n_ctx]);
+                s3 += vec4(qs[d + 12], qs[d + 13], qs[d + 14], qs[d + 15]) *
+                      vec4(kc[ko + (d + 12) * p.n_ctx], kc[ko + (d + 13) * p.n_ctx], kc[ko + (d + 14) * p.n_ctx], kc[ko + (d + 15) * p.n_ctx]);
+            }
+            for (; d + 4 <= HD; d += 4)
+                s0 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
+                      vec4(kc[ko + d * p.n_ctx], kc[ko + (d + 1) * p.n_ctx], kc[ko + (d + 2) * p.n_ctx], kc[ko + (d + 3) * p.n_ctx]);
+            s = dot((s0 + s1) + (s2 + s3), vec4(1.0));
             for (; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
             s *= p.scale;
         }
@@ -55,20 +72,42 @@ void main() {
         l = l * corr + tsum;
         m = m_new;
         const uint n_tile = min(64u, n_kv - p0);
+        // Every dimension of this thread (t, t+64, …) and eight positions at a time: up to 32
+        // independent loads in flight.
+        vec4 a0[4], a1[4];
+        float tail[4];
+        [[unroll]] for (uint j = 0; j < 4; ++j) a0[j] = a1[j] = vec4(0.0), tail[j] = 0.0;
+        uint i = 0;
+        for (; i + 8 <= n_tile; i += 8) {
+            const vec4 e0 = vec4(sc[i], sc[i + 1], sc[i + 2], sc[i + 3]), e1 = vec4(sc[i + 4], sc[i + 5], sc[i + 6], sc[i + 7]);
+            [[unroll]] for (uint j = 0; j < 4; ++j) {
+                const uint d = t + 64 * j;
+                if (d < HD) {
+                    const uint vo = (p0 + i) * p.kv_dim + kvh * HD + d, s = p.kv_dim;
+                    a0[j] += e0 * vec4(vc[vo], vc[vo + s], vc[vo + 2 * s], vc[vo + 3 * s]);
+                    a1[j] += e1 * vec4(vc[vo + 4 * s], vc[vo + 5 * s], vc[vo + 6 * s], vc[vo + 7 * s]);
+                }
+            }
+        }
+        for (; i < n_tile; ++i)
+            [[unroll]] for (uint j = 0; j < 4; ++j) {
+                const uint d = t + 64 * j;
+                if (d < HD) tail[j] += sc[i] * vc[(p0 + i) * p.kv_dim + kvh * HD + d];
+            }
+        [[unroll]] for (uint j = 0; j < 4; ++j) acc[j] = acc[j] * corr + (dot(a0[j] + a1[j], vec4(1.0)) + tail[j]);
+        barrier();
+    }
+    if (p.chunk > 0) {  // an empty chunk leaves l = 0, which the combine skips
+        const uint po = ((b * p.n_head + h) * p.n_split + z) * (HD + 2);
         for (uint j = 0; j < 4; ++j) {
             const uint d = t + 64 * j;
-            if (d >= HD) break;
-            const uint vo = p0 * p.kv_dim + kvh * HD + d;
-            vec4 a4 = vec4(0.0);  // four independent sums: four loads in flight
-            uint i = 0;
-            for (; i + 4 <= n_tile; i += 4)
-                a4 += vec4(sc[i], sc[i + 1], sc[i + 2], sc[i + 3]) *
-                      vec4(vc[vo + i * p.kv_dim], vc[vo + (i + 1) * p.kv_dim], vc[vo + (i + 2) * p.kv_dim], vc[vo + (i + 3) * p.kv_dim]);
-            float a = a4.x + a4.y + a4.z + a4.w;
-            for (; i < n_tile; ++i) a += sc[i] * vc[vo + i * p.kv_dim];
-            acc[j] = acc[j] * corr + a;
+            if (d < HD) part[po + d] = acc[j];
         }
-        barrier();
+        if (t == 0) {
+            part[po + HD] = m;
+            part[po + HD + 1] = l;
+        }
+        return;
     }
     for (uint j = 0; j < 4; ++j) {
         const uint d = t + 64 * j;

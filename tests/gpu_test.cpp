@@ -143,6 +143,9 @@ TEST(GpuShaders, RmsNormRopeSwiglu) {
                     ref[i1] = v[i0] * s + v[i1] * c;
                 }
         expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-6, neox ? "rope neox" : "rope");
+        // Keys are rotated by kv_store on their way into the cache.
+        expect_close(gpu_ops::rope_stored_keys(v, cs, heads, hd, n_rot, neox, B), ref, std::vector<double>(ref.size(), 1.0), 1e-6,
+                     neox ? "stored keys neox" : "stored keys");
     }
 
     const auto g = randn(1000, 8, 3.f), u = randn(1000, 9);

@@ -56,7 +56,7 @@ struct CombinePush {
 constexpr int kAttnMaxSplit = 8, kAttnMinChunk = 128;
 size_t attn_part_floats(int n_head, int head_dim) { return static_cast<size_t>(n_head) * kAttnMaxSplit * static_cast<size_t>(head_dim + 2); }
 struct KvStorePush {
-    uint32_t kv_dim, n_ctx, n_past, B;
+    uint32_t kv_dim, n_ctx, n_past, B, head_dim, n_rot, neox;
 };
 struct CountPush {
     uint32_t n;
@@ -153,11 +153,14 @@ struct Ops {
         rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(B) * n_heads * (n_rot / 2), 64));
     }
 
-    // The batch's k and v rows into the cache: v as rows, k transposed ([kv_dim][n_ctx]).
-    void kv_store(const VkBuf& k, const VkBuf& v, VkBuf& kt, VkBuf& vc, int kv_dim, int n_ctx, int n_past, int B) {
-        const VkKernel& kern = kernel(kv_store_k, "kv_store", gpu::kv_store_spirv(), 4, sizeof(KvStorePush));
-        const KvStorePush p{static_cast<uint32_t>(kv_dim), static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(n_past), static_cast<uint32_t>(B)};
-        const VkBuf* bufs[] = {&k, &v, &kt, &vc};
+    // The batch's k and v rows into the cache: v as rows, k transposed ([kv_dim][n_ctx]) and
+    // rotated with the table cs on the way (n_rot = 0: as they are; cs is then not read).
+    void kv_store(const VkBuf& k, const VkBuf& v, VkBuf& kt, VkBuf& vc, const VkBuf& cs, int kv_dim, int head_dim, int n_rot, bool neox,
+                  int n_ctx, int n_past, int B) {
+        const VkKernel& kern = kernel(kv_store_k, "kv_store", gpu::kv_store_spirv(), 5, sizeof(KvStorePush));
+        const KvStorePush p{static_cast<uint32_t>(kv_dim), static_cast<uint32_t>(n_ctx), static_cast<uint32_t>(n_past), static_cast<uint32_t>(B),
+                            static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_rot), neox ? 1u : 0u};
+        const VkBuf* bufs[] = {&k, &v, &kt, &vc, &cs};
         const uint32_t g = groups(static_cast<uint64_t>(B) * static_cast<uint64_t>(kv_dim), 64), gx = std::min<uint32_t>(g, 65535);
         rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
     }
@@ -296,13 +299,11 @@ struct GpuForward::Impl {
             ops.matvec(L.wv, normed, v, B, false, L.bias ? &L.bv : nullptr, nw, eps);
             rt->barrier();
             rt->timestamp("matvec qkv");
+            // Queries rotated in place; keys rotated as they go into the cache.
             ops.rope(q, cs, hp.n_head, hp.head_dim, hp.n_rot, hp.rope_neox, B);
-            ops.rope(k, cs, hp.n_head_kv, hp.head_dim, hp.n_rot, hp.rope_neox, B);
+            ops.kv_store(k, v, L.k_cache, L.v_cache, cs, static_cast<int>(KV), hp.head_dim, hp.n_rot, hp.rope_neox, n_ctx, n_past, B);
             rt->barrier();
-            rt->timestamp("rope");
-            ops.kv_store(k, v, L.k_cache, L.v_cache, static_cast<int>(KV), n_ctx, n_past, B);
-            rt->barrier();
-            rt->timestamp("kv store");
+            rt->timestamp("rope, kv store");
             ops.attention(q, L.k_cache, L.v_cache, att, attn_part, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("attention");
@@ -481,11 +482,26 @@ std::vector<float> attention(std::span<const float> q, std::span<const float> k_
     VkBuf kt = buffer_of({}, k_cache.size()), vc = buffer_of({}, v_cache.size());
     VkBuf part = buffer_of({}, attn_part_floats(n_head, head_dim));
     ops.rt->begin();
-    ops.kv_store(kb, vb, kt, vc, kv_dim, n_pos, 0, n_pos);
+    ops.kv_store(kb, vb, kt, vc, ops.dummy, kv_dim, head_dim, 0, false, n_pos, 0, n_pos);
     ops.rt->barrier();
     ops.attention(qb, kt, vc, ob, part, n_head, n_head_kv, head_dim, n_pos, n_past, B);
     ops.rt->submit_and_wait();
     return read(ob, q.size());
+}
+
+std::vector<float> rope_stored_keys(std::span<const float> k, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox,
+                                    int B) {
+    Ops& ops = test_ops();
+    const int kv_dim = n_heads * head_dim;
+    VkBuf kb = buffer_of(k), cb = buffer_of(cos_sin), vc = buffer_of({}, k.size()), kt = buffer_of({}, k.size());
+    ops.rt->begin();
+    ops.kv_store(kb, kb, kt, vc, cb, kv_dim, head_dim, n_rot, neox, B, 0, B);
+    ops.rt->submit_and_wait();
+    const auto t = read(kt, k.size());  // [kv_dim][B]
+    std::vector<float> out(k.size());
+    for (int b = 0; b < B; ++b)
+        for (int c = 0; c < kv_dim; ++c) out[static_cast<size_t>(b * kv_dim + c)] = t[static_cast<size_t>(c * B + b)];
+    return out;
 }
 
 std::vector<float> swiglu(std::span<const float> gate, std::span<const float> up) {

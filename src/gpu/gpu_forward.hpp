@@ -45,6 +45,9 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
                           float eps = 0.f);
 std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps);  // rows of w.size()
 std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B);
+// Keys k ([B][n_heads * head_dim]) through kv_store's rotation into the cache, read back as [B][...].
+std::vector<float> rope_stored_keys(std::span<const float> k, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox,
+                                    int B);
 std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
                              int n_head_kv, int head_dim, int n_past, int B);
 std::vector<float> swiglu(std::span<const float> gate, std::span<const float> up);

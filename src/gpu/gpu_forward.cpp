@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <stdexcept>
 
 #include "gpu/shaders.hpp"
 #include "gpu/vk_runtime.hpp"
@@ -22,7 +21,6 @@ namespace {
 
 struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
-    float eps;  // matvec.comp with NORM
 };
 // Rows per workgroup (R in matvec.comp), one token each; QFORGE_GPU_MATVEC_ROWS (1-32) tunes it.
 int matvec_rows() {
@@ -109,7 +107,7 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k, matvec_norm_k, matmul_k;
+    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k;
     const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
@@ -117,23 +115,20 @@ struct Ops {
         return *slot;
     }
 
-    // norm (one token only): the input RMS-normalised with these weights on the way in (matvec.comp's NORM).
-    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const VkBuf* norm = nullptr,
-                float eps = 0.f) {
+    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
-                           static_cast<uint32_t>(B), eps};
-        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, norm ? norm : &dummy};
+                           static_cast<uint32_t>(B)};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 64 tokens
-            if (norm) throw std::logic_error("matvec: a normalised input takes one token");
             const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
-            rt->dispatch(kern, std::span<const VkBuf* const>(bufs, 4), &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
+            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
             return;
         }
-        const uint32_t spec[] = {static_cast<uint32_t>(matvec_rows()), norm ? 1u : 0u};
-        const VkKernel*& k = (norm ? matvec_norm_k : matvec_k)[w.type];
-        if (!k) k = &rt->kernel(std::string("matvec_") + type_traits(w.type).name + "_r" + std::to_string(spec[0]) + (norm ? "_norm" : ""),
-                                gpu::matvec_spirv(w.type), 5, sizeof(MatvecPush), spec);
-        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), spec[0]);
+        const uint32_t R = static_cast<uint32_t>(matvec_rows());
+        const VkKernel*& k = matvec_k[w.type];
+        if (!k) k = &rt->kernel(std::string("matvec_") + type_traits(w.type).name + "_r" + std::to_string(R), gpu::matvec_spirv(w.type), 4,
+                                sizeof(MatvecPush), std::span<const uint32_t>(&R, 1));
+        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
         rt->dispatch(*k, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
     }
@@ -281,22 +276,13 @@ struct GpuForward::Impl {
         rt->begin();
         rt->copy(x_in, 0, x, 0, static_cast<size_t>(B) * E * 4);
         rt->barrier();
-        // One token: RMSNorm inside the matrix-vector products that read it (two steps fewer a layer).
-        const bool fuse = B < kMatmulMinTokens;
-        const float eps = hp.rms_eps;
-        const VkBuf& normed = fuse ? x : xn;
-        auto norm = [&](const VkBuf& w, int rows, int row0) {
-            if (fuse) return &w;
-            ops.rmsnorm(x, w, xn, hp.n_embd, eps, rows, row0);
+        for (auto& L : layers) {
+            ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
             rt->barrier();
             rt->timestamp("rmsnorm");
-            return static_cast<const VkBuf*>(nullptr);
-        };
-        for (auto& L : layers) {
-            const VkBuf* nw = norm(L.attn_norm, B, 0);
-            ops.matvec(L.wq, normed, q, B, false, L.bias ? &L.bq : nullptr, nw, eps);
-            ops.matvec(L.wk, normed, k, B, false, L.bias ? &L.bk : nullptr, nw, eps);
-            ops.matvec(L.wv, normed, v, B, false, L.bias ? &L.bv : nullptr, nw, eps);
+            ops.matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
+            ops.matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
+            ops.matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
             rt->barrier();
             rt->timestamp("matvec qkv");
             // Queries rotated in place; keys rotated as they go into the cache.
@@ -310,9 +296,11 @@ struct GpuForward::Impl {
             ops.matvec(L.wo, att, x, B, true, nullptr);
             rt->barrier();
             rt->timestamp("matvec o");
-            const VkBuf* fw = norm(L.ffn_norm, B, 0);
-            ops.matvec(L.gate, normed, gate, B, false, nullptr, fw, eps);
-            ops.matvec(L.up, normed, up, B, false, nullptr, fw, eps);
+            ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
+            rt->barrier();
+            rt->timestamp("rmsnorm");
+            ops.matvec(L.gate, xn, gate, B, false, nullptr);
+            ops.matvec(L.up, xn, up, B, false, nullptr);
             rt->barrier();
             rt->timestamp("matvec gate/up");
             ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
@@ -323,8 +311,9 @@ struct GpuForward::Impl {
             rt->timestamp("matvec down");
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
-        const VkBuf* onw = norm(out_norm, nl, first_row);
-        ops.matvec(output, normed, logits, nl, false, nullptr, onw, eps);
+        ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
+        rt->barrier();
+        ops.matvec(output, xn, logits, nl, false, nullptr);
         rt->barrier();
         rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
@@ -438,7 +427,7 @@ std::string device() {
 }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
-                          std::span<const float> bias, std::span<const float> y0, std::span<const float> norm, float eps) {
+                          std::span<const float> bias, std::span<const float> y0) {
     Ops& ops = test_ops();
     GpuMatrix m;
     m.type = t;
@@ -447,10 +436,10 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf = VkBuf(*ops.rt, w.size(), false);
     const auto split = device_layout(t, w.data(), w.size());
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
-    VkBuf xb = buffer_of(x), bb = buffer_of(bias), nb = buffer_of(norm);
+    VkBuf xb = buffer_of(x), bb = buffer_of(bias);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
     ops.rt->begin();
-    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, norm.empty() ? nullptr : &nb, eps);
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb);
     ops.rt->submit_and_wait();
     return read(yb, static_cast<size_t>(rows * B));
 }

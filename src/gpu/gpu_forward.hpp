@@ -38,11 +38,9 @@ bool gpu_usable();
 // lavapipe allowed); each throws Error(resource) without a device.
 namespace gpu_ops {
 std::string device();
-// y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t. With norm (one
-// token): W[r] . (x / rms(x) * norm), rms(x) = sqrt(mean(x^2) + eps).
+// y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
-                          std::span<const float> bias = {}, std::span<const float> y0 = {}, std::span<const float> norm = {},
-                          float eps = 0.f);
+                          std::span<const float> bias = {}, std::span<const float> y0 = {});
 std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps);  // rows of w.size()
 std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B);
 // Keys k ([B][n_heads * head_dim]) through kv_store's rotation into the cache, read back as [B][...].

@@ -5,27 +5,20 @@
 // activations once (a whole block where weights.glsl has FAST_UNITS, with 16-byte weight loads;
 // else an 8-element part) and meets it with the R rows' weights, so the activations are read
 // once per R rows; subgroup sums, then shared memory, add the threads' partial sums.
-// NORM (specialization constant 1): the input is RMS-normalised on the way in, x / rms(x) * nw,
-// so generation needs no separate normalisation step: each workgroup reads the whole row anyway,
-// sums its squares and scales its dot products by 1 / rms (they are linear in x).
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
 layout(push_constant) uniform Push {
     uint rows, cols, accumulate, has_bias, B;
-    float eps;
 } p;
 #include "weights.glsl"
 
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multiples of 32 floats
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
-layout(std430, binding = 4) readonly buffer NormW { vec4 nw4[]; };
 
 layout(constant_id = 0) const uint R = 4;  // rows per workgroup
-layout(constant_id = 1) const uint NORM = 0;
 shared float partial[R][64];  // [row][subgroup]
-shared float partial_ss[64];
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
@@ -33,20 +26,12 @@ void main() {
     const uint xr = gl_WorkGroupID.y * p.cols;  // this token's activations
     float acc[R];
     for (uint rr = 0; rr < R; ++rr) acc[rr] = 0.0;
-    float ss = 0.0;  // NORM: the sum of the row's squares
 #ifdef FAST_UNITS
     for (uint u = t; u < p.cols / UE; u += 64) {
         vec4 xv[UE / 4];
         [[unroll]] for (uint ch = 0; ch < UE / 16; ++ch) {
             const uint xo = (xr + unit_x(u, ch)) / 4;
             [[unroll]] for (uint v = 0; v < 4; ++v) xv[4 * ch + v] = x4[xo + v];
-            if (NORM != 0) {
-                const uint no = unit_x(u, ch) / 4;
-                [[unroll]] for (uint v = 0; v < 4; ++v) {
-                    ss += dot(xv[4 * ch + v], xv[4 * ch + v]);
-                    xv[4 * ch + v] *= nw4[no + v];
-                }
-            }
         }
         [[unroll]] for (uint rr = 0; rr < R; ++rr) {
             if (r0 + rr >= p.rows) break;
@@ -60,12 +45,7 @@ void main() {
 #else
     for (uint q = t; q < p.cols / 8; q += 64) {
         const uint xb = (xr + q * 8) / 4;
-        vec4 xa = x4[xb], xc = x4[xb + 1];
-        if (NORM != 0) {
-            ss += dot(xa, xa) + dot(xc, xc);
-            xa *= nw4[2 * q];
-            xc *= nw4[2 * q + 1];
-        }
+        const vec4 xa = x4[xb], xc = x4[xb + 1];
         const float xs = dot(xa + xc, vec4(1.0));
         [[unroll]] for (uint rr = 0; rr < R; ++rr) {
             if (r0 + rr >= p.rows) break;
@@ -80,20 +60,11 @@ void main() {
         const float v = subgroupAdd(acc[rr]);
         if (subgroupElect()) partial[rr][gl_SubgroupID] = v;
     }
-    if (NORM != 0) {
-        const float v = subgroupAdd(ss);
-        if (subgroupElect()) partial_ss[gl_SubgroupID] = v;
-    }
     barrier();
     const uint r = r0 + t;
     if (t < R && r < p.rows) {
         float v = 0.0;
         for (uint k = 0; k < gl_NumSubgroups; ++k) v += partial[t][k];
-        if (NORM != 0) {
-            float total = 0.0;
-            for (uint k = 0; k < gl_NumSubgroups; ++k) total += partial_ss[k];
-            v *= 1.0 / sqrt(total / float(p.cols) + p.eps);
-        }
         if (p.has_bias != 0) v += bias[r];
         const uint yo = gl_WorkGroupID.y * p.rows + r;
         y[yo] = p.accumulate != 0 ? y[yo] + v : v;

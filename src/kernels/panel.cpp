@@ -553,8 +553,78 @@ void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
 
 
 
+void repack_q3_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    regroup<BlockQ3_K>(src, rows, cols, QK_K, dst, kQ3_Kx8Block, [](uint8_t* o, int r, const BlockQ3_K& x) {
+        std::memcpy(o + 2 * r, &x.d, 2);
+        for (int g = 0; g < 16; ++g) {
+            const int lo = g < 8 ? x.scales[g] & 0xF : x.scales[g - 8] >> 4;
+            o[16 + 8 * g + r] = static_cast<uint8_t>(static_cast<int8_t>((lo | (((x.scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4)) - 32));
+        }
+        for (int m = 0; m < 8; ++m) {
+            std::memcpy(o + kQ3_Kx8Hmask + 32 * m + 4 * r, x.hmask + 4 * m, 4);
+            for (int h = 0; h < 2; ++h) std::memcpy(o + kQ3_Kx8Qs + 256 * h + 32 * m + 4 * r, x.qs + 32 * h + 4 * m, 4);
+        }
+    });
+}
+
+void q3_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
+    const int64_t nsb = a.K / QK_K;
+    regrouped_scalar(group, nsb, kQ3_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+        int32_t gs[16] = {};
+        for (int h = 0; h < 2; ++h)
+            for (int m = 0; m < 8; ++m)
+                for (int i = 0; i < 4; ++i) {
+                    const int qb = p[kQ3_Kx8Qs + 256 * h + 32 * m + 4 * r + i], hb = p[kQ3_Kx8Hmask + 32 * m + 4 * r + i];
+                    const int e = 4 * m + i;  // 0..31
+                    for (int j = 0; j < 4; ++j)
+                        gs[8 * h + 2 * j + e / 16] += (((qb >> (2 * j)) & 3) + 4 * ((hb >> (4 * h + j)) & 1) - 4) * y[128 * h + 32 * j + e];
+                }
+        int32_t isum = 0;
+        for (int g = 0; g < 16; ++g) isum += gs[g] * static_cast<int8_t>(p[16 + 8 * g + r]);
+        return fp16_to_fp32(load_u16(p + 2 * r)) * a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)] * static_cast<float>(isum);
+    });
+}
+
+void repack_q2_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    regroup<BlockQ2_K>(src, rows, cols, QK_K, dst, kQ2_Kx8Block, [](uint8_t* o, int r, const BlockQ2_K& x) {
+        std::memcpy(o + 2 * r, &x.d, 2);
+        std::memcpy(o + 16 + 2 * r, &x.dmin, 2);
+        for (int g = 0; g < 16; ++g) o[32 + 8 * g + r] = x.scales[g];
+        for (int h = 0; h < 2; ++h)
+            for (int m = 0; m < 8; ++m) std::memcpy(o + kQ2_Kx8Qs + 256 * h + 32 * m + 4 * r, x.qs + 32 * h + 4 * m, 4);
+    });
+}
+
+void q2_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out) {
+    const int64_t nsb = a.K / QK_K;
+    regrouped_scalar(group, nsb, kQ2_Kx8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* y = a.q.data() + t * static_cast<size_t>(a.K) + QK_K * b;
+        int32_t gs[16] = {}, ys[16] = {};
+        for (int h = 0; h < 2; ++h)
+            for (int m = 0; m < 8; ++m)
+                for (int i = 0; i < 4; ++i) {
+                    const int qb = p[kQ2_Kx8Qs + 256 * h + 32 * m + 4 * r + i];
+                    const int e = 4 * m + i;
+                    for (int j = 0; j < 4; ++j) {
+                        gs[8 * h + 2 * j + e / 16] += ((qb >> (2 * j)) & 3) * y[128 * h + 32 * j + e];
+                        ys[8 * h + 2 * j + e / 16] += y[128 * h + 32 * j + e];
+                    }
+                }
+        int32_t isum = 0, msum = 0;
+        for (int g = 0; g < 16; ++g) {
+            isum += gs[g] * (p[32 + 8 * g + r] & 0xF);
+            msum += ys[g] * (p[32 + 8 * g + r] >> 4);
+        }
+        const float dy = a.d[t * static_cast<size_t>(nsb) + static_cast<size_t>(b)];
+        return fp16_to_fp32(load_u16(p + 2 * r)) * dy * static_cast<float>(isum) - fp16_to_fp32(load_u16(p + 16 + 2 * r)) * dy * static_cast<float>(msum);
+    });
+}
+
 const XKFormat* find_xk_format(GgmlType t) {
-    static const XKFormat formats[] = {{GgmlType::Q4_K, kQ4_Kx8Block, repack_q4_k_x8, first_kernel(&KernelSet::q4_k_x8)},
+    static const XKFormat formats[] = {{GgmlType::Q2_K, kQ2_Kx8Block, repack_q2_k_x8, first_kernel(&KernelSet::q2_k_x8)},
+                                       {GgmlType::Q3_K, kQ3_Kx8Block, repack_q3_k_x8, first_kernel(&KernelSet::q3_k_x8)},
+                                       {GgmlType::Q4_K, kQ4_Kx8Block, repack_q4_k_x8, first_kernel(&KernelSet::q4_k_x8)},
                                        {GgmlType::Q5_K, kQ5_Kx8Block, repack_q5_k_x8, first_kernel(&KernelSet::q5_k_x8)},
                                        {GgmlType::Q6_K, kQ6_Kx8Block, repack_q6_k_x8, first_kernel(&KernelSet::q6_k_x8)}};
     for (const XKFormat& f : formats)

@@ -150,7 +150,24 @@ inline constexpr size_t kQ6_Kx8Block = 1680;
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 
-// The K-quants regrouped eight rows at a time (Q4_K, Q5_K, Q6_K): bytes per super-block of eight
+// ---- Q3_K regrouped (912 bytes per super-block of eight rows, 3.6% more than stored) -------------
+// d (f16 x 8), the sixteen 6-bit scales less 32 as int8 [group][row], then for word m the high-bit
+// vector (lane r: row r's hmask[4m .. 4m+3]), then per half h and word m the 2-bit code vector
+// (lane r: row r's qs[32h + 4m ..]); codes 0..7 (q + 4) meet the activations unsigned.
+inline constexpr size_t kQ3_Kx8Block = 912;
+inline constexpr size_t kQ3_Kx8Hmask = 144, kQ3_Kx8Qs = 400;
+void repack_q3_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q3_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+
+// ---- Q2_K regrouped (672 bytes per super-block of eight rows, as stored) --------------------------
+// d and dmin (f16 x 8 each), the sixteen scale/min bytes as stored [group][row] (low nibble scale,
+// high nibble min), then per half h and word m the code vector (lane r: row r's qs[32h + 4m ..]).
+inline constexpr size_t kQ2_Kx8Block = 672;
+inline constexpr size_t kQ2_Kx8Qs = 160;
+void repack_q2_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q2_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+
+// The K-quants regrouped eight rows at a time (Q2_K … Q6_K): bytes per super-block of eight
 // rows, the repacker, and this CPU's kernel (gemm: nullptr where none runs; then rows are not
 // regrouped). nullptr for other types.
 struct XKFormat {

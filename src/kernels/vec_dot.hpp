@@ -60,6 +60,8 @@ struct KernelSet {
     QuantizeRowFn quantize_f16 = nullptr;   // f16 activations (F16 weights), equal to fp32_to_fp16
     XKGemmFn q5_k_x8 = nullptr;             // repacked Q5_K
     F16GemmFn f16_gemm = nullptr;           // prompts with F16 weights
+    XKGemmFn q3_k_x8 = nullptr;             // repacked Q3_K and Q2_K
+    XKGemmFn q2_k_x8 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

@@ -156,7 +156,7 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
-        // Q4_0, Q4_K, Q5_K and Q6_K regrouped at load: eight rows per vector for every batch size.
+        // Q4_0 and the K-quants regrouped at load: eight rows per vector for every batch size.
         if (w.x8) {
             if (w.type == GgmlType::Q4_0) {
                 if (const X8GemmFn g = find_q4_0_x8_gemm()) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);

@@ -57,8 +57,8 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-// Q4_0, Q4_K, Q5_K and Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
-// at load): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%), so memory use stays; the mapped file's pages of a regrouped tensor are handed
+// Q4_0 and Q2_K … Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
+// at load): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%, Q3_K: 3.6%), so memory use stays; the mapped file's pages of a regrouped tensor are handed
 // back to the kernel (they stay on disk and are read again only if something touches them).
 void Model::repack_for_cpu() {
     if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons

@@ -1,6 +1,7 @@
 // qforge quantize / dequantize from the command line: options, errors, atomic output.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "qforge/convert.hpp"
@@ -82,6 +83,32 @@ TEST_F(QuantizeCli, TargetSizeMix) {
     r = run_qforge(args);
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("below the smallest mix"), std::string::npos) << r.err;
+}
+
+// GPTQ: the same file types as rounding (only the values differ), the calibration's importance
+// recorded, and clear errors.
+TEST_F(QuantizeCli, Gptq) {
+    const std::string calib = std::string(QFORGE_SOURCE_DIR) + "/data/calib/pride-and-prejudice-excerpt.txt";
+    auto r = run_qforge({"quantize", f32, tmp.path("g.gguf"), "Q4_K_M", "--method", "gptq", "--calib", calib, "--calib-chunks", "4",
+                         "--calib-ctx", "128", "-t", "2", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    r = run_qforge({"quantize", f32, tmp.path("r.gguf"), "Q4_K_M", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto g = GgufFile::open(tmp.path("g.gguf")), p = GgufFile::open(tmp.path("r.gguf"));
+    int differ = 0;
+    for (const auto& t : p->tensors()) {
+        const auto* gt = g->find_tensor(t.name);
+        ASSERT_NE(gt, nullptr) << t.name;
+        EXPECT_EQ(gt->type, t.type) << t.name;
+        if (t.name.find("blk.") == 0 && t.ne.size() == 2) differ += std::memcmp(gt->data, t.data, t.n_bytes) != 0;
+    }
+    EXPECT_GT(differ, 0);
+    EXPECT_EQ(g->get_string("quantize.imatrix.file").value_or(""), "gptq calibration");
+    r = run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--method", "gptq"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("--calib"), std::string::npos) << r.err;
+    EXPECT_EQ(run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--method", "awq2"}).status, 1);
+    EXPECT_FALSE(fs::exists(tmp.path("x.gguf")));
 }
 
 TEST_F(QuantizeCli, DryRunWritesNothing) {

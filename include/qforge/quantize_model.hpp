@@ -61,6 +61,10 @@ struct SourceModel {
 // Wrap a GGUF file (kept open by the caller) as a source.
 SourceModel source_from_gguf(const GgufFile& f);
 
+// Called with a tensor's f32 values (nrows x ncols) just before they are quantized to `to`, to
+// replace them (GPTQ's error feedback); unset: quantized as they are.
+using QuantizeAdjust = std::function<void(const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols)>;
+
 struct QuantizeOptions {
     std::string ftype = "Q4_K_M";
     int threads = 0;  // 0: hardware concurrency
@@ -74,6 +78,7 @@ struct QuantizeOptions {
     bool allow_requantize = false;
     bool dry_run = false;
     bool sort_tensors = true;  // llama-quantize's order: non-layer tensors, then by layer number
+    QuantizeAdjust adjust;
 };
 
 struct QuantizedTensorInfo {
@@ -93,7 +98,8 @@ struct QuantizeReport {
 // Stream tensors into a writer whose header is written, converting each to infos[i].to
 // (imatrix[i] may be null). Shows a progress bar labelled `label`.
 void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order, const std::vector<QuantizedTensorInfo>& infos,
-                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source);
+                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source,
+                   const QuantizeAdjust& adjust = {});
 
 // Choose every tensor's type (llama-quantize's rules), then stream the output GGUF.
 QuantizeReport quantize_model(const SourceModel& src, const std::string& out_path, const QuantizeOptions& opt);

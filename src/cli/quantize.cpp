@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
+#include "qforge/gptq.hpp"
 #include "qforge/mix_search.hpp"
 #include "qforge/model.hpp"
 #include "qforge/output_file.hpp"
@@ -33,9 +34,10 @@ std::string type_list() {
 // The options `quantize` takes.
 struct QuantizeArgs {
     std::string in, out, type, imatrix, output_type, embd_type, type_file, target_size, calib, save_recipe, measurements, mix_types;
+    std::string method = "rtn";
     std::vector<std::string> tensor_types;
-    double target_bpw = 0;
-    int calib_chunks = 4, calib_ctx = 256;
+    double target_bpw = 0, damp = 0.01;
+    int calib_chunks = 0, calib_ctx = 0;  // 0: the method's default
     int threads = 0;
     bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false;
 };
@@ -47,8 +49,8 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
     auto model = Model::load(a.in);
     MixSearchOptions mo;
     mo.calib_tokens = model->tokenizer().tokenize_file(a.calib);
-    mo.n_ctx = a.calib_ctx;
-    mo.n_chunks = std::min<int>(a.calib_chunks, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(a.calib_ctx)));
+    mo.n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 256;
+    mo.n_chunks = std::min<int>(a.calib_chunks > 0 ? a.calib_chunks : 4, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(mo.n_ctx)));
     mo.threads = a.threads;
     mo.imatrix = imatrix;
     mo.measurements_file = a.measurements;
@@ -78,6 +80,31 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
     return mix_tensor_types(mix);
 }
 
+// --method gptq: the inputs' Hessians of every layer matrix on the calibration text; sets the
+// quantizer's adjustment (GPTQ per matrix) and, without --imatrix, the importance matrix of the
+// same text. Returns the Hessians (the adjustment refers to them).
+std::shared_ptr<Hessians> setup_gptq(const QuantizeArgs& a, QuantizeOptions& opt, Imatrix& imatrix) {
+    if (a.calib.empty()) throw_usage("--method gptq needs --calib TEXT (calibration text, not the evaluation text)");
+    auto model = Model::load(a.in);
+    const auto tokens = model->tokenizer().tokenize_file(a.calib);
+    const int n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 512;
+    LazyProgress progress("gptq: calibration");
+    auto hs = std::make_shared<Hessians>(collect_hessians(*model, tokens, n_ctx, a.calib_chunks, a.threads, std::ref(progress)));
+    progress.finish();
+    if (!opt.imatrix) {
+        imatrix = hs->importance(a.calib);
+        opt.imatrix = &imatrix;
+        opt.imatrix_file = "gptq calibration";
+    }
+    const GptqOptions go{a.damp, a.threads};
+    opt.adjust = [hs, go](const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols) {
+        const auto it = hs->h.find(name);
+        if (it == hs->h.end() || !gptq_supports(to) || ncols % type_traits(to).block_size != 0) return;  // rounded as usual
+        gptq_matrix(values, nrows, ncols, to, *it->second, go);
+    };
+    return hs;
+}
+
 }  // namespace
 
 Command add_quantize(CLI::App& root) {
@@ -98,8 +125,11 @@ Command add_quantize(CLI::App& root) {
     auto* size = app->add_option("--target-size", a->target_size, "Choose per-tensor types for this size of tensor data, e.g. 14.5M");
     bpw->excludes(size);
     app->add_option("--calib", a->calib, "Calibration text for --target-bpw/--target-size (never the evaluation text)");
-    app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text to measure each choice on (default 4)")->check(CLI::Range(1, 1000));
-    app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default 256)")->check(CLI::Range(16, 65536));
+    app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text (default: 4 for the mix, all of it for GPTQ)")->check(CLI::Range(1, 100000));
+    app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default: 256 for the mix, 512 for GPTQ)")->check(CLI::Range(16, 65536));
+    app->add_option("--method", a->method, "rtn: round each block (with --imatrix, weighted); gptq: error feedback from the calibration "
+                                           "inputs' Hessians (needs --calib)")->check(CLI::IsMember({"rtn", "gptq"}));
+    app->add_option("--damp", a->damp, "GPTQ damping, times the Hessian's mean diagonal (default 0.01)")->check(CLI::Range(0.0, 10.0));
     app->add_option("--save-recipe", a->save_recipe, "Write the chosen per-tensor types as a --tensor-type-file");
     app->add_option("--mix-types", a->mix_types, "Candidate types of the mix, comma-separated (default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0)");
     app->add_option("--mix-measurements", a->measurements, "Keep the per-tensor measurements in FILE and reuse them (other budgets cost no new search)");
@@ -137,6 +167,8 @@ Command add_quantize(CLI::App& root) {
                 if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix; the user's own patterns win
                     for (auto& tt : choose_mix(*a, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
                 }
+                std::shared_ptr<Hessians> hessians;
+                if (a->method == "gptq" && !a->dry_run) hessians = setup_gptq(*a, opt, imatrix);
                 auto in = GgufFile::open(a->in);
                 const auto report = quantize_model(source_from_gguf(*in), a->out, opt);
                 if (!a->quiet) {

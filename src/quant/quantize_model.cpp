@@ -146,7 +146,8 @@ SourceModel source_from_gguf(const GgufFile& f) {
 }
 
 void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order, const std::vector<QuantizedTensorInfo>& infos,
-                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source) {
+                   const std::vector<const std::vector<float>*>& imatrix, int threads, const char* label, const std::string& source,
+                   const QuantizeAdjust& adjust) {
     uint64_t total = 0;
     for (const auto& i : infos) total += i.bytes_in;
     Progress progress(label, total);
@@ -169,6 +170,7 @@ void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order,
             }
             q.resize(info.bytes_out);
             const int64_t ncols = t.ne[0];
+            if (adjust) adjust(t.name, info.to, f32.data(), n / ncols, ncols);
             const float* im = i < imatrix.size() && imatrix[i] ? imatrix[i]->data() : nullptr;
             quantize_rows(f32.data(), q.data(), n / ncols, ncols, info.to, im, threads);
             w.write_tensor_data(q.data(), q.size());
@@ -249,7 +251,7 @@ QuantizeReport quantize_model(const SourceModel& src, const std::string& out_pat
     }
 
     w.write_header();
-    write_tensors(w, order, report.tensors, imat, threads, "quantize", src.path);
+    write_tensors(w, order, report.tensors, imat, threads, "quantize", src.path, opt.adjust);
     w.finish();
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;

@@ -1,0 +1,49 @@
+// GPTQ (Frantar et al., 2022): quantization with second-order error feedback. For a weight matrix
+// W (rows x K) whose inputs x have the Hessian H = sum x x^T over calibration text, columns are
+// quantized left to right and each column's rounding error is spread over the columns not yet
+// quantized through the Cholesky factor of H^-1, so the layer's output error on the calibration
+// inputs, not the weights' own error, is what is minimised. qforge emits the block formats
+// unchanged: each block's scales (and minimums) come from the format's own quantizer (weighted
+// by diag(H), as an importance matrix) on the block's error-updated weights, then its columns
+// are rounded on that grid one at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qforge/model.hpp"
+#include "qforge/quantize_model.hpp"
+#include "qforge/types.hpp"
+
+namespace qforge {
+
+struct GptqOptions {
+    double damp = 0.01;  // added to the diagonal, times its mean
+    int threads = 0;
+};
+
+// Whether GPTQ can emit this type (ggml's block formats with a code grid: Q2_K … Q8_0, IQ4_NL/XS).
+bool gptq_supports(GgmlType t);
+
+// W (rows x K, row-major) is replaced by values the format represents (what quantizing it to t
+// gives back), chosen with error feedback; H is K x K (row-major, sum of x x^T; not modified).
+void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt);
+
+// The inputs' Hessians of every layer matrix (named as in GGUF, "blk.0.attn_q.weight"), from
+// n_chunks chunks of n_ctx tokens (BOS first) evaluated by the model; also the mean squares
+// (diag(H) / tokens), which is the importance matrix of the same text.
+// Matrices that read the same input (q/k/v, gate/up) share one.
+struct Hessians {
+    std::map<std::string, std::shared_ptr<std::vector<double>>> h;  // K x K
+    std::map<std::string, int64_t> rows;                             // activation rows summed
+    // The mean squares (diag(H) / rows), i.e. the importance matrix of the same text.
+    Imatrix importance(const std::string& dataset) const;
+};
+Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int threads,
+                          const std::function<void(int done, int total)>& progress = {});
+
+}  // namespace qforge

@@ -1,0 +1,240 @@
+#include "qforge/gptq.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+#include "kernels/gemm.hpp"
+#include "kernels/panel.hpp"
+#include "qforge/error.hpp"
+#include "qforge/quantize.hpp"
+#include "qforge/thread_pool.hpp"
+#include "quant/blocks.hpp"
+
+namespace qforge {
+
+namespace {
+
+// A format's code grid: w = scale_g * q + min_g (kernels/panel.hpp) with q in [lo, hi], or one of
+// the IQ4 values.
+struct Grid {
+    GgmlType type;
+    int lo, hi;
+    bool iq4;
+};
+constexpr Grid kGrids[] = {
+    {GgmlType::Q4_0, -8, 7, false},   {GgmlType::Q4_1, 0, 15, false},   {GgmlType::Q5_0, -16, 15, false}, {GgmlType::Q5_1, 0, 31, false},
+    {GgmlType::Q8_0, -127, 127, false}, {GgmlType::Q2_K, 0, 3, false},  {GgmlType::Q3_K, -4, 3, false},   {GgmlType::Q4_K, 0, 15, false},
+    {GgmlType::Q5_K, 0, 31, false},   {GgmlType::Q6_K, -32, 31, false}, {GgmlType::IQ4_NL, 0, 0, true},   {GgmlType::IQ4_XS, 0, 0, true},
+};
+
+const Grid* find_grid(GgmlType t) {
+    for (const Grid& g : kGrids)
+        if (g.type == t) return &g;
+    return nullptr;
+}
+
+// The code of the grid nearest to v (scale s, minimum m).
+float round_on_grid(const Grid& g, float v, float s, float m) {
+    if (s == 0.f) return m;
+    const float x = (v - m) / s;
+    if (g.iq4) {
+        int best = 0;
+        for (int i = 1; i < 16; ++i)
+            if (std::fabs(x - kIq4nlValues[i]) < std::fabs(x - kIq4nlValues[best])) best = i;
+        return s * static_cast<float>(kIq4nlValues[best]) + m;
+    }
+    const float q = std::clamp(std::nearbyint(x), static_cast<float>(g.lo), static_cast<float>(g.hi));
+    return s * q + m;
+}
+
+// In-place Cholesky A = L L^T of an n x n symmetric positive definite matrix (lower triangle
+// written, upper left as it was); false when A is not positive definite.
+bool cholesky_lower(std::vector<double>& A, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) {
+        double d = A[static_cast<size_t>(j * n + j)];
+        for (int64_t k = 0; k < j; ++k) d -= A[static_cast<size_t>(j * n + k)] * A[static_cast<size_t>(j * n + k)];
+        if (!(d > 0)) return false;
+        d = std::sqrt(d);
+        A[static_cast<size_t>(j * n + j)] = d;
+        for (int64_t i = j + 1; i < n; ++i) {
+            double s = A[static_cast<size_t>(i * n + j)];
+            for (int64_t k = 0; k < j; ++k) s -= A[static_cast<size_t>(i * n + k)] * A[static_cast<size_t>(j * n + k)];
+            A[static_cast<size_t>(i * n + j)] = s / d;
+        }
+    }
+    return true;
+}
+
+// U, upper triangular with H^-1 = U^T U (what GPTQ's column updates use), from H.
+std::vector<double> inverse_cholesky_upper(std::vector<double> A, int64_t n) {
+    if (!cholesky_lower(A, n)) throw Error(ExitCode::bad_input, "gptq: the calibration Hessian is not positive definite (more calibration text, or a larger damping)");
+    // Linv = L^-1 (lower), by forward substitution column by column.
+    std::vector<double> Li(static_cast<size_t>(n * n), 0.0);
+    for (int64_t j = 0; j < n; ++j) {
+        Li[static_cast<size_t>(j * n + j)] = 1.0 / A[static_cast<size_t>(j * n + j)];
+        for (int64_t i = j + 1; i < n; ++i) {
+            double s = 0;
+            for (int64_t k = j; k < i; ++k) s += A[static_cast<size_t>(i * n + k)] * Li[static_cast<size_t>(k * n + j)];
+            Li[static_cast<size_t>(i * n + j)] = -s / A[static_cast<size_t>(i * n + i)];
+        }
+    }
+    // H^-1 = Li^T Li; then its upper Cholesky factor: H^-1 = U^T U, i.e. the lower factor of the
+    // reversed matrix. Build H^-1 (symmetric, full).
+    std::vector<double> Hi(static_cast<size_t>(n * n));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j) {
+            double s = 0;
+            for (int64_t k = i; k < n; ++k) s += Li[static_cast<size_t>(k * n + i)] * Li[static_cast<size_t>(k * n + j)];
+            Hi[static_cast<size_t>(i * n + j)] = Hi[static_cast<size_t>(j * n + i)] = s;
+        }
+    // Upper Cholesky: U[i][j] (j >= i) with sum_k U[k][i] U[k][j] = Hi[i][j].
+    std::vector<double> U(static_cast<size_t>(n * n), 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+        double d = Hi[static_cast<size_t>(i * n + i)];
+        for (int64_t k = 0; k < i; ++k) d -= U[static_cast<size_t>(k * n + i)] * U[static_cast<size_t>(k * n + i)];
+        if (!(d > 0)) throw Error(ExitCode::bad_input, "gptq: the inverse Hessian is not positive definite (try a larger damping)");
+        d = std::sqrt(d);
+        U[static_cast<size_t>(i * n + i)] = d;
+        for (int64_t j = i + 1; j < n; ++j) {
+            double s = Hi[static_cast<size_t>(i * n + j)];
+            for (int64_t k = 0; k < i; ++k) s -= U[static_cast<size_t>(k * n + i)] * U[static_cast<size_t>(k * n + j)];
+            U[static_cast<size_t>(i * n + j)] = s / d;
+        }
+    }
+    return U;
+}
+
+}  // namespace
+
+bool gptq_supports(GgmlType t) { return find_grid(t) != nullptr; }
+
+void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt) {
+    const Grid* grid = find_grid(t);
+    const PanelFormat* pf = find_panel_format(t);
+    if (!grid || !pf) throw_usage(std::string("gptq: no code grid for ") + type_traits(t).name);
+    if (H.size() != static_cast<size_t>(K * K)) throw std::logic_error("gptq: Hessian size");
+    const int64_t block = type_traits(t).block_size;
+    if (K % block != 0) throw_usage("gptq: rows of " + std::to_string(K) + " are not whole " + type_traits(t).name + " blocks");
+    // Damping, and columns no input ever reached (their weights do not matter: zero, H_ii = 1).
+    std::vector<double> Hd = H;
+    double mean_diag = 0;
+    for (int64_t i = 0; i < K; ++i) mean_diag += H[static_cast<size_t>(i * K + i)];
+    mean_diag /= static_cast<double>(K);
+    if (!(mean_diag > 0)) mean_diag = 1;
+    std::vector<float> importance(static_cast<size_t>(K));
+    for (int64_t i = 0; i < K; ++i) {
+        double& d = Hd[static_cast<size_t>(i * K + i)];
+        if (d <= 0) {
+            d = 1;
+            for (int64_t r = 0; r < rows; ++r) W[r * K + i] = 0.f;
+        }
+        importance[static_cast<size_t>(i)] = static_cast<float>(d);
+        d += opt.damp * mean_diag;
+    }
+    const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), K);
+    const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    ThreadPool pool(threads);
+    const size_t block_bytes = type_traits(t).type_size;
+    const int G = pf->G;
+    // Rows are independent given U: each thread takes whole rows.
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+        std::vector<uint8_t> qb(block_bytes);
+        std::vector<int8_t> codes(static_cast<size_t>(block));
+        std::vector<float> sc(static_cast<size_t>(block / G)), mn(static_cast<size_t>(block / G));
+        std::vector<double> err(static_cast<size_t>(block));
+        for (int64_t r = r0; r < r1; ++r) {
+            float* w = W + r * K;
+            for (int64_t i0 = 0; i0 < K; i0 += block) {
+                // The block's grid: the format's own quantizer on the updated weights.
+                quantize_rows(w + i0, qb.data(), 1, block, t, importance.data() + i0, 1);
+                std::fill(mn.begin(), mn.end(), 0.f);
+                pf->unpack(qb.data(), block, codes.data(), sc.data(), mn.data());
+                for (int64_t j = 0; j < block; ++j) {
+                    const int64_t c = i0 + j;
+                    const float q = round_on_grid(*grid, w[c], sc[static_cast<size_t>(j / G)], mn[static_cast<size_t>(j / G)]);
+                    const double e = (static_cast<double>(w[c]) - q) / U[static_cast<size_t>(c * K + c)];
+                    w[c] = q;
+                    err[static_cast<size_t>(j)] = e;
+                    const double* u = U.data() + static_cast<size_t>(c * K);
+                    for (int64_t k = c + 1; k < i0 + block; ++k) w[k] -= static_cast<float>(e * u[k]);
+                }
+                // The block's errors onto every later column.
+                for (int64_t j = 0; j < block; ++j) {
+                    const double e = err[static_cast<size_t>(j)];
+                    if (e == 0) continue;
+                    const double* u = U.data() + static_cast<size_t>((i0 + j) * K);
+                    for (int64_t k = i0 + block; k < K; ++k) w[k] -= static_cast<float>(e * u[k]);
+                }
+            }
+        }
+    });
+}
+
+Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int threads,
+                          const std::function<void(int, int)>& progress) {
+    if (n_ctx < 8) throw_usage("gptq: the calibration context must be at least 8 tokens");
+    const int max_chunks = static_cast<int>(tokens.size() / static_cast<size_t>(n_ctx));
+    n_chunks = n_chunks > 0 ? std::min(n_chunks, max_chunks) : max_chunks;
+    if (n_chunks < 1)
+        throw_usage("the calibration text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " + std::to_string(n_ctx));
+    threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    Context ctx(model, n_ctx, KvCacheType::F16, threads);
+    Hessians hs;
+    const GemmFn gemm = best_gemm_f32();
+    std::vector<float> xt, prod;
+    const float* last_x = nullptr;
+    std::shared_ptr<std::vector<double>> last_h;
+    char name[64];
+    ctx.set_activation_observer([&](int layer, const char* tensor, const float* x, int rows, int cols) {
+        if (layer < 0) return;
+        std::snprintf(name, sizeof(name), "blk.%d.%s.weight", layer, tensor);
+        auto& H = hs.h[name];
+        hs.rows[name] += rows;
+        // q/k/v (and gate/up) are observed one after the other with the same input: one Hessian.
+        if (x == last_x) {
+            if (!H) H = last_h;
+            return;
+        }
+        if (!H) H = std::make_shared<std::vector<double>>(static_cast<size_t>(cols) * static_cast<size_t>(cols), 0.0);
+        // X^T X through the f32 product: the columns of X as rows.
+        xt.resize(static_cast<size_t>(rows) * static_cast<size_t>(cols));
+        for (int r = 0; r < rows; ++r)
+            for (int c = 0; c < cols; ++c)
+                xt[static_cast<size_t>(c) * static_cast<size_t>(rows) + static_cast<size_t>(r)] = x[static_cast<size_t>(r) * static_cast<size_t>(cols) + static_cast<size_t>(c)];
+        prod.resize(static_cast<size_t>(cols) * static_cast<size_t>(cols));
+        gemm(xt.data(), static_cast<size_t>(rows), cols, xt.data(), static_cast<size_t>(rows), cols, rows, prod.data(), static_cast<size_t>(cols));
+        for (size_t i = 0; i < prod.size(); ++i) (*H)[i] += prod[i];
+        last_x = x;
+        last_h = H;
+    });
+    const int32_t bos = model.tokenizer().bos();
+    const bool add_bos = model.tokenizer().add_bos() && bos >= 0;
+    std::vector<float> logits;
+    for (int c = 0; c < n_chunks; ++c) {
+        std::vector<int32_t> chunk(tokens.begin() + static_cast<long>(c) * n_ctx, tokens.begin() + static_cast<long>(c + 1) * n_ctx);
+        if (add_bos) chunk[0] = bos;
+        ctx.reset();
+        last_x = nullptr;
+        ctx.eval(chunk, logits, false, n_ctx);
+        if (progress) progress(c + 1, n_chunks);
+    }
+    return hs;
+}
+
+Imatrix Hessians::importance(const std::string& dataset) const {
+    Imatrix m;
+    m.dataset = dataset;
+    for (const auto& [name, H] : h) {
+        const int64_t K = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(H->size()))));
+        const double n = static_cast<double>(std::max<int64_t>(1, rows.at(name)));
+        std::vector<float> v(static_cast<size_t>(K));
+        for (int64_t i = 0; i < K; ++i) v[static_cast<size_t>(i)] = static_cast<float>((*H)[static_cast<size_t>(i * K + i)] / n);
+        m.entries[name] = std::move(v);
+    }
+    return m;
+}
+
+}  // namespace qforge

@@ -7,6 +7,7 @@
 
 #include "qforge/error.hpp"
 #include "qforge/gptq.hpp"
+#include "kernels/panel.hpp"
 #include "qforge/quantize.hpp"
 
 namespace qforge {
@@ -68,8 +69,40 @@ TEST(Gptq, BeatsImportanceWeightedRoundingOnTheOutput) {
         const double e_plain = output_error(c, plain), e_gptq = output_error(c, g), e_stored = output_error(c, stored);
         EXPECT_LT(e_gptq, 0.9 * e_plain) << type_traits(t).name;
         EXPECT_LT(e_stored, 0.9 * e_plain) << type_traits(t).name << " after requantizing: " << e_stored << " vs " << e_gptq;
-        std::printf("%-7s output error: plain %.4g, gptq %.4g (%.2fx), stored %.4g (%.2fx)\n", type_traits(t).name, e_plain, e_gptq, e_gptq / e_plain,
-                    e_stored, e_stored / e_plain);
+        // The bytes GPTQ writes itself hold exactly its values.
+        std::vector<float> g2 = c.W;
+        std::vector<uint8_t> bytes(static_cast<size_t>(c.rows) * *row_bytes(type_traits(t), c.K));
+        gptq_matrix(g2.data(), c.rows, c.K, t, c.H, GptqOptions{0.01, 2}, bytes.data());
+        EXPECT_EQ(dequantize(t, bytes, c.rows * c.K), g2) << type_traits(t).name;
+        std::printf("%-7s output error: plain %.4g, gptq %.4g (%.2fx), requantized %.4g (%.2fx)\n", type_traits(t).name, e_plain, e_gptq,
+                    e_gptq / e_plain, e_stored, e_stored / e_plain);
+    }
+}
+
+// put_block_codes is the inverse of the panel unpacking: the codes of a quantized block put back
+// into it with its codes cleared give the same bytes.
+TEST(Gptq, BlockCodesRoundTrip) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K,
+                       GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+        const int64_t n = type_traits(t).block_size;
+        std::vector<float> x(static_cast<size_t>(n));
+        for (auto& v : x) v = nd(rng) + 0.3f;
+        const auto q = quantize_tensor(x.data(), 1, n, t);
+        const PanelFormat* f = find_panel_format(t);
+        std::vector<int8_t> codes(static_cast<size_t>(n));
+        std::vector<float> s(static_cast<size_t>(n)), m(static_cast<size_t>(n));
+        f->unpack(q.data(), n, codes.data(), s.data(), m.data());
+        std::vector<uint8_t> back = q;
+        put_block_codes(t, back.data(), codes.data());
+        EXPECT_EQ(back, q) << type_traits(t).name;
+        // And other codes land where the unpacking finds them.
+        for (auto& c : codes) c = static_cast<int8_t>(c == codes[0] ? codes[1] : codes[0]);
+        put_block_codes(t, back.data(), codes.data());
+        std::vector<int8_t> again(static_cast<size_t>(n));
+        f->unpack(back.data(), n, again.data(), s.data(), m.data());
+        EXPECT_EQ(again, codes) << type_traits(t).name;
     }
 }
 

@@ -29,9 +29,15 @@ struct GptqOptions {
 // Whether GPTQ can emit this type (ggml's block formats with a code grid: Q2_K … Q8_0, IQ4_NL/XS).
 bool gptq_supports(GgmlType t);
 
-// W (rows x K, row-major) is replaced by values the format represents (what quantizing it to t
-// gives back), chosen with error feedback; H is K x K (row-major, sum of x x^T; not modified).
-void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt);
+// W (rows x K, row-major) is replaced by the values chosen with error feedback (each on its
+// block's grid); H is K x K (row-major, sum of x x^T; not modified). out (rows x row bytes of t,
+// optional) receives them as stored: each block's scales from the format's quantizer, its codes
+// from GPTQ (quantizing W again would search the scales anew and lose some of the gain).
+void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt,
+                 uint8_t* out = nullptr);
+// The codes of one block of t (kernels/panel.hpp's convention, w = scale * q + min) written into
+// its bytes, the scales left as they are: the inverse of the panel unpacking.
+void put_block_codes(GgmlType t, uint8_t* block, const int8_t* q);
 
 // The inputs' Hessians of every layer matrix (named as in GGUF, "blk.0.attn_q.weight"), from
 // n_chunks chunks of n_ctx tokens (BOS first) evaluated by the model; also the mean squares

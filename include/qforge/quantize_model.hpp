@@ -61,9 +61,10 @@ struct SourceModel {
 // Wrap a GGUF file (kept open by the caller) as a source.
 SourceModel source_from_gguf(const GgufFile& f);
 
-// Called with a tensor's f32 values (nrows x ncols) just before they are quantized to `to`, to
-// replace them (GPTQ's error feedback); unset: quantized as they are.
-using QuantizeAdjust = std::function<void(const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols)>;
+// Called with a tensor's f32 values (nrows x ncols) before they are quantized to `to`: returns
+// true when it wrote the quantized bytes to `out` itself (GPTQ), false to leave them to the
+// format's quantizer.
+using QuantizeAdjust = std::function<bool(const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols, uint8_t* out)>;
 
 struct QuantizeOptions {
     std::string ftype = "Q4_K_M";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -36,19 +37,119 @@ const Grid* find_grid(GgmlType t) {
     return nullptr;
 }
 
-// The code of the grid nearest to v (scale s, minimum m).
-float round_on_grid(const Grid& g, float v, float s, float m) {
-    if (s == 0.f) return m;
-    const float x = (v - m) / s;
+// The code of the grid nearest to v (scale s, minimum m), in kernels/panel.hpp's convention.
+int round_on_grid(const Grid& g, float v, float s, float m) {
+    const float x = s == 0.f ? 0.f : (v - m) / s;
     if (g.iq4) {
         int best = 0;
         for (int i = 1; i < 16; ++i)
             if (std::fabs(x - kIq4nlValues[i]) < std::fabs(x - kIq4nlValues[best])) best = i;
-        return s * static_cast<float>(kIq4nlValues[best]) + m;
+        return kIq4nlValues[best];
     }
-    const float q = std::clamp(std::nearbyint(x), static_cast<float>(g.lo), static_cast<float>(g.hi));
-    return s * q + m;
+    if (s == 0.f) return std::clamp(0, g.lo, g.hi);
+    return static_cast<int>(std::clamp(std::nearbyint(x), static_cast<float>(g.lo), static_cast<float>(g.hi)));
 }
+
+int iq4_index(int v) {
+    for (int i = 0; i < 16; ++i)
+        if (kIq4nlValues[i] == v) return i;
+    throw std::logic_error("gptq: not an IQ4 value");
+}
+
+// 32 codes (offset added) as ggml's nibble order: element j low, j + 16 high.
+void put_nibbles32(uint8_t* qs, const int* u) {
+    for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((u[j] & 15) | (u[j + 16] & 15) << 4);
+}
+
+}  // namespace
+
+void put_block_codes(GgmlType t, uint8_t* block, const int8_t* q) {
+    int u[QK_K];
+    auto offset = [&](int n, int add) {
+        for (int i = 0; i < n; ++i) u[i] = q[i] + add;
+    };
+    auto fifth_bits = [&](uint8_t* qh) {  // Q5_0/Q5_1: bit 4 of element j in bit j
+        uint32_t h = 0;
+        for (int j = 0; j < 32; ++j) h |= static_cast<uint32_t>((u[j] >> 4) & 1) << j;
+        std::memcpy(qh, &h, 4);
+    };
+    switch (t) {
+        case GgmlType::Q4_0: offset(32, 8), put_nibbles32(reinterpret_cast<BlockQ4_0*>(block)->qs, u); break;
+        case GgmlType::Q4_1: offset(32, 0), put_nibbles32(reinterpret_cast<BlockQ4_1*>(block)->qs, u); break;
+        case GgmlType::Q5_0: {
+            auto* b = reinterpret_cast<BlockQ5_0*>(block);
+            offset(32, 16), put_nibbles32(b->qs, u), fifth_bits(b->qh);
+            break;
+        }
+        case GgmlType::Q5_1: {
+            auto* b = reinterpret_cast<BlockQ5_1*>(block);
+            offset(32, 0), put_nibbles32(b->qs, u), fifth_bits(b->qh);
+            break;
+        }
+        case GgmlType::Q8_0: std::memcpy(reinterpret_cast<BlockQ8_0*>(block)->qs, q, 32); break;
+        case GgmlType::IQ4_NL:
+            for (int i = 0; i < 32; ++i) u[i] = iq4_index(q[i]);
+            put_nibbles32(reinterpret_cast<BlockIQ4_NL*>(block)->qs, u);
+            break;
+        case GgmlType::IQ4_XS:
+            for (int i = 0; i < QK_K; ++i) u[i] = iq4_index(q[i]);
+            for (int ib = 0; ib < QK_K / 32; ++ib) put_nibbles32(reinterpret_cast<BlockIQ4_XS*>(block)->qs + 16 * ib, u + 32 * ib);
+            break;
+        case GgmlType::Q4_K:
+        case GgmlType::Q5_K: {
+            uint8_t* qs = t == GgmlType::Q4_K ? reinterpret_cast<BlockQ4_K*>(block)->qs : reinterpret_cast<BlockQ5_K*>(block)->qs;
+            offset(QK_K, 0);
+            for (int j = 0; j < 4; ++j)
+                for (int l = 0; l < 32; ++l) qs[32 * j + l] = static_cast<uint8_t>((u[64 * j + l] & 15) | (u[64 * j + 32 + l] & 15) << 4);
+            if (t == GgmlType::Q5_K) {
+                uint8_t* qh = reinterpret_cast<BlockQ5_K*>(block)->qh;
+                for (int l = 0; l < 32; ++l) {
+                    int h = 0;
+                    for (int j = 0; j < 4; ++j) h |= ((u[64 * j + l] >> 4) & 1) << (2 * j) | ((u[64 * j + 32 + l] >> 4) & 1) << (2 * j + 1);
+                    qh[l] = static_cast<uint8_t>(h);
+                }
+            }
+            break;
+        }
+        case GgmlType::Q6_K: {
+            auto* b = reinterpret_cast<BlockQ6_K*>(block);
+            offset(QK_K, 32);
+            for (int h = 0; h < 2; ++h)
+                for (int l = 0; l < 32; ++l) {
+                    const int* v = u + 128 * h + l;  // v[0], v[32], v[64], v[96]
+                    b->ql[64 * h + l] = static_cast<uint8_t>((v[0] & 15) | (v[64] & 15) << 4);
+                    b->ql[64 * h + 32 + l] = static_cast<uint8_t>((v[32] & 15) | (v[96] & 15) << 4);
+                    b->qh[32 * h + l] = static_cast<uint8_t>((v[0] >> 4) | (v[32] >> 4) << 2 | (v[64] >> 4) << 4 | (v[96] >> 4) << 6);
+                }
+            break;
+        }
+        case GgmlType::Q3_K: {
+            auto* b = reinterpret_cast<BlockQ3_K*>(block);
+            offset(QK_K, 4);
+            std::memset(b->qs, 0, sizeof(b->qs));
+            std::memset(b->hmask, 0, sizeof(b->hmask));
+            for (int h = 0; h < 2; ++h)
+                for (int j = 0; j < 4; ++j)
+                    for (int l = 0; l < 32; ++l) {
+                        const int v = u[128 * h + 32 * j + l];
+                        b->qs[32 * h + l] = static_cast<uint8_t>(b->qs[32 * h + l] | (v & 3) << (2 * j));
+                        b->hmask[l] = static_cast<uint8_t>(b->hmask[l] | ((v >> 2) & 1) << (4 * h + j));
+                    }
+            break;
+        }
+        case GgmlType::Q2_K: {
+            auto* b = reinterpret_cast<BlockQ2_K*>(block);
+            std::memset(b->qs, 0, sizeof(b->qs));
+            for (int h = 0; h < 2; ++h)
+                for (int j = 0; j < 4; ++j)
+                    for (int l = 0; l < 32; ++l) b->qs[32 * h + l] = static_cast<uint8_t>(b->qs[32 * h + l] | (q[128 * h + 32 * j + l] & 3) << (2 * j));
+            break;
+        }
+        default: throw std::logic_error("put_block_codes: no codes for this type");
+    }
+}
+
+namespace {
 
 // In-place Cholesky A = L L^T of an n x n symmetric positive definite matrix (lower triangle
 // written, upper left as it was); false when A is not positive definite.
@@ -111,7 +212,7 @@ std::vector<double> inverse_cholesky_upper(std::vector<double> A, int64_t n) {
 
 bool gptq_supports(GgmlType t) { return find_grid(t) != nullptr; }
 
-void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt) {
+void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt, uint8_t* out) {
     const Grid* grid = find_grid(t);
     const PanelFormat* pf = find_panel_format(t);
     if (!grid || !pf) throw_usage(std::string("gptq: no code grid for ") + type_traits(t).name);
@@ -137,7 +238,7 @@ void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vecto
     const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), K);
     const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ThreadPool pool(threads);
-    const size_t block_bytes = type_traits(t).type_size;
+    const size_t block_bytes = type_traits(t).type_size, row_bytes = static_cast<size_t>(K / block) * block_bytes;
     const int G = pf->G;
     // Rows are independent given U: each thread takes whole rows.
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
@@ -154,12 +255,19 @@ void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vecto
                 pf->unpack(qb.data(), block, codes.data(), sc.data(), mn.data());
                 for (int64_t j = 0; j < block; ++j) {
                     const int64_t c = i0 + j;
-                    const float q = round_on_grid(*grid, w[c], sc[static_cast<size_t>(j / G)], mn[static_cast<size_t>(j / G)]);
+                    const float s = sc[static_cast<size_t>(j / G)], m = mn[static_cast<size_t>(j / G)];
+                    const int code = round_on_grid(*grid, w[c], s, m);
+                    codes[static_cast<size_t>(j)] = static_cast<int8_t>(code);
+                    const float q = s * static_cast<float>(code) + m;
                     const double e = (static_cast<double>(w[c]) - q) / U[static_cast<size_t>(c * K + c)];
                     w[c] = q;
                     err[static_cast<size_t>(j)] = e;
                     const double* u = U.data() + static_cast<size_t>(c * K);
                     for (int64_t k = c + 1; k < i0 + block; ++k) w[k] -= static_cast<float>(e * u[k]);
+                }
+                if (out) {  // the block as stored: the quantizer's scales with these codes
+                    put_block_codes(t, qb.data(), codes.data());
+                    std::memcpy(out + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(i0 / block) * block_bytes, qb.data(), block_bytes);
                 }
                 // The block's errors onto every later column.
                 for (int64_t j = 0; j < block; ++j) {

@@ -170,9 +170,9 @@ void write_tensors(GgufWriter& w, const std::vector<const SourceTensor*>& order,
             }
             q.resize(info.bytes_out);
             const int64_t ncols = t.ne[0];
-            if (adjust) adjust(t.name, info.to, f32.data(), n / ncols, ncols);
             const float* im = i < imatrix.size() && imatrix[i] ? imatrix[i]->data() : nullptr;
-            quantize_rows(f32.data(), q.data(), n / ncols, ncols, info.to, im, threads);
+            if (!adjust || !adjust(t.name, info.to, f32.data(), n / ncols, ncols, q.data()))
+                quantize_rows(f32.data(), q.data(), n / ncols, ncols, info.to, im, threads);
             w.write_tensor_data(q.data(), q.size());
         }
         progress.add(info.bytes_in);

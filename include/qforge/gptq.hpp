@@ -49,6 +49,10 @@ struct Hessians {
     // The mean squares (diag(H) / rows), i.e. the importance matrix of the same text.
     Imatrix importance(const std::string& dataset) const;
 };
+// quantize's adjustment that runs GPTQ on every matrix with a Hessian and a supported target type
+// (the others are rounded as usual).
+QuantizeAdjust gptq_adjust(std::shared_ptr<const Hessians> hessians, const GptqOptions& opt);
+
 Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int threads,
                           const std::function<void(int done, int total)>& progress = {});
 

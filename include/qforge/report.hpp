@@ -20,6 +20,9 @@ struct ReportOptions {
     // directories; only from a Hugging Face source, skipped for a GGUF source).
     std::vector<std::string> types = {"F16",    "Q8_0", "Q6_K",   "Q5_K_M", "Q5_0",         "Q4_K_M",
                                       "Q4_0",   "Q3_K_M", "Q2_K", "MLX-8bit-g64", "MLX-4bit-g64"};
+    // A type may carry a calibrated method: "Q4_K_M+imatrix" (the calibration text's importance
+    // matrix) or "Q4_K_M+gptq" (GPTQ); they need `calib`.
+    std::string calib;     // calibration text (never the evaluation text)
     std::string text;      // evaluation text file
     int n_ctx = 256;       // perplexity chunk size and the context memory is reported for
     int n_chunks = 16;

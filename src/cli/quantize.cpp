@@ -96,13 +96,7 @@ std::shared_ptr<Hessians> setup_gptq(const QuantizeArgs& a, QuantizeOptions& opt
         opt.imatrix = &imatrix;
         opt.imatrix_file = "gptq calibration";
     }
-    const GptqOptions go{a.damp, a.threads};
-    opt.adjust = [hs, go](const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols, uint8_t* out) {
-        const auto it = hs->h.find(name);
-        if (it == hs->h.end() || !gptq_supports(to) || ncols % type_traits(to).block_size != 0) return false;  // rounded as usual
-        gptq_matrix(values, nrows, ncols, to, *it->second, go, out);
-        return true;
-    };
+    opt.adjust = gptq_adjust(hs, GptqOptions{a.damp, a.threads});
     return hs;
 }
 

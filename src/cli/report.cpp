@@ -54,6 +54,7 @@ Command add_report(CLI::App& root) {
     app->add_option("-o,--out-dir", o->out_dir, "Directory for the models and report.{html,md,json} (default qforge-report)");
     app->add_option("--types", *types, "Comma-separated types (default F16,Q8_0,Q6_K,Q5_K_M,Q5_0,Q4_K_M,Q4_0,Q3_K_M,Q2_K,MLX-8bit-g64,MLX-4bit-g64; MLX ones need a Hugging Face source)");
     app->add_option("--text", o->text, "Evaluation text (default: the bundled TinyStories excerpt)");
+    app->add_option("--calib", o->calib, "Calibration text for calibrated types in --types: TYPE+imatrix, TYPE+gptq (e.g. Q4_K_M+gptq)");
     app->add_option("--ctx", o->n_ctx, "Context: perplexity chunk size and the context memory is reported for (default 256)")->check(CLI::Range(16, 1 << 20));
     app->add_option("--chunks", o->n_chunks, "Chunks of text to evaluate (default 16)")->check(CLI::Range(1, 100000));
     app->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
@@ -67,9 +68,14 @@ Command add_report(CLI::App& root) {
                     for (std::string t; std::getline(ss, t, ',');)
                         if (!t.empty()) o->types.push_back(t);
                 }
-                for (const auto& t : o->types)
-                    if (!find_ftype(t) && !parse_mlx_report_type(t, nullptr, nullptr))
-                        throw_usage("--types: unknown type '" + t + "' (GGUF types and mixes, or MLX-<bits>bit-g<group>)");
+                for (const auto& t : o->types) {
+                    const size_t plus = t.find('+');
+                    const std::string method = plus == std::string::npos ? "" : t.substr(plus + 1);
+                    if (method.empty() ? !find_ftype(t) && !parse_mlx_report_type(t, nullptr, nullptr)
+                                       : !find_ftype(t.substr(0, plus)) || (method != "imatrix" && method != "gptq"))
+                        throw_usage("--types: unknown type '" + t + "' (GGUF types and mixes, TYPE+imatrix, TYPE+gptq, or MLX-<bits>bit-g<group>)");
+                    if (!method.empty() && o->calib.empty()) throw_usage("--types " + t + ": calibrated types need --calib TEXT");
+                }
                 if (o->text.empty()) o->text = default_eval_text();
                 Progress progress("report", static_cast<uint64_t>(report_steps(*o)));
                 o->on_step = [&](const std::string&) { progress.add(1); };

@@ -15,6 +15,7 @@
 #include "qforge/mapped_file.hpp"
 #include "qforge/mlx_model.hpp"
 #include "qforge/perplexity.hpp"
+#include "qforge/gptq.hpp"
 #include "qforge/quantize_model.hpp"
 
 namespace qforge {
@@ -56,6 +57,7 @@ int report_steps(const ReportOptions& opt) {
     const bool hf_source = fs::is_directory(opt.source);
     for (const auto& t : opt.types)
         if (hf_source || !parse_mlx_report_type(t, nullptr, nullptr)) n += 3;
+    if (std::any_of(opt.types.begin(), opt.types.end(), [](const std::string& t) { return t.find('+') != std::string::npos; })) ++n;  // calibration
     return n;
 }
 
@@ -173,6 +175,8 @@ Report make_report(const ReportOptions& opt) {
         return row;
     };
     rep.rows.push_back(measure(*base_model, base_type == "F32" ? "F32" : "source", base_path, true));
+    std::shared_ptr<Hessians> hessians;  // calibrated types: made once, on the first
+    Imatrix importance;
     for (const auto& type : opt.types) {
         if (int bits, gs; parse_mlx_report_type(type, &bits, &gs)) {
             if (!hf) continue;  // MLX directories are written from Hugging Face sources
@@ -189,16 +193,30 @@ Report make_report(const ReportOptions& opt) {
             rep.rows.push_back(measure(*m, name, dir, false));
             continue;
         }
-        const Ftype* ft = find_ftype(type);
-        if (!ft) throw_usage("--types: unknown type '" + type + "'");
-        const std::string path = (fs::path(opt.out_dir) / ("model-" + std::string(ft->name) + ".gguf")).string();
+        const size_t plus = type.find('+');
+        const std::string method = plus == std::string::npos ? "" : type.substr(plus + 1);
+        const Ftype* ft = find_ftype(type.substr(0, plus));
+        if (!ft || (method != "" && method != "imatrix" && method != "gptq")) throw_usage("--types: unknown type '" + type + "'");
+        const std::string name = std::string(ft->name) + (method.empty() ? "" : "+" + method);
+        const std::string path = (fs::path(opt.out_dir) / ("model-" + name + ".gguf")).string();
         QuantizeOptions q;
         q.ftype = ft->name;
         q.threads = threads;
+        if (!method.empty()) {
+            if (!hessians) {
+                if (opt.calib.empty()) throw_usage("--types " + type + ": calibrated types need --calib TEXT");
+                hessians = std::make_shared<Hessians>(collect_hessians(*base_model, base_model->tokenizer().tokenize_file(opt.calib), 256, 0, threads));
+                importance = hessians->importance(opt.calib);
+                step("calibration");
+            }
+            q.imatrix = &importance;
+            q.imatrix_file = opt.calib;
+            if (method == "gptq") q.adjust = gptq_adjust(hessians, GptqOptions{0.01, threads});
+        }
         quantize_model(source, path, q);
-        step(std::string(ft->name) + ": quantized");
+        step(name + ": quantized");
         auto m = Model::load(path);
-        rep.rows.push_back(measure(*m, ft->name, path, false));
+        rep.rows.push_back(measure(*m, name, path, false));
     }
     mark_pareto(rep.rows);
     return rep;

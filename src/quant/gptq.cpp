@@ -332,6 +332,15 @@ Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens
     return hs;
 }
 
+QuantizeAdjust gptq_adjust(std::shared_ptr<const Hessians> hs, const GptqOptions& go) {
+    return [hs = std::move(hs), go](const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols, uint8_t* out) {
+        const auto it = hs->h.find(name);
+        if (it == hs->h.end() || !gptq_supports(to) || ncols % type_traits(to).block_size != 0) return false;
+        gptq_matrix(values, nrows, ncols, to, *it->second, go, out);
+        return true;
+    };
+}
+
 Imatrix Hessians::importance(const std::string& dataset) const {
     Imatrix m;
     m.dataset = dataset;

@@ -32,6 +32,11 @@ struct ImatrixStats {
     int chunks = 0;
 };
 
+// Evaluates n_chunks chunks of n_ctx tokens, each from an empty cache with BOS first (as
+// llama-imatrix does), for an activation observer set on ctx; before(c) runs ahead of chunk c.
+void eval_calibration_chunks(Context& ctx, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int batch, bool all_logits,
+                             const std::function<void(int chunk)>& before);
+
 ImatrixStats compute_imatrix(const Model& model, const std::vector<int32_t>& tokens, const ImatrixOptions& opt);
 // Writes the legacy .dat: per entry its name, call count and mean squares times the call count,
 // then the chunk count and the dataset name (atomically).

@@ -37,17 +37,26 @@ ImatrixStats compute_imatrix(const Model& model, const std::vector<int32_t>& tok
         e.rows += rows;
         ++e.ncall;
     });
-    const int32_t bos = model.tokenizer().bos();
-    const bool add_bos = model.tokenizer().add_bos() && bos >= 0;
+    eval_calibration_chunks(ctx, tokens, n_ctx, n_chunks, opt.batch, opt.process_output, [&](int c) {
+        if (opt.progress && c > 0) opt.progress(c, n_chunks);
+    });
+    if (opt.progress) opt.progress(n_chunks, n_chunks);
+    return st;
+}
+
+void eval_calibration_chunks(Context& ctx, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int batch, bool all_logits,
+                             const std::function<void(int chunk)>& before) {
+    const Tokenizer& tok = ctx.model().tokenizer();
+    const int32_t bos = tok.bos();
+    const bool add_bos = tok.add_bos() && bos >= 0;
     std::vector<float> logits;
     for (int c = 0; c < n_chunks; ++c) {
         std::vector<int32_t> chunk(tokens.begin() + static_cast<long>(c) * n_ctx, tokens.begin() + static_cast<long>(c + 1) * n_ctx);
         if (add_bos) chunk[0] = bos;
         ctx.reset();
-        ctx.eval(chunk, logits, opt.process_output, opt.batch);
-        if (opt.progress) opt.progress(c + 1, n_chunks);
+        before(c);
+        ctx.eval(chunk, logits, all_logits, batch);
     }
-    return st;
 }
 
 void save_imatrix(const ImatrixStats& stats, const std::string& path, const std::string& dataset) {

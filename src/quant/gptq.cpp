@@ -10,6 +10,7 @@
 #include "kernels/gemm.hpp"
 #include "kernels/panel.hpp"
 #include "qforge/error.hpp"
+#include "qforge/imatrix.hpp"
 #include "qforge/quantize.hpp"
 #include "qforge/thread_pool.hpp"
 #include "quant/blocks.hpp"
@@ -182,8 +183,7 @@ std::vector<double> inverse_cholesky_upper(std::vector<double> A, int64_t n) {
             Li[static_cast<size_t>(i * n + j)] = -s / A[static_cast<size_t>(i * n + i)];
         }
     }
-    // H^-1 = Li^T Li; then its upper Cholesky factor: H^-1 = U^T U, i.e. the lower factor of the
-    // reversed matrix. Build H^-1 (symmetric, full).
+    // H^-1 = Li^T Li (symmetric, full).
     std::vector<double> Hi(static_cast<size_t>(n * n));
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j) {
@@ -191,20 +191,11 @@ std::vector<double> inverse_cholesky_upper(std::vector<double> A, int64_t n) {
             for (int64_t k = i; k < n; ++k) s += Li[static_cast<size_t>(k * n + i)] * Li[static_cast<size_t>(k * n + j)];
             Hi[static_cast<size_t>(i * n + j)] = Hi[static_cast<size_t>(j * n + i)] = s;
         }
-    // Upper Cholesky: U[i][j] (j >= i) with sum_k U[k][i] U[k][j] = Hi[i][j].
+    // Its upper Cholesky factor U (H^-1 = U^T U) is the transpose of the lower one.
+    if (!cholesky_lower(Hi, n)) throw Error(ExitCode::bad_input, "gptq: the inverse Hessian is not positive definite (try a larger damping)");
     std::vector<double> U(static_cast<size_t>(n * n), 0.0);
-    for (int64_t i = 0; i < n; ++i) {
-        double d = Hi[static_cast<size_t>(i * n + i)];
-        for (int64_t k = 0; k < i; ++k) d -= U[static_cast<size_t>(k * n + i)] * U[static_cast<size_t>(k * n + i)];
-        if (!(d > 0)) throw Error(ExitCode::bad_input, "gptq: the inverse Hessian is not positive definite (try a larger damping)");
-        d = std::sqrt(d);
-        U[static_cast<size_t>(i * n + i)] = d;
-        for (int64_t j = i + 1; j < n; ++j) {
-            double s = Hi[static_cast<size_t>(i * n + j)];
-            for (int64_t k = 0; k < i; ++k) s -= U[static_cast<size_t>(k * n + i)] * U[static_cast<size_t>(k * n + j)];
-            U[static_cast<size_t>(i * n + j)] = s / d;
-        }
-    }
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = i; j < n; ++j) U[static_cast<size_t>(i * n + j)] = Hi[static_cast<size_t>(j * n + i)];
     return U;
 }
 
@@ -318,17 +309,11 @@ Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens
         last_x = x;
         last_h = H;
     });
-    const int32_t bos = model.tokenizer().bos();
-    const bool add_bos = model.tokenizer().add_bos() && bos >= 0;
-    std::vector<float> logits;
-    for (int c = 0; c < n_chunks; ++c) {
-        std::vector<int32_t> chunk(tokens.begin() + static_cast<long>(c) * n_ctx, tokens.begin() + static_cast<long>(c + 1) * n_ctx);
-        if (add_bos) chunk[0] = bos;
-        ctx.reset();
+    eval_calibration_chunks(ctx, tokens, n_ctx, n_chunks, n_ctx, false, [&](int c) {
         last_x = nullptr;
-        ctx.eval(chunk, logits, false, n_ctx);
-        if (progress) progress(c + 1, n_chunks);
-    }
+        if (progress && c > 0) progress(c, n_chunks);
+    });
+    if (progress) progress(n_chunks, n_chunks);
     return hs;
 }
 

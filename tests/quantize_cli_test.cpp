@@ -71,10 +71,13 @@ TEST_F(QuantizeCli, TargetSizeMix) {
     ASSERT_EQ(r.status, 0) << r.err;
     auto g = GgufFile::open(tmp.path("again.gguf"));
     for (const auto& t : f->tensors()) EXPECT_EQ(g->find_tensor(t.name)->type, t.type) << t.name;
-    // Errors: no calibration text, both targets, a budget below all-Q2_K.
-    r = run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--target-bpw", "4"});
-    EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find("--calib"), std::string::npos) << r.err;
+    // Without --calib: the bundled excerpt, said on stderr.
+    r = run_qforge({"quantize", f32, tmp.path("b.gguf"), "Q4_K_M", "--target-bpw", "5", "--calib-chunks", "1", "--calib-ctx", "64", "--mix-types",
+                    "Q2_K,Q8_0", "-t", "2", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("calibration text: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("pride-and-prejudice-excerpt.txt (bundled"), std::string::npos) << r.err;
+    // Errors: both targets, a budget below all-Q2_K.
     args = base;
     args.insert(args.end(), {"--target-bpw", "4", "--target-size", "1M"});
     EXPECT_EQ(run_qforge(args).status, 1);
@@ -104,9 +107,12 @@ TEST_F(QuantizeCli, Gptq) {
     }
     EXPECT_GT(differ, 0);
     EXPECT_EQ(g->get_string("quantize.imatrix.file").value_or(""), "gptq calibration");
-    r = run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--method", "gptq"});
-    EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find("--calib"), std::string::npos) << r.err;
+    // Without --calib: the bundled excerpt.
+    r = run_qforge({"quantize", f32, tmp.path("b.gguf"), "Q4_K_M", "--method", "gptq", "--calib-chunks", "2", "--calib-ctx", "64", "-t", "2", "-q"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("(bundled"), std::string::npos) << r.err;
+    r = run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--method", "gptq", "--calib", tmp.path("none.txt")});
+    EXPECT_NE(r.status, 0);
     EXPECT_EQ(run_qforge({"quantize", f32, tmp.path("x.gguf"), "Q4_K_M", "--method", "awq2"}).status, 1);
     EXPECT_FALSE(fs::exists(tmp.path("x.gguf")));
 }

@@ -34,6 +34,11 @@ Command add_imatrix(CLI::App& root);
 void add_device_options(CLI::App* app, DeviceOptions& d);
 // One line on stderr saying which GPU runs which layers (nothing on the CPU alone).
 void gpu_notice(const Context& ctx, int n_gpu_layers);
+// A file bundled with qforge (rel: "data/…"), found at the root of the binary's build or install
+// tree, beside $QFORGE_DATA_DIR, or in the current directory; a usage error naming `option` if not.
+std::string bundled_data_file(const std::string& rel, const std::string& option);
+// The bundled calibration text (Pride and Prejudice excerpt), announced on stderr.
+std::string default_calibration_text();
 // argv with llama.cpp's multi-letter short options (-ngl) spelled as long ones.
 std::vector<std::string> translate_short_options(int argc, char** argv);
 

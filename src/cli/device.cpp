@@ -1,7 +1,10 @@
 // --device and -ngl, shared by run, perplexity and bench.
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 
 #include "cli/commands.hpp"
+#include "qforge/error.hpp"
 
 namespace qforge::cli {
 
@@ -24,6 +27,28 @@ std::vector<std::string> translate_short_options(int argc, char** argv) {
     for (auto& a : args)
         if (a == "-ngl") a = "--n-gpu-layers";  // llama.cpp's spelling (CLI11 short options are one letter)
     return args;
+}
+
+std::string bundled_data_file(const std::string& rel, const std::string& option) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> roots;
+    if (const char* env = std::getenv("QFORGE_DATA_DIR")) roots.emplace_back(fs::path(env).parent_path());
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        roots.push_back(exe.parent_path().parent_path());
+        roots.push_back(exe.parent_path().parent_path() / "share" / "qforge");
+    }
+    roots.push_back(fs::current_path());
+    for (const auto& r : roots)
+        if (fs::exists(r / rel)) return (r / rel).string();
+    throw_usage("cannot find the bundled text " + rel + "; give " + option);
+}
+
+std::string default_calibration_text() {
+    const std::string path = bundled_data_file("data/calib/pride-and-prejudice-excerpt.txt", "--calib TEXT");
+    std::fprintf(stderr, "calibration text: %s (bundled; --calib TEXT to choose another)\n", path.c_str());
+    return path;
 }
 
 }  // namespace qforge::cli

@@ -45,7 +45,6 @@ struct QuantizeArgs {
 // --target-bpw / --target-size: measures the matrices on the calibration text, prints the chosen
 // types (and saves them with --save-recipe), and returns them as --tensor-type patterns.
 std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, const Imatrix* imatrix) {
-    if (a.calib.empty()) throw_usage("--target-bpw/--target-size need --calib TEXT (calibration text, not the evaluation text)");
     auto model = Model::load(a.in);
     MixSearchOptions mo;
     mo.calib_tokens = model->tokenizer().tokenize_file(a.calib);
@@ -84,7 +83,6 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
 // quantizer's adjustment (GPTQ per matrix) and, without --imatrix, the importance matrix of the
 // same text. Returns the Hessians (the adjustment refers to them).
 std::shared_ptr<Hessians> setup_gptq(const QuantizeArgs& a, QuantizeOptions& opt, Imatrix& imatrix) {
-    if (a.calib.empty()) throw_usage("--method gptq needs --calib TEXT (calibration text, not the evaluation text)");
     auto model = Model::load(a.in);
     const auto tokens = model->tokenizer().tokenize_file(a.calib);
     const int n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 512;
@@ -119,7 +117,7 @@ Command add_quantize(CLI::App& root) {
                     ->check(CLI::Range(1.0, 32.0));
     auto* size = app->add_option("--target-size", a->target_size, "Choose per-tensor types for this size of tensor data, e.g. 14.5M");
     bpw->excludes(size);
-    app->add_option("--calib", a->calib, "Calibration text for --target-bpw/--target-size (never the evaluation text)");
+    app->add_option("--calib", a->calib, "Calibration text for --target-bpw/--target-size and --method gptq (never the evaluation text; default: the bundled excerpt)");
     app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text (default: 4 for the mix, all of it for GPTQ)")->check(CLI::Range(1, 100000));
     app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default: 256 for the mix, 512 for GPTQ)")->check(CLI::Range(16, 65536));
     app->add_option("--method", a->method, "rtn: round each block (with --imatrix, weighted); gptq: error feedback from the calibration "
@@ -159,6 +157,7 @@ Command add_quantize(CLI::App& root) {
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->imatrix;
                 }
+                if ((a->target_bpw > 0 || !a->target_size.empty() || (a->method == "gptq" && !a->dry_run)) && a->calib.empty()) a->calib = default_calibration_text();
                 if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix; the user's own patterns win
                     for (auto& tt : choose_mix(*a, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
                 }

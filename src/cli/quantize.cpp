@@ -44,10 +44,10 @@ struct QuantizeArgs {
 
 // --target-bpw / --target-size: measures the matrices on the calibration text, prints the chosen
 // types (and saves them with --save-recipe), and returns them as --tensor-type patterns.
-std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, const Imatrix* imatrix) {
-    auto model = Model::load(a.in);
+std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, Model& model, const std::vector<int32_t>& tokens,
+                                                         const Imatrix* imatrix) {
     MixSearchOptions mo;
-    mo.calib_tokens = model->tokenizer().tokenize_file(a.calib);
+    mo.calib_tokens = tokens;
     mo.n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 256;
     mo.n_chunks = std::min<int>(a.calib_chunks > 0 ? a.calib_chunks : 4, static_cast<int>(mo.calib_tokens.size() / static_cast<size_t>(mo.n_ctx)));
     mo.threads = a.threads;
@@ -58,10 +58,10 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
         std::istringstream ts(a.mix_types);
         for (std::string t; std::getline(ts, t, ',');) mo.candidates.push_back(parse_type(t, "--mix-types"));
     }
-    mo.budget_bytes = a.target_bpw > 0 ? static_cast<uint64_t>(a.target_bpw * static_cast<double>(model->n_params()) / 8.0) : parse_target_size(a.target_size);
+    mo.budget_bytes = a.target_bpw > 0 ? static_cast<uint64_t>(a.target_bpw * static_cast<double>(model.n_params()) / 8.0) : parse_target_size(a.target_size);
     LazyProgress progress("measuring each tensor's types");
     mo.progress = std::ref(progress);
-    const MixResult mix = search_mix(*model, mo);
+    const MixResult mix = search_mix(model, mo);
     progress.finish();
     std::printf("%-32s %-7s %10s %12s\n", "tensor", "type", "KiB", "KLD alone");
     for (const auto& c : mix.choices)
@@ -81,13 +81,11 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
 
 // --method gptq: the inputs' Hessians of every layer matrix on the calibration text; sets the
 // quantizer's adjustment (GPTQ per matrix) and, without --imatrix, the importance matrix of the
-// same text. Returns the Hessians (the adjustment refers to them).
-std::shared_ptr<Hessians> setup_gptq(const QuantizeArgs& a, QuantizeOptions& opt, Imatrix& imatrix) {
-    auto model = Model::load(a.in);
-    const auto tokens = model->tokenizer().tokenize_file(a.calib);
+// same text.
+void setup_gptq(const QuantizeArgs& a, const Model& model, const std::vector<int32_t>& tokens, QuantizeOptions& opt, Imatrix& imatrix) {
     const int n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 512;
     LazyProgress progress("gptq: calibration");
-    auto hs = std::make_shared<Hessians>(collect_hessians(*model, tokens, n_ctx, a.calib_chunks, a.threads, std::ref(progress)));
+    auto hs = std::make_shared<Hessians>(collect_hessians(model, tokens, n_ctx, a.calib_chunks, a.threads, std::ref(progress)));
     progress.finish();
     if (!opt.imatrix) {
         imatrix = hs->importance(a.calib);
@@ -95,7 +93,6 @@ std::shared_ptr<Hessians> setup_gptq(const QuantizeArgs& a, QuantizeOptions& opt
         opt.imatrix_file = "gptq calibration";
     }
     opt.adjust = gptq_adjust(hs, GptqOptions{a.damp, a.threads});
-    return hs;
 }
 
 }  // namespace
@@ -157,12 +154,16 @@ Command add_quantize(CLI::App& root) {
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->imatrix;
                 }
-                if ((a->target_bpw > 0 || !a->target_size.empty() || (a->method == "gptq" && !a->dry_run)) && a->calib.empty()) a->calib = default_calibration_text();
-                if (a->target_bpw > 0 || !a->target_size.empty()) {  // the error-driven mix; the user's own patterns win
-                    for (auto& tt : choose_mix(*a, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
+                // The error-driven mix (the user's own patterns win) and GPTQ: one model and calibration text for both.
+                const bool mix = a->target_bpw > 0 || !a->target_size.empty(), gptq = a->method == "gptq" && !a->dry_run;
+                if (mix || gptq) {
+                    if (a->calib.empty()) a->calib = default_calibration_text();
+                    auto model = Model::load(a->in);
+                    const auto tokens = model->tokenizer().tokenize_file(a->calib);
+                    if (mix)
+                        for (auto& tt : choose_mix(*a, *model, tokens, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
+                    if (gptq) setup_gptq(*a, *model, tokens, opt, imatrix);
                 }
-                std::shared_ptr<Hessians> hessians;
-                if (a->method == "gptq" && !a->dry_run) hessians = setup_gptq(*a, opt, imatrix);
                 auto in = GgufFile::open(a->in);
                 const auto report = quantize_model(source_from_gguf(*in), a->out, opt);
                 if (!a->quiet) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "qforge/mlx_model.hpp"
 #include "qforge/model.hpp"
 #include "qforge/quantize_model.hpp"
 #include "qforge/types.hpp"
@@ -29,12 +30,21 @@ struct GptqOptions {
 // Whether GPTQ can emit this type (ggml's block formats with a code grid: Q2_K … Q8_0, IQ4_NL/XS).
 bool gptq_supports(GgmlType t);
 
+// Matrices GPTQ leaves to rounding: the output head (its Hessian's squared error on the logits
+// is not what the next-token distribution needs: on tiny-llama-23m GPTQ there raised the KLD).
+bool gptq_skips(const std::string& name);
+
 // W (rows x K, row-major) is replaced by the values chosen with error feedback (each on its
 // block's grid); H is K x K (row-major, sum of x x^T; not modified). out (rows x row bytes of t,
 // optional) receives them as stored: each block's scales from the format's quantizer, its codes
 // from GPTQ (quantizing W again would search the scales anew and lose some of the gain).
 void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt,
                  uint8_t* out = nullptr);
+// MLX affine (p.bits, groups of p.group_size): each group's scale and bias from the weighted fit
+// (mlx_affine_fit_group, weighted by diag H) of its error-updated weights, its codes by GPTQ. W is
+// replaced by the values chosen.
+MlxAffineTensor gptq_mlx_matrix(float* W, int64_t rows, int64_t K, const MlxAffineParams& p, const std::vector<double>& H,
+                                const GptqOptions& opt);
 // The codes of one block of t (kernels/panel.hpp's convention, w = scale * q + min) written into
 // its bytes, the scales left as they are: the inverse of the panel unpacking.
 void put_block_codes(GgmlType t, uint8_t* block, const int8_t* q);

@@ -4,6 +4,7 @@
 // bridges between MLX's affine format and ggml's block formats.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ std::optional<GgufToMlx> gguf_to_mlx(GgmlType type, const uint8_t* data, int64_t
 // nullopt, with the reason in *why.
 std::optional<std::vector<uint8_t>> mlx_to_gguf(const MlxAffineTensor& t, GgmlType* type, std::string* why = nullptr);
 
+// A zeroed tensor of this shape and format.
+MlxAffineTensor mlx_affine_empty(const MlxAffineParams& p, int64_t rows, int64_t cols);
+
 // The f32 weights MLX's dequantization gives (rounded through the scales' dtype as MLX does).
 std::vector<float> mlx_dequantize_f32(const MlxAffineTensor& t);
 
@@ -60,6 +64,13 @@ struct MlxConvertOptions {
     // index, as mlx-lm writes them; one model.safetensors (and its index) when it all fits.
     uint64_t max_shard_bytes = 5ull << 30;
     int threads = 0;
+    // Calibrated quantization (convert --method): every tensor's f32 values, by GGUF name
+    // ("blk.0.attn_norm.weight"), pass through `transform` first (AWQ's scales), and each affine
+    // module is quantized by `calibrated` (GPTQ, weighted scales) unless it returns nullopt.
+    std::function<void(const std::string& gguf_name, float* values, int64_t rows, int64_t cols)> transform;
+    std::function<std::optional<MlxAffineTensor>(const std::string& gguf_name, std::vector<float>& values, int64_t rows, int64_t cols,
+                                                 const MlxAffineParams& p)>
+        calibrated;
 };
 
 struct MlxTensorReport {
@@ -86,6 +97,10 @@ class GgufFile;
 // derives them; byte-level BPE ("gpt2") with its merges and the pre-tokenizer's split regex
 // (gpt-2, llama-bpe, qwen2).
 void write_hf_tokenizer_files(const GgufFile& f, const std::string& dir);
+
+// GGUF tensor names <-> Hugging Face ones (llama family, qwen2); "" for none.
+std::string hf_name(const std::string& gguf_name);
+std::string gguf_name_of_hf(const std::string& hf_name);
 
 // True when a directory holds an MLX-quantized model (config.json "quantization").
 bool is_mlx_quantized_dir(const std::string& dir);

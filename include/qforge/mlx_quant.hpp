@@ -28,6 +28,15 @@ struct MlxAffineParams {
 // wq: rows * cols*bits/32 words; scales, biases: rows * cols/group_size values of params.dtype.
 void mlx_affine_quantize(const float* w, int64_t rows, int64_t cols, const MlxAffineParams& p, uint32_t* wq,
                          void* scales, void* biases);
+// A group's scale and bias (rounded to p.dtype) chosen to minimise sum importance * (x - (s q + b))^2
+// over codes q in [0, 2^bits - 1] (importance may be null: all 1): MLX's own choice and narrowed
+// ranges, each refit by weighted least squares; never worse than MLX's on that error. codes
+// (optional, group_size values) receives the codes that error was measured with.
+void mlx_affine_fit_group(const float* x, const float* importance, const MlxAffineParams& p, float* scale, float* bias,
+                          uint8_t* codes = nullptr);
+// mlx_affine_quantize with mlx_affine_fit_group's scales and biases (importance: cols values or null).
+void mlx_affine_quantize_weighted(const float* w, int64_t rows, int64_t cols, const MlxAffineParams& p, const float* importance,
+                                  uint32_t* wq, void* scales, void* biases);
 // Code i of a row packed as MLX packs it: an LSB-first bit stream of little-endian uint32 words
 // (put ORs into words that start zeroed).
 void mlx_put_code(uint32_t* row_words, int64_t i, int bits, uint32_t v);

@@ -8,6 +8,11 @@
 
 #include "qforge/model.hpp"
 
+namespace qforge {
+struct AwqScales;
+struct MlxConvertOptions;
+}
+
 namespace qforge::cli {
 
 using Runner = std::function<int()>;
@@ -37,6 +42,17 @@ void gpu_notice(const Context& ctx, int n_gpu_layers);
 // A file bundled with qforge (rel: "data/…"), found at the root of the binary's build or install
 // tree, beside $QFORGE_DATA_DIR, or in the current directory; a usage error naming `option` if not.
 std::string bundled_data_file(const std::string& rel, const std::string& option);
+// One line: how many of AWQ's groups it scaled and by how much that lowered their error.
+void print_awq_summary(const AwqScales& s);
+// --method and the calibration options of convert --to mlx.
+struct CalibrationArgs {
+    std::string method = "rtn", calib;
+    int calib_chunks = 0, calib_ctx = 0, threads = 0;
+    double damp = 0.01;
+};
+// Calibrated MLX quantization (method weighted, gptq, awq, awq-gptq) of a Hugging Face directory:
+// the Hessians of its inputs on the calibration text, AWQ's scales, and the per-module quantizer.
+void setup_mlx_calibration(const std::string& hf_dir, const CalibrationArgs& a, MlxConvertOptions& o);
 // The bundled calibration text (Pride and Prejudice excerpt), announced on stderr.
 std::string default_calibration_text();
 // argv with llama.cpp's multi-letter short options (-ngl) spelled as long ones.

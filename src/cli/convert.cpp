@@ -20,6 +20,7 @@ Command add_convert(CLI::App& root) {
         int threads = 0, bits = 4, group_size = 64;
         std::vector<std::string> exclude;
         bool json = false, no_quantize = false;
+        CalibrationArgs cal;
     };
     auto a = std::make_shared<Args>();
     app->add_option("model", a->in, "Hugging Face or MLX model directory; with --to mlx also a GGUF file")->required();
@@ -38,10 +39,19 @@ Command add_convert(CLI::App& root) {
         ->check(CLI::IsMember({"f16", "bf16", "f32", "float16", "bfloat16", "float32"}));
     app->add_option("--exclude", a->exclude, "MLX: keep modules matching this regex in float (repeatable), e.g. lm_head");
     app->add_flag("--no-quantize", a->no_quantize, "MLX: float weights only");
+    app->add_option("--method", a->cal.method,
+                    "MLX affine from Hugging Face: rtn (MLX's rounding, default), weighted (scales fitted with the calibration's "
+                    "importance), gptq, awq or awq-gptq (see quantize --method)")
+        ->check(CLI::IsMember({"rtn", "weighted", "gptq", "awq", "awq-gptq"}));
+    app->add_option("--calib", a->cal.calib, "Calibration text for --method (default: the bundled excerpt)");
+    app->add_option("--calib-chunks", a->cal.calib_chunks, "Chunks of calibration text (default: all of it)")->check(CLI::Range(1, 100000));
+    app->add_option("--calib-ctx", a->cal.calib_ctx, "Tokens per calibration chunk (default 512)")->check(CLI::Range(16, 65536));
+    app->add_option("--damp", a->cal.damp, "GPTQ damping, times the Hessian's mean diagonal (default 0.01)")->check(CLI::Range(0.0, 10.0));
     app->add_flag("--json", a->json, "Print the per-tensor report as JSON");
     app->footer(
         "Examples: qforge convert models/tiny-demo-8m -o tiny-demo-8m-f16.gguf --outtype f16\n"
         "          qforge convert models/tiny-demo-8m --to mlx -o tiny-demo-8m-mlx-4bit --bits 4 --group-size 64\n"
+        "          qforge convert models/tiny-demo-8m --to mlx -o demo-mlx-4bit-gptq --method awq-gptq --calib text.txt\n"
         "          qforge convert tiny-demo-8m-mlx-4bit -o tiny-demo-8m-q4_1.gguf\n"
         "          qforge convert demo-Q4_0.gguf --to mlx -o demo-mlx --dtype f32   (the same codes, exact)");
     return {app, [a, gs]() {
@@ -62,6 +72,12 @@ Command add_convert(CLI::App& root) {
                         o.dtype = d == "f16" || d == "float16" ? MlxDtype::F16 : d == "bf16" || d == "bfloat16" ? MlxDtype::BF16 : MlxDtype::F32;
                     }
                     std::error_code ec;
+                    if (a->cal.method != "rtn") {
+                        if (!std::filesystem::is_directory(a->in, ec) || a->no_quantize || a->mode != "affine")
+                            throw_usage("--method " + a->cal.method + ": for affine quantization of a Hugging Face directory");
+                        a->cal.threads = a->threads;
+                        setup_mlx_calibration(a->in, a->cal, o);
+                    }
                     const auto report = std::filesystem::is_directory(a->in, ec) ? convert_hf_to_mlx(a->in, a->out, o) : convert_gguf_to_mlx(a->in, a->out, o);
                     if (a->json) {
                         nlohmann::json j = nlohmann::json::array();

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "qforge/awq.hpp"
 #include "qforge/error.hpp"
 #include "qforge/gguf.hpp"
 #include "qforge/gptq.hpp"
@@ -79,20 +80,26 @@ std::vector<std::pair<std::string, GgmlType>> choose_mix(const QuantizeArgs& a, 
     return mix_tensor_types(mix);
 }
 
-// --method gptq: the inputs' Hessians of every layer matrix on the calibration text; sets the
-// quantizer's adjustment (GPTQ per matrix) and, without --imatrix, the importance matrix of the
-// same text.
-void setup_gptq(const QuantizeArgs& a, const Model& model, const std::vector<int32_t>& tokens, QuantizeOptions& opt, Imatrix& imatrix) {
+// --method gptq / awq / awq-gptq: the inputs' Hessians of every layer matrix on the calibration text.
+std::shared_ptr<Hessians> calibrate(const QuantizeArgs& a, const Model& model, const std::vector<int32_t>& tokens) {
     const int n_ctx = a.calib_ctx > 0 ? a.calib_ctx : 512;
-    LazyProgress progress("gptq: calibration");
+    LazyProgress progress(a.method + ": calibration");
     auto hs = std::make_shared<Hessians>(collect_hessians(model, tokens, n_ctx, a.calib_chunks, a.threads, std::ref(progress)));
     progress.finish();
-    if (!opt.imatrix) {
-        imatrix = hs->importance(a.calib);
-        opt.imatrix = &imatrix;
-        opt.imatrix_file = "gptq calibration";
-    }
-    opt.adjust = gptq_adjust(hs, GptqOptions{a.damp, a.threads});
+    return hs;
+}
+
+// --method awq / awq-gptq: the scales searched for the types this quantization gives each tensor,
+// applied to the source (and the importance matrix, when one was given).
+void setup_awq(const QuantizeArgs& a, const Model& model, Hessians& hs, SourceModel& src, QuantizeOptions opt, Imatrix* imatrix) {
+    opt.dry_run = true;
+    opt.adjust = {};
+    std::map<std::string, GgmlType> types;
+    for (const auto& t : quantize_model(src, a.out, opt).tensors) types[t.name] = t.to;
+    auto scales = std::make_shared<AwqScales>(awq_search(model, hs, ggml_fake_quant(std::move(types)), AwqOptions{20, 512, a.threads}));
+    print_awq_summary(*scales);
+    if (imatrix && !imatrix->entries.empty()) scales->rescale(*imatrix);
+    awq_apply_to_source(src, std::move(scales));
 }
 
 }  // namespace
@@ -118,7 +125,8 @@ Command add_quantize(CLI::App& root) {
     app->add_option("--calib-chunks", a->calib_chunks, "Chunks of calibration text (default: 4 for the mix, all of it for GPTQ)")->check(CLI::Range(1, 100000));
     app->add_option("--calib-ctx", a->calib_ctx, "Tokens per calibration chunk (default: 256 for the mix, 512 for GPTQ)")->check(CLI::Range(16, 65536));
     app->add_option("--method", a->method, "rtn: round each block (with --imatrix, weighted); gptq: error feedback from the calibration "
-                                           "inputs' Hessians (needs --calib)")->check(CLI::IsMember({"rtn", "gptq"}));
+                                           "inputs' Hessians; awq: activation-aware channel scales folded into the norms (and v, up); "
+                                           "awq-gptq: both (calibrated methods use --calib)")->check(CLI::IsMember({"rtn", "gptq", "awq", "awq-gptq"}));
     app->add_option("--damp", a->damp, "GPTQ damping, times the Hessian's mean diagonal (default 0.01)")->check(CLI::Range(0.0, 10.0));
     app->add_option("--save-recipe", a->save_recipe, "Write the chosen per-tensor types as a --tensor-type-file");
     app->add_option("--mix-types", a->mix_types, "Candidate types of the mix, comma-separated (default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0)");
@@ -154,18 +162,30 @@ Command add_quantize(CLI::App& root) {
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->imatrix;
                 }
-                // The error-driven mix (the user's own patterns win) and GPTQ: one model and calibration text for both.
-                const bool mix = a->target_bpw > 0 || !a->target_size.empty(), gptq = a->method == "gptq" && !a->dry_run;
-                if (mix || gptq) {
+                // The error-driven mix (the user's own patterns win) and the calibrated methods: one model and
+                // calibration text for all.
+                const bool mix = a->target_bpw > 0 || !a->target_size.empty();
+                const bool awq = a->method.starts_with("awq") && !a->dry_run, gptq = a->method.ends_with("gptq") && !a->dry_run;
+                std::unique_ptr<Model> model;
+                std::shared_ptr<Hessians> hs;
+                if (mix || gptq || awq) {
                     if (a->calib.empty()) a->calib = default_calibration_text();
-                    auto model = Model::load(a->in);
+                    model = Model::load(a->in);
                     const auto tokens = model->tokenizer().tokenize_file(a->calib);
                     if (mix)
                         for (auto& tt : choose_mix(*a, *model, tokens, opt.imatrix)) opt.tensor_types.push_back(std::move(tt));
-                    if (gptq) setup_gptq(*a, *model, tokens, opt, imatrix);
+                    if (gptq || awq) hs = calibrate(*a, *model, tokens);
                 }
                 auto in = GgufFile::open(a->in);
-                const auto report = quantize_model(source_from_gguf(*in), a->out, opt);
+                SourceModel src = source_from_gguf(*in);
+                if (awq) setup_awq(*a, *model, *hs, src, opt, opt.imatrix ? &imatrix : nullptr);
+                if (hs && !opt.imatrix) {  // without --imatrix: the calibration's own (of the scaled inputs under AWQ)
+                    imatrix = hs->importance(a->calib);
+                    opt.imatrix = &imatrix;
+                    opt.imatrix_file = a->method + " calibration";
+                }
+                if (gptq) opt.adjust = gptq_adjust(hs, GptqOptions{a->damp, a->threads});
+                const auto report = quantize_model(src, a->out, opt);
                 if (!a->quiet) {
                     for (const auto& t : report.tensors) {
                         std::string shape;

@@ -132,6 +132,17 @@ bool fits_f16(float v) { return std::isfinite(v) && fp16_to_fp32(fp32_to_fp16(v)
 
 }  // namespace
 
+MlxAffineTensor mlx_affine_empty(const MlxAffineParams& p, int64_t rows, int64_t cols) {
+    MlxAffineTensor q;
+    q.p = p;
+    q.rows = rows;
+    q.cols = cols;
+    q.wq.assign(static_cast<size_t>(rows * cols * p.bits / 32), 0u);
+    q.scales.assign(static_cast<size_t>(rows * (cols / p.group_size)) * mlx_dtype_size(p.dtype), 0);
+    q.biases.assign(q.scales.size(), 0);
+    return q;
+}
+
 std::vector<float> mlx_dequantize_f32(const MlxAffineTensor& t) {
     const size_t n = static_cast<size_t>(t.rows * t.cols);
     std::vector<uint8_t> raw(n * mlx_dtype_size(t.p.dtype));
@@ -261,15 +272,9 @@ int threads_or_all(int threads) { return threads > 0 ? threads : static_cast<int
 
 // Quantizes f32 values (already in the target dtype's precision) as MLX does, rows in parallel.
 MlxAffineTensor quantize_rows_mlx(const std::vector<float>& v, int64_t rows, int64_t cols, const MlxAffineParams& p, ThreadPool& pool) {
-    MlxAffineTensor q;
-    q.p = p;
-    q.rows = rows;
-    q.cols = cols;
+    MlxAffineTensor q = mlx_affine_empty(p, rows, cols);
     const int64_t words = cols * p.bits / 32, groups = cols / p.group_size;
     const size_t ds = mlx_dtype_size(p.dtype);
-    q.wq.assign(static_cast<size_t>(rows * words), 0u);
-    q.scales.assign(static_cast<size_t>(rows * groups) * ds, 0);
-    q.biases.assign(q.scales.size(), 0);
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
         mlx_affine_quantize(v.data() + r0 * cols, r1 - r0, cols, p, q.wq.data() + r0 * words, q.scales.data() + static_cast<size_t>(r0 * groups) * ds,
                             q.biases.data() + static_cast<size_t>(r0 * groups) * ds);
@@ -549,19 +554,28 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
                 items.push_back(std::move(it));
                 continue;
             }
-            it.quantize = [t, p = it.p, &pool](MlxTensorReport& r) {
+            it.quantize = [t, p = it.p, &pool, &opt](MlxTensorReport& r) {
                 std::vector<float> v = read_floats(*t);
-                if (*mlx_dtype_of(t->dtype) != p.dtype)
+                const std::string gname = gguf_name_of_hf(t->name);
+                if (opt.transform) opt.transform(gname, v.data(), t->shape[0], t->shape[1]);
+                if (opt.transform || *mlx_dtype_of(t->dtype) != p.dtype)
                     for (auto& x : v) x = mlx_round(p.dtype, x);
-                MlxAffineTensor q = quantize_rows_mlx(v, t->shape[0], t->shape[1], p, pool);
-                r.how = "quantized affine " + std::to_string(p.bits) + "-bit g" + std::to_string(p.group_size) + " " + mlx_dtype_name(p.dtype);
-                r.max_abs_err = max_abs_diff(mlx_dequantize_f32(q), v);
+                const std::vector<float> orig = opt.calibrated ? v : std::vector<float>();
+                std::optional<MlxAffineTensor> cq = opt.calibrated ? opt.calibrated(gname, v, t->shape[0], t->shape[1], p) : std::nullopt;
+                MlxAffineTensor q = cq ? std::move(*cq) : quantize_rows_mlx(v, t->shape[0], t->shape[1], p, pool);
+                r.how = std::string(cq ? "calibrated" : "quantized") + " affine " + std::to_string(p.bits) + "-bit g" +
+                        std::to_string(p.group_size) + " " + mlx_dtype_name(p.dtype);
+                r.max_abs_err = max_abs_diff(mlx_dequantize_f32(q), cq ? orig : v);
                 return q;
             };
         } else {
             it.name = t->name;
             it.shape = t->shape;
-            it.floats = [t] { return read_floats(*t); };
+            it.floats = [t, &opt] {
+                std::vector<float> v = read_floats(*t);
+                if (opt.transform) opt.transform(gguf_name_of_hf(t->name), v.data(), t->shape.size() < 2 ? 1 : t->shape[0], t->shape.back());
+                return v;
+            };
         }
         items.push_back(std::move(it));
     }
@@ -586,6 +600,14 @@ std::vector<MlxTensorReport> convert_hf_to_mlx(const std::string& hf_dir, const 
 namespace {
 
 // GGUF tensor name -> Hugging Face name (llama family, qwen2), "" for none.
+constexpr std::pair<const char*, const char*> kLayerNames[] = {
+    {"attn_norm.", "input_layernorm."},    {"ffn_norm.", "post_attention_layernorm."}, {"attn_q.", "self_attn.q_proj."},
+    {"attn_k.", "self_attn.k_proj."},      {"attn_v.", "self_attn.v_proj."},           {"attn_output.", "self_attn.o_proj."},
+    {"ffn_gate.", "mlp.gate_proj."},       {"ffn_up.", "mlp.up_proj."},                {"ffn_down.", "mlp.down_proj."},
+};
+
+}  // namespace
+
 std::string hf_name(const std::string& g) {
     if (g == "token_embd.weight") return "model.embed_tokens.weight";
     if (g == "output_norm.weight") return "model.norm.weight";
@@ -594,15 +616,26 @@ std::string hf_name(const std::string& g) {
     const size_t dot = g.find('.', 4);
     if (dot == std::string::npos) return "";
     const std::string layer = g.substr(4, dot - 4), rest = g.substr(dot + 1);
-    static const std::pair<const char*, const char*> map[] = {
-        {"attn_norm.", "input_layernorm."},    {"ffn_norm.", "post_attention_layernorm."}, {"attn_q.", "self_attn.q_proj."},
-        {"attn_k.", "self_attn.k_proj."},      {"attn_v.", "self_attn.v_proj."},           {"attn_output.", "self_attn.o_proj."},
-        {"ffn_gate.", "mlp.gate_proj."},       {"ffn_up.", "mlp.up_proj."},                {"ffn_down.", "mlp.down_proj."},
-    };
-    for (const auto& [from, to] : map)
+    for (const auto& [from, to] : kLayerNames)
         if (rest.starts_with(from)) return "model.layers." + layer + "." + to + rest.substr(std::strlen(from));
     return "";
 }
+
+std::string gguf_name_of_hf(const std::string& h) {
+    if (h == "model.embed_tokens.weight") return "token_embd.weight";
+    if (h == "model.norm.weight") return "output_norm.weight";
+    if (h == "lm_head.weight") return "output.weight";
+    static const std::string prefix = "model.layers.";
+    if (!h.starts_with(prefix)) return "";
+    const size_t dot = h.find('.', prefix.size());
+    if (dot == std::string::npos) return "";
+    const std::string layer = h.substr(prefix.size(), dot - prefix.size()), rest = h.substr(dot + 1);
+    for (const auto& [to, from] : kLayerNames)
+        if (rest.starts_with(from)) return "blk." + layer + "." + to + rest.substr(std::strlen(from));
+    return "";
+}
+
+namespace {
 
 // llama's GGUF Q/K rows (head, half, 2) back to Hugging Face's (head, 2, half).
 std::vector<uint8_t> unpermute_rows(const uint8_t* src, int64_t rows, size_t row_bytes, int heads) {

@@ -203,13 +203,26 @@ std::vector<double> inverse_cholesky_upper(std::vector<double> A, int64_t n) {
 
 bool gptq_supports(GgmlType t) { return find_grid(t) != nullptr; }
 
-void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt, uint8_t* out) {
-    const Grid* grid = find_grid(t);
-    const PanelFormat* pf = find_panel_format(t);
-    if (!grid || !pf) throw_usage(std::string("gptq: no code grid for ") + type_traits(t).name);
+bool gptq_skips(const std::string& name) { return name == "output.weight"; }
+
+namespace {
+
+// What GPTQ's column loop needs of a format, per thread: a block's grid (a scale and minimum per
+// group of G, from the block's error-updated weights), the value of a code on it, and the codes
+// once the block is done.
+class BlockCodec {
+   public:
+    virtual ~BlockCodec() = default;
+    virtual void choose(int64_t row, int64_t i0, const float* w, const float* importance, float* sc, float* mn) = 0;
+    virtual float value(float s, float m, int code) const { return s * static_cast<float>(code) + m; }
+    virtual void emit(int64_t row, int64_t i0, const int* codes) = 0;
+};
+
+// The column loop: W (rows x K) left to right in blocks, each column rounded on its block's grid
+// and its error spread over the columns to come through U (H^-1 = U^T U).
+void gptq_core(float* W, int64_t rows, int64_t K, int64_t block, int G, const Grid& grid, const std::vector<double>& H,
+               const GptqOptions& opt, const std::function<std::unique_ptr<BlockCodec>()>& make_codec) {
     if (H.size() != static_cast<size_t>(K * K)) throw std::logic_error("gptq: Hessian size");
-    const int64_t block = type_traits(t).block_size;
-    if (K % block != 0) throw_usage("gptq: rows of " + std::to_string(K) + " are not whole " + type_traits(t).name + " blocks");
     // Damping, and columns no input ever reached (their weights do not matter: zero, H_ii = 1).
     std::vector<double> Hd = H;
     double mean_diag = 0;
@@ -229,37 +242,30 @@ void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vecto
     const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), K);
     const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ThreadPool pool(threads);
-    const size_t block_bytes = type_traits(t).type_size, row_bytes = static_cast<size_t>(K / block) * block_bytes;
-    const int G = pf->G;
     // Rows are independent given U: each thread takes whole rows.
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
-        std::vector<uint8_t> qb(block_bytes);
-        std::vector<int8_t> codes(static_cast<size_t>(block));
+        const auto codec = make_codec();
+        std::vector<int> codes(static_cast<size_t>(block));
         std::vector<float> sc(static_cast<size_t>(block / G)), mn(static_cast<size_t>(block / G));
         std::vector<double> err(static_cast<size_t>(block));
         for (int64_t r = r0; r < r1; ++r) {
             float* w = W + r * K;
             for (int64_t i0 = 0; i0 < K; i0 += block) {
-                // The block's grid: the format's own quantizer on the updated weights.
-                quantize_rows(w + i0, qb.data(), 1, block, t, importance.data() + i0, 1);
                 std::fill(mn.begin(), mn.end(), 0.f);
-                pf->unpack(qb.data(), block, codes.data(), sc.data(), mn.data());
+                codec->choose(r, i0, w + i0, importance.data() + i0, sc.data(), mn.data());
                 for (int64_t j = 0; j < block; ++j) {
                     const int64_t c = i0 + j;
                     const float s = sc[static_cast<size_t>(j / G)], m = mn[static_cast<size_t>(j / G)];
-                    const int code = round_on_grid(*grid, w[c], s, m);
-                    codes[static_cast<size_t>(j)] = static_cast<int8_t>(code);
-                    const float q = s * static_cast<float>(code) + m;
+                    const int code = round_on_grid(grid, w[c], s, m);
+                    codes[static_cast<size_t>(j)] = code;
+                    const float q = codec->value(s, m, code);
                     const double e = (static_cast<double>(w[c]) - q) / U[static_cast<size_t>(c * K + c)];
                     w[c] = q;
                     err[static_cast<size_t>(j)] = e;
                     const double* u = U.data() + static_cast<size_t>(c * K);
                     for (int64_t k = c + 1; k < i0 + block; ++k) w[k] -= static_cast<float>(e * u[k]);
                 }
-                if (out) {  // the block as stored: the quantizer's scales with these codes
-                    put_block_codes(t, qb.data(), codes.data());
-                    std::memcpy(out + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(i0 / block) * block_bytes, qb.data(), block_bytes);
-                }
+                codec->emit(r, i0, codes.data());
                 // The block's errors onto every later column.
                 for (int64_t j = 0; j < block; ++j) {
                     const double e = err[static_cast<size_t>(j)];
@@ -270,6 +276,77 @@ void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vecto
             }
         }
     });
+}
+
+// ggml's block formats: the block's scales from the format's own quantizer (weighted by diag H),
+// the codes written into its bytes.
+class GgmlCodec final : public BlockCodec {
+   public:
+    GgmlCodec(GgmlType t, const PanelFormat* pf, int64_t K, uint8_t* out)
+        : t_(t), pf_(pf), out_(out), block_(type_traits(t).block_size), qb_(type_traits(t).type_size),
+          row_bytes_(static_cast<size_t>(K / block_) * qb_.size()), q8_(static_cast<size_t>(block_)) {}
+    void choose(int64_t, int64_t, const float* w, const float* importance, float* sc, float* mn) override {
+        quantize_rows(w, qb_.data(), 1, block_, t_, importance, 1);
+        pf_->unpack(qb_.data(), block_, q8_.data(), sc, mn);
+    }
+    void emit(int64_t row, int64_t i0, const int* codes) override {
+        if (!out_) return;  // the block as stored: the quantizer's scales with these codes
+        for (int64_t j = 0; j < block_; ++j) q8_[static_cast<size_t>(j)] = static_cast<int8_t>(codes[j]);
+        put_block_codes(t_, qb_.data(), q8_.data());
+        std::memcpy(out_ + static_cast<size_t>(row) * row_bytes_ + static_cast<size_t>(i0 / block_) * qb_.size(), qb_.data(), qb_.size());
+    }
+
+   private:
+    GgmlType t_;
+    const PanelFormat* pf_;
+    uint8_t* out_;
+    int64_t block_;
+    std::vector<uint8_t> qb_;
+    size_t row_bytes_;
+    std::vector<int8_t> q8_;
+};
+
+// MLX affine: each group's scale and bias from the weighted fit, stored as MLX dequantizes them.
+class MlxCodec final : public BlockCodec {
+   public:
+    explicit MlxCodec(MlxAffineTensor& t) : t_(t), groups_(t.cols / t.p.group_size), words_(t.cols * t.p.bits / 32) {}
+    void choose(int64_t row, int64_t i0, const float* w, const float* importance, float* sc, float* mn) override {
+        mlx_affine_fit_group(w, importance, t_.p, sc, mn);
+        const size_t g = static_cast<size_t>(row * groups_ + i0 / t_.p.group_size);
+        mlx_store(t_.p.dtype, t_.scales.data(), g, *sc);
+        mlx_store(t_.p.dtype, t_.biases.data(), g, *mn);
+    }
+    float value(float s, float m, int code) const override {
+        return mlx_round(t_.p.dtype, mlx_round(t_.p.dtype, static_cast<float>(code) * s) + m);
+    }
+    void emit(int64_t row, int64_t i0, const int* codes) override {
+        uint32_t* words = t_.wq.data() + row * words_;
+        for (int j = 0; j < t_.p.group_size; ++j) mlx_put_code(words, i0 + j, t_.p.bits, static_cast<uint32_t>(codes[j]));
+    }
+
+   private:
+    MlxAffineTensor& t_;
+    int64_t groups_, words_;
+};
+
+}  // namespace
+
+void gptq_matrix(float* W, int64_t rows, int64_t K, GgmlType t, const std::vector<double>& H, const GptqOptions& opt, uint8_t* out) {
+    const Grid* grid = find_grid(t);
+    const PanelFormat* pf = find_panel_format(t);
+    if (!grid || !pf) throw_usage(std::string("gptq: no code grid for ") + type_traits(t).name);
+    const int64_t block = type_traits(t).block_size;
+    if (K % block != 0) throw_usage("gptq: rows of " + std::to_string(K) + " are not whole " + type_traits(t).name + " blocks");
+    gptq_core(W, rows, K, block, pf->G, *grid, H, opt, [&] { return std::make_unique<GgmlCodec>(t, pf, K, out); });
+}
+
+MlxAffineTensor gptq_mlx_matrix(float* W, int64_t rows, int64_t K, const MlxAffineParams& p, const std::vector<double>& H,
+                                const GptqOptions& opt) {
+    if (K % p.group_size != 0) throw_usage("gptq: rows of " + std::to_string(K) + " are not whole groups of " + std::to_string(p.group_size));
+    MlxAffineTensor t = mlx_affine_empty(p, rows, K);
+    const Grid grid{GgmlType::F32, 0, (1 << p.bits) - 1, false};
+    gptq_core(W, rows, K, p.group_size, p.group_size, grid, H, opt, [&] { return std::make_unique<MlxCodec>(t); });
+    return t;
 }
 
 Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, int n_chunks, int threads,
@@ -288,8 +365,10 @@ Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens
     std::shared_ptr<std::vector<double>> last_h;
     char name[64];
     ctx.set_activation_observer([&](int layer, const char* tensor, const float* x, int rows, int cols) {
-        if (layer < 0) return;
-        std::snprintf(name, sizeof(name), "blk.%d.%s.weight", layer, tensor);
+        if (layer < 0)
+            std::snprintf(name, sizeof(name), "%s.weight", tensor);
+        else
+            std::snprintf(name, sizeof(name), "blk.%d.%s.weight", layer, tensor);
         auto& H = hs.h[name];
         hs.rows[name] += rows;
         // q/k/v (and gate/up) are observed one after the other with the same input: one Hessian.
@@ -320,7 +399,7 @@ Hessians collect_hessians(const Model& model, const std::vector<int32_t>& tokens
 QuantizeAdjust gptq_adjust(std::shared_ptr<const Hessians> hs, const GptqOptions& go) {
     return [hs = std::move(hs), go](const std::string& name, GgmlType to, float* values, int64_t nrows, int64_t ncols, uint8_t* out) {
         const auto it = hs->h.find(name);
-        if (it == hs->h.end() || !gptq_supports(to) || ncols % type_traits(to).block_size != 0) return false;
+        if (it == hs->h.end() || gptq_skips(name) || !gptq_supports(to) || ncols % type_traits(to).block_size != 0) return false;
         gptq_matrix(values, nrows, ncols, to, *it->second, go, out);
         return true;
     };

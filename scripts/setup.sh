@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake git pkg-config ccache
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  libsentencepiece-dev libpcre2-dev libvulkan-dev glslc
+  libsentencepiece-dev libpcre2-dev libvulkan-dev glslc libcpp-httplib-dev
 )
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(clang libclang-rt-14-dev chromium g++-aarch64-linux-gnu qemu-user mesa-vulkan-drivers)

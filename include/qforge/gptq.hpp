@@ -56,8 +56,10 @@ void put_block_codes(GgmlType t, uint8_t* block, const int8_t* q);
 struct Hessians {
     std::map<std::string, std::shared_ptr<std::vector<double>>> h;  // K x K
     std::map<std::string, int64_t> rows;                             // activation rows summed
-    // The mean squares (diag(H) / rows), i.e. the importance matrix of the same text.
-    Imatrix importance(const std::string& dataset) const;
+    // The mean squares (diag(H) / rows), i.e. the importance matrix of the same text; the output
+    // head's only with_output (llama-imatrix leaves it out too; on tiny-llama-23m's GGUF mixes
+    // weighting it raised the KLD slightly, in MLX's affine fit it is weighted).
+    Imatrix importance(const std::string& dataset, bool with_output = false) const;
 };
 // quantize's adjustment that runs GPTQ on every matrix with a Hessian and a supported target type
 // (the others are rounded as usual).

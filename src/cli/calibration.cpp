@@ -46,7 +46,7 @@ void setup_mlx_calibration(const std::string& hf_dir, const CalibrationArgs& a, 
         print_awq_summary(*scales);
         o.transform = [scales](const std::string& name, float* v, int64_t rows, int64_t cols) { scales->apply(name, v, rows, cols); };
     }
-    auto importance = std::make_shared<Imatrix>(hs->importance(calib));
+    auto importance = std::make_shared<Imatrix>(hs->importance(calib, true));
     o.calibrated = [hs, importance, gptq, damp = a.damp, threads = a.threads](const std::string& name, std::vector<float>& v, int64_t rows,
                                                                               int64_t cols, const MlxAffineParams& p) -> std::optional<MlxAffineTensor> {
         if (gptq && !gptq_skips(name))

@@ -33,6 +33,7 @@ Command add_bench(CLI::App& root);
 Command add_report(CLI::App& root);
 Command add_advise(CLI::App& root);
 Command add_synth(CLI::App& root);
+Command add_serve(CLI::App& root);
 Command add_imatrix(CLI::App& root);
 
 // --device cpu|gpu|auto and --n-gpu-layers (-ngl) on a command.

@@ -27,6 +27,9 @@ int run(int argc, char** argv) {
     commands.push_back(qforge::cli::add_report(app));
     commands.push_back(qforge::cli::add_advise(app));
     commands.push_back(qforge::cli::add_synth(app));
+#ifndef QFORGE_NO_SERVE
+    commands.push_back(qforge::cli::add_serve(app));
+#endif
 
     auto* help = app.add_subcommand("help", "Show help for qforge or for one command");
     std::string help_topic;

@@ -405,10 +405,11 @@ QuantizeAdjust gptq_adjust(std::shared_ptr<const Hessians> hs, const GptqOptions
     };
 }
 
-Imatrix Hessians::importance(const std::string& dataset) const {
+Imatrix Hessians::importance(const std::string& dataset, bool with_output) const {
     Imatrix m;
     m.dataset = dataset;
     for (const auto& [name, H] : h) {
+        if (name == "output.weight" && !with_output) continue;
         const int64_t K = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(H->size()))));
         const double n = static_cast<double>(std::max<int64_t>(1, rows.at(name)));
         std::vector<float> v(static_cast<size_t>(K));

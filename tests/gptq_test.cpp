@@ -75,6 +75,13 @@ TEST(Gptq, BeatsImportanceWeightedRoundingOnTheOutput) {
         std::vector<uint8_t> bytes(static_cast<size_t>(c.rows) * *row_bytes(type_traits(t), c.K));
         gptq_matrix(g2.data(), c.rows, c.K, t, c.H, GptqOptions{0.01, 2}, bytes.data());
         EXPECT_EQ(dequantize(t, bytes, c.rows * c.K), g2) << type_traits(t).name;
+        // Activation order (static groups): also below rounding, also stored exactly.
+        std::vector<float> g3 = c.W;
+        gptq_matrix(g3.data(), c.rows, c.K, t, c.H, GptqOptions{0.01, 2, true}, bytes.data());
+        EXPECT_EQ(dequantize(t, bytes, c.rows * c.K), g3) << type_traits(t).name;
+        const double e_act = output_error(c, g3);
+        EXPECT_LT(e_act, 0.9 * e_plain) << type_traits(t).name;
+        std::printf("%-7s act-order %.2fx\n", type_traits(t).name, e_act / e_plain);
         std::printf("%-7s output error: plain %.4g, gptq %.4g (%.2fx), requantized %.4g (%.2fx)\n", type_traits(t).name, e_plain, e_gptq,
                     e_gptq / e_plain, e_stored, e_stored / e_plain);
     }
@@ -109,6 +116,10 @@ TEST(Gptq, MlxAffine) {
                 std::vector<float> g = c.W;
                 const MlxAffineTensor q = gptq_mlx_matrix(g.data(), c.rows, c.K, p, c.H, GptqOptions{0.01, 2});
                 EXPECT_EQ(mlx_dequantize_f32(q), g) << bits << "-bit g" << gs;
+                std::vector<float> ga = c.W;
+                const MlxAffineTensor qa = gptq_mlx_matrix(ga.data(), c.rows, c.K, p, c.H, GptqOptions{0.01, 2, true});
+                EXPECT_EQ(mlx_dequantize_f32(qa), ga) << bits << "-bit g" << gs << " act-order";
+                EXPECT_LT(output_error(c, ga), output_error(c, vp)) << bits << "-bit g" << gs << " act-order";
                 const double e_plain = output_error(c, vp), e_fit = output_error(c, vf), e_gptq = output_error(c, g);
                 EXPECT_LT(e_fit, e_plain) << bits << "-bit g" << gs;
                 EXPECT_LT(e_gptq, 0.9 * e_fit) << bits << "-bit g" << gs;

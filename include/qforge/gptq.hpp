@@ -25,6 +25,9 @@ namespace qforge {
 struct GptqOptions {
     double damp = 0.01;  // added to the diagonal, times its mean
     int threads = 0;
+    // Activation order: columns quantized from the largest diag(H) down, every block's grid chosen
+    // first from the weights as they are ("static groups", so any block format works).
+    bool act_order = false;
 };
 
 // Whether GPTQ can emit this type (ggml's block formats with a code grid: Q2_K … Q8_0, IQ4_NL/XS).

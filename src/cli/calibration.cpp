@@ -47,10 +47,10 @@ void setup_mlx_calibration(const std::string& hf_dir, const CalibrationArgs& a, 
         o.transform = [scales](const std::string& name, float* v, int64_t rows, int64_t cols) { scales->apply(name, v, rows, cols); };
     }
     auto importance = std::make_shared<Imatrix>(hs->importance(calib, true));
-    o.calibrated = [hs, importance, gptq, damp = a.damp, threads = a.threads](const std::string& name, std::vector<float>& v, int64_t rows,
+    o.calibrated = [hs, importance, gptq, damp = a.damp, threads = a.threads, act = a.act_order](const std::string& name, std::vector<float>& v, int64_t rows,
                                                                               int64_t cols, const MlxAffineParams& p) -> std::optional<MlxAffineTensor> {
         if (gptq && !gptq_skips(name))
-            if (const auto it = hs->h.find(name); it != hs->h.end()) return gptq_mlx_matrix(v.data(), rows, cols, p, *it->second, GptqOptions{damp, threads});
+            if (const auto it = hs->h.find(name); it != hs->h.end()) return gptq_mlx_matrix(v.data(), rows, cols, p, *it->second, GptqOptions{damp, threads, act});
         const auto it = importance->entries.find(name);
         MlxAffineTensor t = mlx_affine_empty(p, rows, cols);
         mlx_affine_quantize_weighted(v.data(), rows, cols, p, it == importance->entries.end() ? nullptr : it->second.data(), t.wq.data(),

@@ -50,6 +50,7 @@ struct CalibrationArgs {
     std::string method = "rtn", calib;
     int calib_chunks = 0, calib_ctx = 0, threads = 0;
     double damp = 0.01;
+    bool act_order = false;
 };
 // Calibrated MLX quantization (method weighted, gptq, awq, awq-gptq) of a Hugging Face directory:
 // the Hessians of its inputs on the calibration text, AWQ's scales, and the per-module quantizer.

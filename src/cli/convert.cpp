@@ -47,6 +47,7 @@ Command add_convert(CLI::App& root) {
     app->add_option("--calib-chunks", a->cal.calib_chunks, "Chunks of calibration text (default: all of it)")->check(CLI::Range(1, 100000));
     app->add_option("--calib-ctx", a->cal.calib_ctx, "Tokens per calibration chunk (default 512)")->check(CLI::Range(16, 65536));
     app->add_option("--damp", a->cal.damp, "GPTQ damping, times the Hessian's mean diagonal (default 0.01)")->check(CLI::Range(0.0, 10.0));
+    app->add_flag("--act-order", a->cal.act_order, "GPTQ: columns in order of decreasing activation (group grids chosen first)");
     app->add_flag("--json", a->json, "Print the per-tensor report as JSON");
     app->footer(
         "Examples: qforge convert models/tiny-demo-8m -o tiny-demo-8m-f16.gguf --outtype f16\n"

@@ -40,7 +40,7 @@ struct QuantizeArgs {
     double target_bpw = 0, damp = 0.01;
     int calib_chunks = 0, calib_ctx = 0;  // 0: the method's default
     int threads = 0;
-    bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false;
+    bool pure = false, leave_output = false, requant = false, dry_run = false, quiet = false, act_order = false;
 };
 
 // --target-bpw / --target-size: measures the matrices on the calibration text, prints the chosen
@@ -128,6 +128,7 @@ Command add_quantize(CLI::App& root) {
                                            "inputs' Hessians; awq: activation-aware channel scales folded into the norms (and v, up); "
                                            "awq-gptq: both (calibrated methods use --calib)")->check(CLI::IsMember({"rtn", "gptq", "awq", "awq-gptq"}));
     app->add_option("--damp", a->damp, "GPTQ damping, times the Hessian's mean diagonal (default 0.01)")->check(CLI::Range(0.0, 10.0));
+    app->add_flag("--act-order", a->act_order, "GPTQ: columns in order of decreasing activation (block grids chosen first)");
     app->add_option("--save-recipe", a->save_recipe, "Write the chosen per-tensor types as a --tensor-type-file");
     app->add_option("--mix-types", a->mix_types, "Candidate types of the mix, comma-separated (default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0)");
     app->add_option("--mix-measurements", a->measurements, "Keep the per-tensor measurements in FILE and reuse them (other budgets cost no new search)");
@@ -184,7 +185,7 @@ Command add_quantize(CLI::App& root) {
                     opt.imatrix = &imatrix;
                     opt.imatrix_file = a->method + " calibration";
                 }
-                if (gptq) opt.adjust = gptq_adjust(hs, GptqOptions{a->damp, a->threads});
+                if (gptq) opt.adjust = gptq_adjust(hs, GptqOptions{a->damp, a->threads, a->act_order});
                 const auto report = quantize_model(src, a->out, opt);
                 if (!a->quiet) {
                     for (const auto& t : report.tensors) {

@@ -218,6 +218,50 @@ class BlockCodec {
     virtual void emit(int64_t row, int64_t i0, const int* codes) = 0;
 };
 
+// Activation order with static groups: every block's grid from the row as it is, then the columns
+// in perm's order (U is the factor of H^-1 in that order), errors spread lazily in batches of 128.
+void gptq_act_order(float* W, int64_t rows, int64_t K, int64_t block, int G, const Grid& grid, const std::vector<double>& U,
+                    const std::vector<int64_t>& perm, const std::vector<float>& importance, ThreadPool& pool,
+                    const std::function<std::unique_ptr<BlockCodec>()>& make_codec) {
+    constexpr int64_t kBatch = 128;
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
+        const auto codec = make_codec();
+        std::vector<float> sc(static_cast<size_t>(K / G)), mn(static_cast<size_t>(K / G));
+        std::vector<double> wp(static_cast<size_t>(K)), err(static_cast<size_t>(kBatch));
+        std::vector<int> codes(static_cast<size_t>(K));
+        for (int64_t r = r0; r < r1; ++r) {
+            float* w = W + r * K;
+            std::fill(mn.begin(), mn.end(), 0.f);
+            for (int64_t i0 = 0; i0 < K; i0 += block)
+                codec->choose(r, i0, w + i0, importance.data() + i0, sc.data() + i0 / G, mn.data() + i0 / G);
+            for (int64_t c = 0; c < K; ++c) wp[static_cast<size_t>(c)] = w[perm[static_cast<size_t>(c)]];
+            for (int64_t b0 = 0; b0 < K; b0 += kBatch) {
+                const int64_t b1 = std::min(K, b0 + kBatch);
+                for (int64_t c = b0; c < b1; ++c) {
+                    const int64_t oc = perm[static_cast<size_t>(c)];
+                    const float s = sc[static_cast<size_t>(oc / G)], m = mn[static_cast<size_t>(oc / G)];
+                    const int code = round_on_grid(grid, static_cast<float>(wp[static_cast<size_t>(c)]), s, m);
+                    codes[static_cast<size_t>(oc)] = code;
+                    const float q = codec->value(s, m, code);
+                    const double e = (wp[static_cast<size_t>(c)] - q) / U[static_cast<size_t>(c * K + c)];
+                    wp[static_cast<size_t>(c)] = q;
+                    err[static_cast<size_t>(c - b0)] = e;
+                    const double* u = U.data() + static_cast<size_t>(c * K);
+                    for (int64_t k = c + 1; k < b1; ++k) wp[static_cast<size_t>(k)] -= e * u[k];
+                }
+                for (int64_t c = b0; c < b1; ++c) {
+                    const double e = err[static_cast<size_t>(c - b0)];
+                    if (e == 0) continue;
+                    const double* u = U.data() + static_cast<size_t>(c * K);
+                    for (int64_t k = b1; k < K; ++k) wp[static_cast<size_t>(k)] -= e * u[k];
+                }
+            }
+            for (int64_t c = 0; c < K; ++c) w[perm[static_cast<size_t>(c)]] = static_cast<float>(wp[static_cast<size_t>(c)]);
+            for (int64_t i0 = 0; i0 < K; i0 += block) codec->emit(r, i0, codes.data() + i0);
+        }
+    });
+}
+
 // The column loop: W (rows x K) left to right in blocks, each column rounded on its block's grid
 // and its error spread over the columns to come through U (H^-1 = U^T U).
 void gptq_core(float* W, int64_t rows, int64_t K, int64_t block, int G, const Grid& grid, const std::vector<double>& H,
@@ -239,9 +283,21 @@ void gptq_core(float* W, int64_t rows, int64_t K, int64_t block, int G, const Gr
         importance[static_cast<size_t>(i)] = static_cast<float>(d);
         d += opt.damp * mean_diag;
     }
-    const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), K);
     const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     ThreadPool pool(threads);
+    if (opt.act_order) {
+        // Columns by decreasing diag(H); H and U in that order.
+        std::vector<int64_t> perm(static_cast<size_t>(K));
+        for (int64_t i = 0; i < K; ++i) perm[static_cast<size_t>(i)] = i;
+        std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return importance[static_cast<size_t>(a)] > importance[static_cast<size_t>(b)]; });
+        std::vector<double> Hp(static_cast<size_t>(K * K));
+        for (int64_t i = 0; i < K; ++i)
+            for (int64_t j = 0; j < K; ++j) Hp[static_cast<size_t>(i * K + j)] = Hd[static_cast<size_t>(perm[static_cast<size_t>(i)] * K + perm[static_cast<size_t>(j)])];
+        const std::vector<double> Up = inverse_cholesky_upper(std::move(Hp), K);
+        gptq_act_order(W, rows, K, block, G, grid, Up, perm, importance, pool, make_codec);
+        return;
+    }
+    const std::vector<double> U = inverse_cholesky_upper(std::move(Hd), K);
     // Rows are independent given U: each thread takes whole rows.
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1, int) {
         const auto codec = make_codec();
@@ -283,17 +339,19 @@ void gptq_core(float* W, int64_t rows, int64_t K, int64_t block, int G, const Gr
 class GgmlCodec final : public BlockCodec {
    public:
     GgmlCodec(GgmlType t, const PanelFormat* pf, int64_t K, uint8_t* out)
-        : t_(t), pf_(pf), out_(out), block_(type_traits(t).block_size), qb_(type_traits(t).type_size),
-          row_bytes_(static_cast<size_t>(K / block_) * qb_.size()), q8_(static_cast<size_t>(block_)) {}
-    void choose(int64_t, int64_t, const float* w, const float* importance, float* sc, float* mn) override {
-        quantize_rows(w, qb_.data(), 1, block_, t_, importance, 1);
-        pf_->unpack(qb_.data(), block_, q8_.data(), sc, mn);
+        : t_(t), pf_(pf), out_(out), block_(type_traits(t).block_size), block_bytes_(type_traits(t).type_size),
+          row_(static_cast<size_t>(K / block_) * block_bytes_), q8_(static_cast<size_t>(block_)) {}
+    void choose(int64_t, int64_t i0, const float* w, const float* importance, float* sc, float* mn) override {
+        uint8_t* qb = row_.data() + static_cast<size_t>(i0 / block_) * block_bytes_;
+        quantize_rows(w, qb, 1, block_, t_, importance, 1);
+        pf_->unpack(qb, block_, q8_.data(), sc, mn);
     }
     void emit(int64_t row, int64_t i0, const int* codes) override {
         if (!out_) return;  // the block as stored: the quantizer's scales with these codes
+        uint8_t* qb = row_.data() + static_cast<size_t>(i0 / block_) * block_bytes_;
         for (int64_t j = 0; j < block_; ++j) q8_[static_cast<size_t>(j)] = static_cast<int8_t>(codes[j]);
-        put_block_codes(t_, qb_.data(), q8_.data());
-        std::memcpy(out_ + static_cast<size_t>(row) * row_bytes_ + static_cast<size_t>(i0 / block_) * qb_.size(), qb_.data(), qb_.size());
+        put_block_codes(t_, qb, q8_.data());
+        std::memcpy(out_ + static_cast<size_t>(row) * row_.size() + static_cast<size_t>(i0 / block_) * block_bytes_, qb, block_bytes_);
     }
 
    private:
@@ -301,8 +359,8 @@ class GgmlCodec final : public BlockCodec {
     const PanelFormat* pf_;
     uint8_t* out_;
     int64_t block_;
-    std::vector<uint8_t> qb_;
-    size_t row_bytes_;
+    size_t block_bytes_;
+    std::vector<uint8_t> row_;  // the row's blocks as chosen
     std::vector<int8_t> q8_;
 };
 

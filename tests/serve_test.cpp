@@ -5,6 +5,9 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spawn.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +296,29 @@ TEST(Serve, QueueLimitAndCancellation) {
     r = c.Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200) << r->body;
+    // A non-streamed request whose client closes its connection after a second is cancelled too.
+    {
+        const std::string body = json{{"prompt", "Once upon a time"}, {"max_tokens", 2000}, {"ignore_eos", true}}.dump();
+        const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+        const int fd = socket(AF_INET, SOCK_STREAM, 0);
+        ASSERT_GE(fd, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<uint16_t>(srv.port()));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+        ASSERT_EQ(send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+        close(fd);
+    }
+    for (int i = 0; i < 300; ++i) {
+        h = health(srv);
+        if (h.value("requests_cancelled", 0) == 2 && h.value("slots_processing", 1) == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(h["requests_cancelled"], 2) << h.dump();
+    EXPECT_EQ(h["slots_processing"], 0) << h.dump();
 }
 
 // Resident memory of a process, in KiB (VmRSS).

@@ -63,6 +63,8 @@ struct Hessians {
     // head's only with_output (llama-imatrix leaves it out too; on tiny-llama-23m's GGUF mixes
     // weighting it raised the KLD slightly, in MLX's affine fit it is weighted).
     Imatrix importance(const std::string& dataset, bool with_output = false) const;
+    // A copy with its own matrices (shared between the same tensors as here).
+    Hessians deep_copy() const;
 };
 // quantize's adjustment that runs GPTQ on every matrix with a Hessian and a supported target type
 // (the others are rounded as usual).

@@ -39,7 +39,7 @@ Command add_report(CLI::App& root) {
     app->add_option("-o,--out-dir", o->out_dir, "Directory for the models and report.{html,md,json} (default qforge-report)");
     app->add_option("--types", *types, "Comma-separated types (default F16,Q8_0,Q6_K,Q5_K_M,Q5_0,Q4_K_M,Q4_0,Q3_K_M,Q2_K,MLX-8bit-g64,MLX-4bit-g64; MLX ones need a Hugging Face source)");
     app->add_option("--text", o->text, "Evaluation text (default: the bundled TinyStories excerpt)");
-    app->add_option("--calib", o->calib, "Calibration text for calibrated types in --types: TYPE+imatrix, TYPE+gptq (e.g. Q4_K_M+gptq; default: the bundled excerpt)");
+    app->add_option("--calib", o->calib, "Calibration text for calibrated types in --types: TYPE+imatrix, TYPE+gptq, TYPE+awq, TYPE+awq-gptq (e.g. Q4_K_M+gptq; default: the bundled excerpt)");
     app->add_option("--ctx", o->n_ctx, "Context: perplexity chunk size and the context memory is reported for (default 256)")->check(CLI::Range(16, 1 << 20));
     app->add_option("--chunks", o->n_chunks, "Chunks of text to evaluate (default 16)")->check(CLI::Range(1, 100000));
     app->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
@@ -57,8 +57,8 @@ Command add_report(CLI::App& root) {
                     const size_t plus = t.find('+');
                     const std::string method = plus == std::string::npos ? "" : t.substr(plus + 1);
                     if (method.empty() ? !find_ftype(t) && !parse_mlx_report_type(t, nullptr, nullptr)
-                                       : !find_ftype(t.substr(0, plus)) || (method != "imatrix" && method != "gptq"))
-                        throw_usage("--types: unknown type '" + t + "' (GGUF types and mixes, TYPE+imatrix, TYPE+gptq, or MLX-<bits>bit-g<group>)");
+                                       : !find_ftype(t.substr(0, plus)) || (method != "imatrix" && method != "gptq" && method != "awq" && method != "awq-gptq"))
+                        throw_usage("--types: unknown type '" + t + "' (GGUF types and mixes, TYPE+imatrix, TYPE+gptq, TYPE+awq, TYPE+awq-gptq, or MLX-<bits>bit-g<group>)");
                     if (!method.empty() && o->calib.empty()) o->calib = default_calibration_text();
                 }
                 if (o->text.empty()) o->text = bundled_data_file("data/eval/tinystories-valid-excerpt.txt", "--text FILE");

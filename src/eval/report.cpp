@@ -13,6 +13,7 @@
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
 #include "qforge/mapped_file.hpp"
+#include "qforge/awq.hpp"
 #include "qforge/mlx_model.hpp"
 #include "qforge/perplexity.hpp"
 #include "qforge/gptq.hpp"
@@ -196,7 +197,8 @@ Report make_report(const ReportOptions& opt) {
         const size_t plus = type.find('+');
         const std::string method = plus == std::string::npos ? "" : type.substr(plus + 1);
         const Ftype* ft = find_ftype(type.substr(0, plus));
-        if (!ft || (method != "" && method != "imatrix" && method != "gptq")) throw_usage("--types: unknown type '" + type + "'");
+        if (!ft || (method != "" && method != "imatrix" && method != "gptq" && method != "awq" && method != "awq-gptq"))
+            throw_usage("--types: unknown type '" + type + "'");
         const std::string name = std::string(ft->name) + (method.empty() ? "" : "+" + method);
         const std::string path = (fs::path(opt.out_dir) / ("model-" + name + ".gguf")).string();
         QuantizeOptions q;
@@ -213,7 +215,22 @@ Report make_report(const ReportOptions& opt) {
             q.imatrix_file = opt.calib;
             if (method == "gptq") q.adjust = gptq_adjust(hessians, GptqOptions{0.01, threads});
         }
-        quantize_model(source, path, q);
+        if (method.starts_with("awq")) {
+            // AWQ turns its Hessians into those of the scaled inputs: on a copy, the others' stay.
+            auto hs = std::make_shared<Hessians>(hessians->deep_copy());
+            SourceModel scaled = source;
+            QuantizeOptions dry = q;
+            dry.dry_run = true;
+            std::map<std::string, GgmlType> types;
+            for (const auto& t : quantize_model(scaled, path, dry).tensors) types[t.name] = t.to;
+            awq_apply_to_source(scaled, std::make_shared<AwqScales>(awq_search(*base_model, *hs, ggml_fake_quant(std::move(types)), AwqOptions{20, 512, threads})));
+            Imatrix awq_importance = hs->importance(opt.calib);
+            q.imatrix = &awq_importance;
+            if (method == "awq-gptq") q.adjust = gptq_adjust(hs, GptqOptions{0.01, threads});
+            quantize_model(scaled, path, q);
+        } else {
+            quantize_model(source, path, q);
+        }
         step(name + ": quantized");
         auto m = Model::load(path);
         rep.rows.push_back(measure(*m, name, path, false));

@@ -463,6 +463,18 @@ QuantizeAdjust gptq_adjust(std::shared_ptr<const Hessians> hs, const GptqOptions
     };
 }
 
+Hessians Hessians::deep_copy() const {
+    Hessians c;
+    c.rows = rows;
+    std::map<const std::vector<double>*, std::shared_ptr<std::vector<double>>> copies;
+    for (const auto& [name, H] : h) {
+        auto& m = copies[H.get()];
+        if (!m) m = std::make_shared<std::vector<double>>(*H);
+        c.h[name] = m;
+    }
+    return c;
+}
+
 Imatrix Hessians::importance(const std::string& dataset, bool with_output) const {
     Imatrix m;
     m.dataset = dataset;

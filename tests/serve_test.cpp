@@ -394,7 +394,11 @@ TEST(Serve, BoundedLoad) {
     EXPECT_GT(ok.load(), 10);
     EXPECT_EQ(failed.load(), 0);
     EXPECT_EQ(other.load(), 0);
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer keeps freed memory in quarantine (up to 256 MiB): the release build checks this.
+#else
     EXPECT_LT(rss_max.load() - rss0, 64 * 1024) << "memory grew under load";
+#endif
     auto h = health(srv);
     EXPECT_EQ(h["status"], "ok");
     for (int i = 0; i < 100 && h.value("slots_processing", 1) != 0; ++i) {

@@ -255,6 +255,17 @@ json health(const ServerProcess& srv) {
     return r ? json::parse(r->body) : json();
 }
 
+// /health once `cancelled` generations were cancelled and no slot is busy (or after 30 s).
+json wait_idle(const ServerProcess& srv, int cancelled) {
+    json h;
+    for (int i = 0; i < 300; ++i) {
+        h = health(srv);
+        if (h.value("requests_cancelled", 0) == cancelled && h.value("slots_processing", 1) == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return h;
+}
+
 TEST(Serve, QueueLimitAndCancellation) {
     ServerProcess srv({"--parallel", "1", "--queue", "0", "-c", "2048"});
     ASSERT_GT(srv.port(), 0) << srv.log();
@@ -285,12 +296,7 @@ TEST(Serve, QueueLimitAndCancellation) {
     EXPECT_EQ(r->status, 503) << r->body;
     EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("busy"), std::string::npos);
     // The disconnect cancels the generation: the slot comes back long before 2000 tokens.
-    json h;
-    for (int i = 0; i < 300; ++i) {
-        h = health(srv);
-        if (h.value("requests_cancelled", 0) == 1 && h.value("slots_processing", 1) == 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    json h = wait_idle(srv, 1);
     EXPECT_EQ(h["requests_cancelled"], 1) << h.dump();
     EXPECT_EQ(h["slots_processing"], 0) << h.dump();
     r = c.Post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}}.dump(), "application/json");
@@ -312,11 +318,7 @@ TEST(Serve, QueueLimitAndCancellation) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1200));
         close(fd);
     }
-    for (int i = 0; i < 300; ++i) {
-        h = health(srv);
-        if (h.value("requests_cancelled", 0) == 2 && h.value("slots_processing", 1) == 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    h = wait_idle(srv, 2);
     EXPECT_EQ(h["requests_cancelled"], 2) << h.dump();
     EXPECT_EQ(h["slots_processing"], 0) << h.dump();
 }

@@ -52,6 +52,11 @@ AwqScales awq_search(const Model& model, Hessians& hs, const FakeQuant& fq, cons
 // The source's tensors the scales touch, read as f32 with the scales applied.
 void awq_apply_to_source(SourceModel& src, std::shared_ptr<const AwqScales> scales);
 
+// AWQ for a GGUF quantization: the types quantize_model gives each tensor under opt (a dry run
+// towards out_path), the scales searched for them, applied to src; returns the scales.
+std::shared_ptr<AwqScales> awq_for_quantize(const Model& model, Hessians& hs, SourceModel& src, QuantizeOptions opt,
+                                            const std::string& out_path, int threads);
+
 // FakeQuant for ggml types: each tensor's type from `types` (by name; others stay as they are).
 FakeQuant ggml_fake_quant(std::map<std::string, GgmlType> types);
 

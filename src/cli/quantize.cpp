@@ -91,15 +91,10 @@ std::shared_ptr<Hessians> calibrate(const QuantizeArgs& a, const Model& model, c
 
 // --method awq / awq-gptq: the scales searched for the types this quantization gives each tensor,
 // applied to the source (and the importance matrix, when one was given).
-void setup_awq(const QuantizeArgs& a, const Model& model, Hessians& hs, SourceModel& src, QuantizeOptions opt, Imatrix* imatrix) {
-    opt.dry_run = true;
-    opt.adjust = {};
-    std::map<std::string, GgmlType> types;
-    for (const auto& t : quantize_model(src, a.out, opt).tensors) types[t.name] = t.to;
-    auto scales = std::make_shared<AwqScales>(awq_search(model, hs, ggml_fake_quant(std::move(types)), AwqOptions{20, 512, a.threads}));
+void setup_awq(const QuantizeArgs& a, const Model& model, Hessians& hs, SourceModel& src, const QuantizeOptions& opt, Imatrix* imatrix) {
+    const auto scales = awq_for_quantize(model, hs, src, opt, a.out, a.threads);
     print_awq_summary(*scales);
     if (imatrix && !imatrix->entries.empty()) scales->rescale(*imatrix);
-    awq_apply_to_source(src, std::move(scales));
 }
 
 }  // namespace

@@ -133,7 +133,6 @@ GenResult generate(Slot& slot, const GenRequest& r, int batch, const std::functi
         ++common;
     if (common == r.prompt.size()) --common;  // evaluate at least one token for fresh logits
     ctx.truncate(static_cast<int>(common));
-    slot.cached.resize(common);
     const std::vector<int32_t> fresh(r.prompt.begin() + static_cast<long>(common), r.prompt.end());
     std::vector<float> logits;
     auto t0 = Clock::now();

@@ -219,11 +219,7 @@ Report make_report(const ReportOptions& opt) {
             // AWQ turns its Hessians into those of the scaled inputs: on a copy, the others' stay.
             auto hs = std::make_shared<Hessians>(hessians->deep_copy());
             SourceModel scaled = source;
-            QuantizeOptions dry = q;
-            dry.dry_run = true;
-            std::map<std::string, GgmlType> types;
-            for (const auto& t : quantize_model(scaled, path, dry).tensors) types[t.name] = t.to;
-            awq_apply_to_source(scaled, std::make_shared<AwqScales>(awq_search(*base_model, *hs, ggml_fake_quant(std::move(types)), AwqOptions{20, 512, threads})));
+            awq_for_quantize(*base_model, *hs, scaled, q, path, threads);
             Imatrix awq_importance = hs->importance(opt.calib);
             q.imatrix = &awq_importance;
             if (method == "awq-gptq") q.adjust = gptq_adjust(hs, GptqOptions{0.01, threads});

@@ -219,6 +219,17 @@ void awq_apply_to_source(SourceModel& src, std::shared_ptr<const AwqScales> scal
     }
 }
 
+std::shared_ptr<AwqScales> awq_for_quantize(const Model& model, Hessians& hs, SourceModel& src, QuantizeOptions opt,
+                                            const std::string& out_path, int threads) {
+    opt.dry_run = true;
+    opt.adjust = {};
+    std::map<std::string, GgmlType> types;
+    for (const auto& t : quantize_model(src, out_path, opt).tensors) types[t.name] = t.to;
+    auto scales = std::make_shared<AwqScales>(awq_search(model, hs, ggml_fake_quant(std::move(types)), AwqOptions{20, 512, threads}));
+    awq_apply_to_source(src, scales);
+    return scales;
+}
+
 FakeQuant ggml_fake_quant(std::map<std::string, GgmlType> types) {
     return [types = std::move(types)](const std::string& name, const float* w, int64_t rows, int64_t cols, const float* importance, float* out) {
         const auto it = types.find(name);

@@ -8,6 +8,7 @@
 #include <string>
 #include <random>
 
+#include "kernels/cpu.hpp"
 #include "kernels/gemm.hpp"
 
 namespace qforge {
@@ -277,7 +278,7 @@ namespace {
 template <class Acts, class Gemm>
 void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t group_bytes, void (*repack)(const uint8_t*, int64_t, int64_t, uint8_t*),
                      void (*resize)(Acts&, int64_t, int), void (*pack)(const void*, int, Acts&), Gemm scalar, Gemm KernelSet::*member,
-                     VecDotFn row_ref) {
+                     VecDotFn row_ref, XKGemm16Fn KernelSet::*wide = nullptr) {
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0.f, 1.f);
     const int64_t rows = 16;
@@ -296,26 +297,51 @@ void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t gr
         qx.push_back(quantize_tensor(x.data() + c * K, 1, K, at));
         pack(qx.back().data(), c, acts);
     }
-    for (int g = 0; g < 2; ++g) {
-        float ref[8 * kGemmCols];
-        scalar(packed.data() + g * group_bytes, acts, 1, kGemmCols, ref);
-        for (int c = 0; c < kGemmCols; ++c)
-            for (int r = 0; r < 8; ++r) {
-                const float row = row_ref(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + 1)].data());
-                EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << type_traits(t).name << " group " << g << " row " << r << " col " << c;
-            }
-        std::vector<float> first;
-        for (const KernelSet& s : usable_kernel_sets()) {
-            if (!(s.*member)) continue;
-            for (int nc = 1; nc <= kGemmCols; ++nc) {
-                float out[8 * kGemmCols];
-                (s.*member)(packed.data() + g * group_bytes, acts, 1, nc, out);
-                for (int i = 0; i < nc * 8; ++i)
-                    EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " " << type_traits(t).name << " nc " << nc;
-                if (nc == kGemmCols) {
-                    if (first.empty()) first.assign(out, out + 8 * kGemmCols);
-                    else EXPECT_EQ(std::vector<float>(out, out + 8 * kGemmCols), first) << s.isa << " " << type_traits(t).name;
+    // The first token at 0 (every batch the forward pass makes; AVX-512 kernels pair tokens 2k and
+    // 2k+1) and at 1 (any offset).
+    for (int c0 : {0, 1}) {
+        std::vector<float> firsts[2];  // each group's 8-token result
+        for (int g = 0; g < 2; ++g) {
+            float ref[8 * kGemmCols];
+            scalar(packed.data() + g * group_bytes, acts, c0, kGemmCols, ref);
+            for (int c = 0; c < kGemmCols; ++c)
+                for (int r = 0; r < 8; ++r) {
+                    const float row = row_ref(K, qw.data() + (g * 8 + r) * rb, qx[static_cast<size_t>(c + c0)].data());
+                    EXPECT_NEAR(ref[c * 8 + r], row, 1e-4f * (1.f + std::fabs(row))) << type_traits(t).name << " group " << g << " row " << r << " col " << c;
                 }
+            std::vector<float> first;
+            for (const KernelSet& s : usable_kernel_sets()) {
+                if (!(s.*member)) continue;
+                for (int nc = 1; nc <= kGemmCols; ++nc) {
+                    float out[8 * kGemmCols];
+                    (s.*member)(packed.data() + g * group_bytes, acts, c0, nc, out);
+                    for (int i = 0; i < nc * 8; ++i)
+                        EXPECT_NEAR(out[i], ref[i], 1e-5f * (1.f + std::fabs(ref[i]))) << s.isa << " " << type_traits(t).name << " nc " << nc << " c0 " << c0;
+                    if (nc == kGemmCols) {
+                        if (first.empty()) first.assign(out, out + 8 * kGemmCols);
+                        else EXPECT_EQ(std::vector<float>(out, out + 8 * kGemmCols), first) << s.isa << " " << type_traits(t).name << " c0 " << c0;
+                    }
+                }
+            }
+            firsts[g] = first;
+        }
+        // Both groups at once (sixteen rows per vector): the same bits as one group at a time.
+        if constexpr (std::is_same_v<Acts, XKActs>) {
+            if (!wide) continue;
+            int ran = 0;
+            for (const KernelSet& s : usable_kernel_sets()) {
+                if (!(s.*wide) || firsts[0].empty()) continue;
+                ++ran;
+                float out16[16 * kGemmCols];
+                (s.*wide)(packed.data(), group_bytes, acts, c0, out16);
+                for (int c = 0; c < kGemmCols; ++c)
+                    for (int g = 0; g < 2; ++g)
+                        for (int r = 0; r < 8; ++r)
+                            EXPECT_EQ(out16[c * 16 + 8 * g + r], firsts[g][static_cast<size_t>(c * 8 + r)])
+                                << s.isa << " " << type_traits(t).name << " 16 rows, c0 " << c0 << " token " << c << " row " << 8 * g + r;
+            }
+            if (cpu_has_avx512vnni() && !kernels_forced_avx2() && !kernels_forced_scalar()) {
+                EXPECT_EQ(ran, 1) << "the AVX-512 16-row kernel did not run";
             }
         }
     }
@@ -328,13 +354,13 @@ TEST(Regrouped, Q4_0) {
 
 TEST(Regrouped, Q4_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
-                            q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar);
+                            q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16);
 }
 
 TEST(Regrouped, Q5_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q5_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ5_Kx8Block, repack_q5_k_x8, resize_xk_acts, pack_xk_acts,
                             q5_k_x8_gemm_scalar, &KernelSet::q5_k_x8,
-                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_K, n, vx, vy); });
+                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_K, n, vx, vy); }, &KernelSet::q5_k_x16);
 }
 
 TEST(Regrouped, Q3_K) {

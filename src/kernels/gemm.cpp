@@ -15,6 +15,28 @@ float dot_f32(const float* a, const float* b, int64_t n) {
     return r;
 }
 
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+DotF32Fn best_dot_f32() {
+#if defined(__x86_64__)
+    static const DotF32Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? dot_f32_avx2 : dot_f32;
+    return fn;
+#else
+    return dot_f32;
+#endif
+}
+
+AxpyF32Fn best_axpy_f32() {
+#if defined(__x86_64__)
+    static const AxpyF32Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? axpy_f32_avx2 : axpy_f32;
+    return fn;
+#else
+    return axpy_f32;
+#endif
+}
+
 void gemm_f32_scalar(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
                      size_t ldy) {
     for (int64_t r = 0; r < n_rows; ++r)

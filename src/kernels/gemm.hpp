@@ -24,6 +24,15 @@ void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, s
 // Dot product with eight independent partial sums in a fixed order (vectorisable, deterministic);
 // the reduction every scalar product here uses.
 float dot_f32(const float* a, const float* b, int64_t n);
+// y[i] += a * x[i] (a multiply, then an add: no fused rounding).
+void axpy_f32(float a, const float* x, float* y, int64_t n);
+float dot_f32_avx2(const float* a, const float* b, int64_t n);  // x86-64 builds only: the same bits
+void axpy_f32_avx2(float a, const float* x, float* y, int64_t n);
+using DotF32Fn = float (*)(const float*, const float*, int64_t);
+using AxpyF32Fn = void (*)(float, const float*, float*, int64_t);
+// The fastest of the above on this CPU; every one gives the same bits.
+DotF32Fn best_dot_f32();
+AxpyF32Fn best_axpy_f32();
 
 // The best kernel this CPU supports (QFORGE_KERNELS=scalar forces the reference).
 GemmFn best_gemm_f32();

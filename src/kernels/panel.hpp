@@ -130,6 +130,9 @@ void resize_xk_acts(XKActs& a, int64_t K, int n);
 void pack_xk_acts(const void* q8_k_row, int t, XKActs& a);
 
 using XKGemmFn = void (*)(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
+// Two consecutive groups (sixteen rows, the second group_bytes after the first) against tokens
+// c0 .. c0+7: out[c * 16 + r]. Where one broadcast can serve sixteen rows (AVX-512).
+using XKGemm16Fn = void (*)(const uint8_t* group, size_t group_bytes, const XKActs& a, int c0, float* out);
 void q4_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);
 
 // ---- Q5_K: Q4_K's regrouped layout with the high bits before the nibbles ---------------------------
@@ -175,6 +178,7 @@ struct XKFormat {
     size_t block_bytes;
     void (*repack)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
     XKGemmFn gemm;
+    XKGemm16Fn gemm16;  // nullptr where none runs
 };
 const XKFormat* find_xk_format(GgmlType t);
 

@@ -47,8 +47,11 @@ struct FVec {
 
 KernelSet kernel_set_avx512vnni() {
     // vpdpbusd sums u8 x s8 products in 32 bits: any int8 code, -128 included.
-    return {"avx512vnni", std::begin(x86_avx512vnni::kX86Kernels), std::end(x86_avx512vnni::kX86Kernels), 128,
-            X86_PANELS(x86_avx512vnni)};
+    KernelSet s{"avx512vnni", std::begin(x86_avx512vnni::kX86Kernels), std::end(x86_avx512vnni::kX86Kernels), 128,
+                X86_PANELS(x86_avx512vnni)};
+    s.q4_k_x16 = x86_avx512vnni::q4_k_x16;
+    s.q5_k_x16 = x86_avx512vnni::q5_k_x16;
+    return s;
 }
 
 }  // namespace qforge

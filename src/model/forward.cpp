@@ -51,7 +51,7 @@ void rope_cos_sin(const ModelHparams& hp, const std::vector<float>& inv_freq, in
 }
 
 struct AttnScratch {
-    std::vector<float> scores, acc, qr;
+    std::vector<float> scores, acc, qr, cos_sin;
     std::vector<uint8_t> qq;
 };
 
@@ -66,7 +66,7 @@ struct Context::Impl {
     // Norm weights and biases as f32, converted once.
     std::vector<std::vector<float>> attn_norm, ffn_norm, bq, bk, bv;
     std::vector<float> out_norm;
-    std::vector<float> inv_freq, cos_sin;
+    std::vector<float> inv_freq;
     std::vector<std::vector<float>> row_buf;  // per thread
     std::vector<std::vector<uint8_t>> act_q;  // per thread
     std::vector<AttnScratch> attn_scratch;    // per thread
@@ -100,7 +100,6 @@ struct Context::Impl {
         }
         out_norm = vec(m.output_norm);
         inv_freq = rope_inv_freq(hp);
-        cos_sin.resize(static_cast<size_t>(hp.n_rot));
         row_buf.resize(static_cast<size_t>(pool.size()));
         act_q.resize(static_cast<size_t>(pool.size()));
         attn_scratch.resize(static_cast<size_t>(pool.size()));
@@ -126,22 +125,53 @@ struct Context::Impl {
 
     // A matrix regrouped eight rows at a time (kernels/panel.hpp): the batch's activations quantized
     // to act_type and packed once, then every group of rows meets every token, kGemmCols at a time.
+    // gemm16 (where the CPU has one) takes two groups at once for a full tile of tokens.
     template <class Acts, class Gemm>
     void regrouped(const WeightView& w, const float* x, int B, float* y, GgmlType act_type, Acts& acts,
-                   void (*pack)(const void*, int, Acts&), void (*resize)(Acts&, int64_t, int), Gemm gemm, size_t group_bytes) {
+                   void (*pack)(const void*, int, Acts&), void (*resize)(Acts&, int64_t, int), Gemm gemm, size_t group_bytes,
+                   XKGemm16Fn gemm16 = nullptr) {
         const int64_t rows = w.rows(), cols = w.cols();
         resize(acts, cols, B);
         quantize_acts(act_type, x, B, cols, [&](const uint8_t* qa, int t) { pack(qa, t, acts); });
         const int64_t n_groups = rows / kPanelRows;
-        pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
-            float out[kPanelRows * kGemmCols];
-            for (int64_t g = g0; g < g1; ++g)
+        // A group's first pass over the batch reads its weights from memory, the others from cache: the
+        // next group's lines are prefetched a share per pass, so no pass waits for memory.
+        const int n_passes = (B + kGemmCols - 1) / kGemmCols;
+        const size_t share = n_passes > 1 ? (group_bytes / static_cast<size_t>(n_passes) + 63) / 64 * 64 : 0;
+        static const bool no_pf = std::getenv("NOPF") != nullptr;
+        static const bool no_16 = std::getenv("NO16") != nullptr;
+        pool.parallel_chunks(n_groups, std::max<int64_t>(2, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
+            float out[2 * kPanelRows * kGemmCols];
+            for (int64_t g = g0; g < g1;) {
+                const int64_t ng = gemm16 && !no_16 && g + 1 < g1 ? 2 : 1;  // groups this step
+                const uint8_t* at = w.x8 + static_cast<size_t>(g) * group_bytes;
                 for (int c0 = 0; c0 < B; c0 += kGemmCols) {
                     const int nc = std::min(kGemmCols, B - c0);
-                    gemm(w.x8 + static_cast<size_t>(g) * group_bytes, acts, c0, nc, out);
-                    for (int c = 0; c < nc; ++c)
-                        std::copy(out + c * kPanelRows, out + (c + 1) * kPanelRows, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
+                    if (share && g + ng < g1 && !no_pf) {
+                        const uint8_t* next = at + static_cast<size_t>(ng) * group_bytes;
+                        const size_t from = static_cast<size_t>(c0 / kGemmCols) * share * static_cast<size_t>(ng);
+                        const size_t to = std::min(group_bytes * static_cast<size_t>(ng), from + share * static_cast<size_t>(ng));
+                        for (size_t o = from; o < to; o += 64) __builtin_prefetch(next + o, 0, 3);
+                    }
+                    const int nr = static_cast<int>(ng) * kPanelRows;  // rows per token in out
+                    bool ng_done = false;
+                    if constexpr (std::is_same_v<Acts, XKActs>) {
+                        if (ng == 2 && nc == kGemmCols) {
+                            gemm16(at, group_bytes, acts, c0, out);
+                            ng_done = true;
+                        }
+                    }
+                    if (!ng_done) {
+                        for (int64_t k = 0; k < ng; ++k) {
+                            float part[kPanelRows * kGemmCols];
+                            gemm(at + static_cast<size_t>(k) * group_bytes, acts, c0, nc, part);
+                            for (int c = 0; c < nc; ++c) std::copy(part + c * kPanelRows, part + (c + 1) * kPanelRows, out + c * nr + k * kPanelRows);
+                        }
+                    }
+                    for (int c = 0; c < nc; ++c) std::copy(out + c * nr, out + (c + 1) * nr, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
                 }
+                g += ng;
+            }
         });
     }
 
@@ -161,7 +191,8 @@ struct Context::Impl {
             if (w.type == GgmlType::Q4_0) {
                 if (const X8GemmFn g = find_q4_0_x8_gemm()) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);
             } else if (const XKFormat* f = find_xk_format(w.type); f && f->gemm) {
-                return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, f->gemm, static_cast<size_t>(cols / QK_K) * f->block_bytes);
+                return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, f->gemm, static_cast<size_t>(cols / QK_K) * f->block_bytes,
+                                 B >= kGemmCols ? f->gemm16 : nullptr);
             }
         }
         // F16 prompts: activations rounded to f16 (as ggml's F16 dot products do) and kept as f32,
@@ -387,17 +418,36 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
         dequantize(emb.type, emb.data + static_cast<size_t>(tokens[t]) * emb.row_bytes(), x.data() + static_cast<size_t>(t) * E, E);
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(HD));
+    // fn(token, thread) for every token of the batch, spread over the pool (tokens are independent).
+    auto per_token = [&](const auto& fn) {
+        if (B == 1) return fn(0, 0);
+        I.pool.parallel_for(B, [&](int64_t t0, int64_t t1, int th) {
+            for (int64_t t = t0; t < t1; ++t) fn(static_cast<int>(t), th);
+        });
+    };
+    auto norm_all = [&](const std::vector<float>& w) {
+        per_token([&](int t, int) { rms_norm(&x[static_cast<size_t>(t) * E], w.data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]); });
+    };
+    auto add_residual = [&] {  // x += tmp
+        per_token([&](int t, int) {
+            float* xt = &x[static_cast<size_t>(t) * E];
+            const float* at = &tmp[static_cast<size_t>(t) * E];
+            for (int i = 0; i < E; ++i) xt[i] += at[i];
+        });
+    };
+    const DotF32Fn dot = best_dot_f32();
+    const AxpyF32Fn axpy = best_axpy_f32();
     const int n_cpu_layers = gpu_ ? gpu_->first_layer() : hp.n_layer;
     for (int l = 0; l < n_cpu_layers; ++l) {
         const LayerWeights& L = model_.layers[static_cast<size_t>(l)];
         const size_t ls = static_cast<size_t>(l);
-        for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.attn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        norm_all(I.attn_norm[ls]);
         if (observer_)
             for (const char* t : {"attn_q", "attn_k", "attn_v"}) observer_(l, t, xn.data(), B, E);
         I.matmul(L.wq, xn.data(), B, q.data());
         I.matmul(L.wk, xn.data(), B, k.data());
         I.matmul(L.wv, xn.data(), B, v.data());
-        for (int t = 0; t < B; ++t) {
+        per_token([&](int t, int th) {
             float* qt = &q[static_cast<size_t>(t) * Q];
             float* kt = &k[static_cast<size_t>(t) * KV];
             float* vt = &v[static_cast<size_t>(t) * KV];
@@ -407,12 +457,14 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 for (int i = 0; i < KV; ++i) kt[i] += I.bk[ls][static_cast<size_t>(i)];
             if (!I.bv[ls].empty())
                 for (int i = 0; i < KV; ++i) vt[i] += I.bv[ls][static_cast<size_t>(i)];
-            rope_cos_sin(hp, I.inv_freq, n_past_ + t, I.cos_sin.data());
-            I.rope(qt, NH, I.cos_sin.data());
-            I.rope(kt, NKV, I.cos_sin.data());
+            auto& cs = I.attn_scratch[static_cast<size_t>(th)].cos_sin;
+            cs.resize(static_cast<size_t>(hp.n_rot));
+            rope_cos_sin(hp, I.inv_freq, n_past_ + t, cs.data());
+            I.rope(qt, NH, cs.data());
+            I.rope(kt, NKV, cs.data());
             I.store_kv(I.k_cache[ls], n_past_ + t, kt);
             I.store_kv(I.v_cache[ls], n_past_ + t, vt);
-        }
+        });
         // The cache up to the last token of the batch, as f32, converted once for all heads.
         const int n_kv_all = n_past_ + B;
         kf.resize(static_cast<size_t>(n_kv_all) * KV);
@@ -449,7 +501,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 }
                 float mx = -INFINITY;
                 for (int p = 0; p < n_kv; ++p) {
-                    const float s = dot_f32(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
+                    const float s = dot(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
                     scores[static_cast<size_t>(p)] = s;
                     mx = std::max(mx, s);
                 }
@@ -462,28 +514,28 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 for (int p = 0; p < n_kv; ++p) {
                     float a = scores[static_cast<size_t>(p)] / sum;
                     if (I.cache_type == KvCacheType::F16) a = round_fp16(a);  // the weights meet V in f16
-                    const float* vh = &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD];
-                    for (int d = 0; d < HD; ++d) acc[static_cast<size_t>(d)] += a * vh[d];
+                    axpy(a, &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], acc.data(), HD);
                 }
                 std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);
             }
         });
         if (observer_) observer_(l, "attn_output", att.data(), B, Q);
         I.matmul(L.wo, att.data(), B, tmp.data());
-        for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
+        add_residual();
         // SwiGLU feed-forward.
-        for (int t = 0; t < B; ++t) rms_norm(&x[static_cast<size_t>(t) * E], I.ffn_norm[ls].data(), E, hp.rms_eps, &xn[static_cast<size_t>(t) * E]);
+        norm_all(I.ffn_norm[ls]);
         if (observer_)
             for (const char* t : {"ffn_gate", "ffn_up"}) observer_(l, t, xn.data(), B, E);
         I.matmul(L.w_gate, xn.data(), B, gate.data());
         I.matmul(L.w_up, xn.data(), B, up.data());
-        for (size_t i = 0; i < b * F; ++i) {
-            const float g = gate[i];
-            gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-        }
+        per_token([&](int t, int) {
+            float* gt = &gate[static_cast<size_t>(t) * F];
+            const float* ut = &up[static_cast<size_t>(t) * F];
+            for (int i = 0; i < F; ++i) gt[i] = gt[i] / (1.0f + std::exp(-gt[i])) * ut[i];
+        });
         if (observer_) observer_(l, "ffn_down", gate.data(), B, F);
         I.matmul(L.w_down, gate.data(), B, tmp.data());
-        for (size_t i = 0; i < b * E; ++i) x[i] += tmp[i];
+        add_residual();
     }
     if (gpu_) {  // the remaining layers and the output head
         gpu_->eval(x.data(), B, n_past_, logits, all_logits);

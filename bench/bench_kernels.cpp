@@ -1,0 +1,94 @@
+// Prompt-processing kernels in isolation: one thread, one group of eight regrouped weight rows
+// (Q4_0, Q2_K … Q6_K) against 8 tokens (a prompt's tile) or 1 (generation), weights and
+// activations in cache. Reports multiply-accumulates per second (GMAC/s), the figure the kernel's
+// arithmetic sets; the end-to-end speed is bench/e2e.sh's.
+// Run: build-bench/bench/bench_kernels  (scripts/bench.sh builds it and prints the machine).
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "kernels/panel.hpp"
+#include "kernels/vec_dot.hpp"
+#include "quant/blocks.hpp"
+#include "qforge/quantize.hpp"
+
+namespace {
+
+using qforge::GgmlType;
+
+constexpr int64_t kRows = 64;
+
+std::vector<float> random_matrix(int64_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& e : v) e = nd(rng);
+    return v;
+}
+
+// Every group of rows meets the batch of tokens kGemmCols at a time, as the forward pass does.
+template <class Acts, class Gemm>
+void run_groups(benchmark::State& st, const std::vector<uint8_t>& packed, size_t group_bytes, const Acts& acts, Gemm gemm, int64_t K, int n) {
+    float out[qforge::kPanelRows * qforge::kGemmCols];
+    for (auto _ : st) {
+        for (int64_t g = 0; g < kRows / qforge::kPanelRows; ++g)
+            for (int c0 = 0; c0 < n; c0 += qforge::kGemmCols) gemm(packed.data() + static_cast<size_t>(g) * group_bytes, acts, c0, std::min(n, qforge::kGemmCols), out);
+        benchmark::DoNotOptimize(out);
+    }
+    st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(kRows * K) * n / 1e9, benchmark::Counter::kIsRate);
+}
+
+// Arguments: tokens (1: generation, 8: one tile, 64: a prompt's batch), row length.
+void BM_XK(benchmark::State& st, GgmlType type) {
+    const int nc = static_cast<int>(st.range(0));
+    const int64_t kCols = st.range(1);
+    const qforge::XKFormat* f = qforge::find_xk_format(type);
+    if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const auto w = random_matrix(kRows * kCols, 1);
+    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, type, {}, 1);
+    const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
+    std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
+    f->repack(q.data(), kRows, kCols, packed.data());
+    qforge::XKActs acts;
+    qforge::resize_xk_acts(acts, kCols, nc);
+    const auto x = random_matrix(kCols * nc, 2);
+    const qforge::QuantizeRowFn aq = qforge::find_act_quantizer(GgmlType::Q8_K);
+    std::vector<uint8_t> row(*qforge::row_bytes(qforge::type_traits(GgmlType::Q8_K), kCols));
+    for (int t = 0; t < nc; ++t) {
+        aq(x.data() + static_cast<size_t>(t) * kCols, row.data(), kCols, nullptr);
+        qforge::pack_xk_acts(row.data(), t, acts);
+    }
+    run_groups(st, packed, group_bytes, acts, f->gemm, kCols, nc);
+}
+
+void BM_Q4_0(benchmark::State& st) {
+    const int nc = static_cast<int>(st.range(0));
+    const int64_t kCols = st.range(1);
+    const qforge::X8GemmFn gemm = qforge::find_q4_0_x8_gemm();
+    if (!gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const auto w = random_matrix(kRows * kCols, 1);
+    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, GgmlType::Q4_0, {}, 1);
+    const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(GgmlType::Q4_0), kCols) * qforge::kPanelRows;
+    std::vector<uint8_t> packed(q.size());
+    qforge::repack_q4_0_x8(q.data(), kRows, kCols, packed.data());
+    qforge::X8Acts acts;
+    qforge::resize_x8_acts(acts, kCols, nc);
+    const auto x = random_matrix(kCols * nc, 2);
+    const qforge::QuantizeRowFn aq = qforge::find_act_quantizer(GgmlType::Q8_0);
+    std::vector<uint8_t> row(*qforge::row_bytes(qforge::type_traits(GgmlType::Q8_0), kCols));
+    for (int t = 0; t < nc; ++t) {
+        aq(x.data() + static_cast<size_t>(t) * kCols, row.data(), kCols, nullptr);
+        qforge::pack_x8_acts(row.data(), t, acts);
+    }
+    run_groups(st, packed, group_bytes, acts, gemm, kCols, nc);
+}
+
+}  // namespace
+
+BENCHMARK(BM_Q4_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q2_K, GgmlType::Q2_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q3_K, GgmlType::Q3_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q4_K, GgmlType::Q4_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q5_K, GgmlType::Q5_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q6_K, GgmlType::Q6_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_MAIN();

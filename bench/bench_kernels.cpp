@@ -38,12 +38,13 @@ void run_groups(benchmark::State& st, const std::vector<uint8_t>& packed, size_t
     st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(kRows * K) * n / 1e9, benchmark::Counter::kIsRate);
 }
 
-// Arguments: tokens (1: generation, 8: one tile, 64: a prompt's batch), row length.
-void BM_XK(benchmark::State& st, GgmlType type) {
+// Arguments: tokens (1: generation, 8: one tile, 64: a prompt's batch), row length; wide: two
+// groups a call through the sixteen-row kernel (AVX-512), as the forward pass runs prompts.
+void BM_XK(benchmark::State& st, GgmlType type, bool wide) {
     const int nc = static_cast<int>(st.range(0));
     const int64_t kCols = st.range(1);
     const qforge::XKFormat* f = qforge::find_xk_format(type);
-    if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    if (!f || !f->gemm || (wide && !f->gemm16)) return st.SkipWithError("no SIMD kernel on this CPU");
     const auto w = random_matrix(kRows * kCols, 1);
     const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, type, {}, 1);
     const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
@@ -58,7 +59,14 @@ void BM_XK(benchmark::State& st, GgmlType type) {
         aq(x.data() + static_cast<size_t>(t) * kCols, row.data(), kCols, nullptr);
         qforge::pack_xk_acts(row.data(), t, acts);
     }
-    run_groups(st, packed, group_bytes, acts, f->gemm, kCols, nc);
+    if (!wide) return run_groups(st, packed, group_bytes, acts, f->gemm, kCols, nc);
+    float out[2 * qforge::kPanelRows * qforge::kGemmCols];
+    for (auto _ : st) {
+        for (int64_t g = 0; g < kRows / qforge::kPanelRows; g += 2)
+            for (int c0 = 0; c0 + qforge::kGemmCols <= nc; c0 += qforge::kGemmCols) f->gemm16(packed.data() + static_cast<size_t>(g) * group_bytes, group_bytes, acts, c0, out);
+        benchmark::DoNotOptimize(out);
+    }
+    st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(kRows * kCols) * nc / 1e9, benchmark::Counter::kIsRate);
 }
 
 void BM_Q4_0(benchmark::State& st) {
@@ -86,9 +94,12 @@ void BM_Q4_0(benchmark::State& st) {
 }  // namespace
 
 BENCHMARK(BM_Q4_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
-BENCHMARK_CAPTURE(BM_XK, Q2_K, GgmlType::Q2_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
-BENCHMARK_CAPTURE(BM_XK, Q3_K, GgmlType::Q3_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
-BENCHMARK_CAPTURE(BM_XK, Q4_K, GgmlType::Q4_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
-BENCHMARK_CAPTURE(BM_XK, Q5_K, GgmlType::Q5_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
-BENCHMARK_CAPTURE(BM_XK, Q6_K, GgmlType::Q6_K)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q2_K, GgmlType::Q2_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q3_K, GgmlType::Q3_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q4_K, GgmlType::Q4_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q4_K_x16, GgmlType::Q4_K, true)->Args({8, 2048})->Args({64, 5632});
+BENCHMARK_CAPTURE(BM_XK, Q5_K, GgmlType::Q5_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q5_K_x16, GgmlType::Q5_K, true)->Args({8, 2048})->Args({64, 5632});
+BENCHMARK_CAPTURE(BM_XK, Q6_K, GgmlType::Q6_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q6_K_x16, GgmlType::Q6_K, true)->Args({8, 2048})->Args({64, 5632});
 BENCHMARK_MAIN();

@@ -377,7 +377,7 @@ TEST(Regrouped, Q2_K) {  // an offset, so the mins matter
 
 TEST(Regrouped, Q6_K) {
     check_regrouped<XKActs>(GgmlType::Q6_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ6_Kx8Block, repack_q6_k_x8, resize_xk_acts, pack_xk_acts,
-                            q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar);
+                            q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar, &KernelSet::q6_k_x16);
 }
 
 }  // namespace

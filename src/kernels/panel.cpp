@@ -627,7 +627,7 @@ const XKFormat* find_xk_format(GgmlType t) {
         {GgmlType::Q3_K, kQ3_Kx8Block, repack_q3_k_x8, first_kernel(&KernelSet::q3_k_x8), nullptr},
         {GgmlType::Q4_K, kQ4_Kx8Block, repack_q4_k_x8, first_kernel(&KernelSet::q4_k_x8), first_kernel(&KernelSet::q4_k_x16)},
         {GgmlType::Q5_K, kQ5_Kx8Block, repack_q5_k_x8, first_kernel(&KernelSet::q5_k_x8), first_kernel(&KernelSet::q5_k_x16)},
-        {GgmlType::Q6_K, kQ6_Kx8Block, repack_q6_k_x8, first_kernel(&KernelSet::q6_k_x8), nullptr}};
+        {GgmlType::Q6_K, kQ6_Kx8Block, repack_q6_k_x8, first_kernel(&KernelSet::q6_k_x8), first_kernel(&KernelSet::q6_k_x16)}};
     for (const XKFormat& f : formats)
         if (f.type == t) return &f;
     return nullptr;

@@ -64,6 +64,7 @@ struct KernelSet {
     XKGemmFn q2_k_x8 = nullptr;
     XKGemm16Fn q4_k_x16 = nullptr;          // two groups at once, 8 tokens (AVX-512)
     XKGemm16Fn q5_k_x16 = nullptr;
+    XKGemm16Fn q6_k_x16 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

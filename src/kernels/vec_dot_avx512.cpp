@@ -51,6 +51,7 @@ KernelSet kernel_set_avx512vnni() {
                 X86_PANELS(x86_avx512vnni)};
     s.q4_k_x16 = x86_avx512vnni::q4_k_x16;
     s.q5_k_x16 = x86_avx512vnni::q5_k_x16;
+    s.q6_k_x16 = x86_avx512vnni::q6_k_x16;
     return s;
 }
 

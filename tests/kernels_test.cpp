@@ -14,6 +14,35 @@
 namespace qforge {
 namespace {
 
+// The attention's helpers: the dispatched forms give the portable ones' bits, every length.
+TEST(Gemm, AttentionHelpersMatchThePortableOnes) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.f, 3.f);
+    const DotF32Fn dot = best_dot_f32();
+    const AxpyF32Fn axpy = best_axpy_f32();
+    const RoundF16Fn round = best_round_f16();
+    for (int n = 0; n <= 70; ++n) {
+        std::vector<float> a(static_cast<size_t>(n)), b(a.size()), y0(a.size()), y1;
+        for (size_t i = 0; i < a.size(); ++i) a[i] = nd(rng), b[i] = nd(rng), y0[i] = nd(rng);
+        EXPECT_EQ(std::bit_cast<uint32_t>(dot(a.data(), b.data(), n)), std::bit_cast<uint32_t>(dot_f32(a.data(), b.data(), n))) << n;
+        y1 = y0;
+        axpy(0.37f, a.data(), y0.data(), n);
+        axpy_f32(0.37f, a.data(), y1.data(), n);
+        EXPECT_EQ(y0, y1) << n;
+        // f16's edges: ties, subnormals, overflow, infinities, NaN
+        const float edges[] = {1.0f + 0x1p-11f, 1.0f + 0x3p-11f, 0x1p-25f, 0x1.8p-25f, 0x1p-20f + 0x1p-30f, 65519.f, 65520.f, 1e9f,
+                               -std::numeric_limits<float>::infinity(), -0.0f, 6.1e-5f, std::numeric_limits<float>::quiet_NaN()};
+        for (size_t i = 0; i < a.size() && i < std::size(edges); ++i) a[i * 5 % a.size()] = edges[i];
+        std::vector<float> r0(a.size()), r1(a.size());
+        round(a.data(), r0.data(), n);
+        round_f16_f32(a.data(), r1.data(), n);
+        for (size_t i = 0; i < a.size(); ++i) {
+            if (std::isnan(r1[i])) EXPECT_TRUE(std::isnan(r0[i])) << n << " " << i;
+            else EXPECT_EQ(std::bit_cast<uint32_t>(r0[i]), std::bit_cast<uint32_t>(r1[i])) << n << " " << a[i];
+        }
+    }
+}
+
 TEST(Gemm, Avx2MatchesScalarAndIgnoresTiling) {
     if (best_gemm_f32() != gemm_f32_avx2) GTEST_SKIP() << "no AVX2+FMA on this CPU";
     std::mt19937 rng(3);

@@ -1,6 +1,7 @@
 #include "kernels/gemm.hpp"
 
 #include "kernels/cpu.hpp"
+#include "qforge/half.hpp"
 
 
 namespace qforge {
@@ -17,6 +18,19 @@ float dot_f32(const float* a, const float* b, int64_t n) {
 
 void axpy_f32(float a, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void round_f16_f32(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = round_fp16(x[i]);
+}
+
+RoundF16Fn best_round_f16() {
+#if defined(__x86_64__)
+    static const RoundF16Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? round_f16_f32_avx2 : round_f16_f32;
+    return fn;
+#else
+    return round_f16_f32;
+#endif
 }
 
 DotF32Fn best_dot_f32() {

@@ -28,6 +28,11 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);
 float dot_f32_avx2(const float* a, const float* b, int64_t n);  // x86-64 builds only: the same bits
 void axpy_f32_avx2(float a, const float* x, float* y, int64_t n);
+// y[i] = x[i] rounded to f16 and back (round_fp16); y may be x.
+void round_f16_f32(const float* x, float* y, int64_t n);
+void round_f16_f32_avx2(const float* x, float* y, int64_t n);  // x86-64 builds only (F16C): the same bits
+using RoundF16Fn = void (*)(const float*, float*, int64_t);
+RoundF16Fn best_round_f16();
 using DotF32Fn = float (*)(const float*, const float*, int64_t);
 using AxpyF32Fn = void (*)(float, const float*, float*, int64_t);
 // The fastest of the above on this CPU; every one gives the same bits.

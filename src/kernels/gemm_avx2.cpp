@@ -59,6 +59,15 @@ float dot_f32_avx2(const float* a, const float* b, int64_t n) {
     return r;
 }
 
+void round_f16_f32_avx2(const float* x, float* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; ++i) {
+        const __m128 v = _mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(x[i]), _MM_FROUND_TO_NEAREST_INT));
+        y[i] = _mm_cvtss_f32(v);
+    }
+}
+
 void axpy_f32_avx2(float a, const float* x, float* y, int64_t n) {
     const __m256 av = _mm256_set1_ps(a);
     int64_t i = 0;

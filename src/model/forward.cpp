@@ -437,6 +437,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
     };
     const DotF32Fn dot = best_dot_f32();
     const AxpyF32Fn axpy = best_axpy_f32();
+    const RoundF16Fn round_f16 = best_round_f16();
     const int n_cpu_layers = gpu_ ? gpu_->first_layer() : hp.n_layer;
     for (int l = 0; l < n_cpu_layers; ++l) {
         const LayerWeights& L = model_.layers[static_cast<size_t>(l)];
@@ -492,7 +493,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 const float* qh = &q[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD];
                 // As in llama.cpp, Q meets the cached K in the cache's type.
                 if (I.cache_type == KvCacheType::F16) {
-                    for (int d = 0; d < HD; ++d) qr[static_cast<size_t>(d)] = round_fp16(qh[d]);
+                    round_f16(qh, qr.data(), HD);
                     qh = qr.data();
                 } else if (I.cache_type == KvCacheType::Q8_0 && HD % 32 == 0) {
                     type_traits(GgmlType::Q8_0).quantize(qh, sc.qq.data(), HD, nullptr);
@@ -511,10 +512,10 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                     sum += scores[static_cast<size_t>(p)];
                 }
                 std::fill(acc.begin(), acc.end(), 0.f);
+                for (int p = 0; p < n_kv; ++p) scores[static_cast<size_t>(p)] /= sum;
+                if (I.cache_type == KvCacheType::F16) round_f16(scores.data(), scores.data(), n_kv);  // the weights meet V in f16
                 for (int p = 0; p < n_kv; ++p) {
-                    float a = scores[static_cast<size_t>(p)] / sum;
-                    if (I.cache_type == KvCacheType::F16) a = round_fp16(a);  // the weights meet V in f16
-                    axpy(a, &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], acc.data(), HD);
+                    axpy(scores[static_cast<size_t>(p)], &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], acc.data(), HD);
                 }
                 std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);
             }

@@ -138,16 +138,14 @@ struct Context::Impl {
         // next group's lines are prefetched a share per pass, so no pass waits for memory.
         const int n_passes = (B + kGemmCols - 1) / kGemmCols;
         const size_t share = n_passes > 1 ? (group_bytes / static_cast<size_t>(n_passes) + 63) / 64 * 64 : 0;
-        static const bool no_pf = std::getenv("NOPF") != nullptr;
-        static const bool no_16 = std::getenv("NO16") != nullptr;
         pool.parallel_chunks(n_groups, std::max<int64_t>(2, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
             float out[2 * kPanelRows * kGemmCols];
             for (int64_t g = g0; g < g1;) {
-                const int64_t ng = gemm16 && !no_16 && g + 1 < g1 ? 2 : 1;  // groups this step
+                const int64_t ng = gemm16 && g + 1 < g1 ? 2 : 1;  // groups this step
                 const uint8_t* at = w.x8 + static_cast<size_t>(g) * group_bytes;
                 for (int c0 = 0; c0 < B; c0 += kGemmCols) {
                     const int nc = std::min(kGemmCols, B - c0);
-                    if (share && g + ng < g1 && !no_pf) {
+                    if (share && g + ng < g1) {
                         const uint8_t* next = at + static_cast<size_t>(ng) * group_bytes;
                         const size_t from = static_cast<size_t>(c0 / kGemmCols) * share * static_cast<size_t>(ng);
                         const size_t to = std::min(group_bytes * static_cast<size_t>(ng), from + share * static_cast<size_t>(ng));

@@ -2,7 +2,9 @@
 # End-to-end speed: qforge bench on synth models of real shapes, with generation bandwidth against
 # the machine's measured memory bandwidth, and llama.cpp's llama-bench on the same files side by
 # side when LLAMA_BENCH names its binary. Usage: [LLAMA_BENCH=path] bench/e2e.sh [--7b] [threads]
-# Run nothing else meanwhile: these machines are shared and noisy.
+# Run nothing else meanwhile: these machines are shared and noisy (the bandwidth available has been
+# seen to change from 36 to 58 GB/s within minutes), so the read bandwidth is measured again right
+# before each model, and the generation bandwidth is given against that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_7B=0
@@ -13,12 +15,12 @@ QFORGE_BUILD_DIR=build-bench scripts/build.sh -DQFORGE_BENCH=ON -DQFORGE_TESTS=O
 Q=build-bench/qforge
 mkdir -p bench-models
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; threads $T; $REPS repetitions"
-BW_LINE=$(build-bench/bench/bench_stream "$T" 1024)
-echo "$BW_LINE"
-READ_GBS=$(echo "$BW_LINE" | sed -E 's/.*read ([0-9.]+) GB\/s.*/\1/')
+echo "$(build-bench/bench/bench_stream "$T" 1024)"
 run() {  # preset type
   local f="bench-models/$1-$2.gguf" lj="null"
   [ -f "$f" ] || "$Q" synth --preset "$1" --type "$2" -o "$f" -t "$T" >/dev/null
+  local READ_GBS
+  READ_GBS=$(build-bench/bench/bench_stream "$T" 1024 | sed -E 's/.*read ([0-9.]+) GB\/s.*/\1/')
   local qj
   qj=$("$Q" bench -m "$f" -p 64 -n 32 -r "$REPS" -t "$T" -o json)
   if [ -n "${LLAMA_BENCH:-}" ]; then
@@ -37,15 +39,15 @@ if lj:
 row += f" {r['tg_tokens_per_s']:.2f} ± {r['tg_stddev']:.2f} |"
 if lj:
     row += f" {ltg['avg_ts']:.2f} ± {ltg['stddev_ts']:.2f} | {r['tg_tokens_per_s']/ltg['avg_ts']:.2f}× |"
-row += f" {gbs:.1f} GB/s ({100*gbs/bw:.0f}% of read) |"
+row += f" {gbs:.1f} GB/s ({100*gbs/bw:.0f}% of {bw:.1f}) |"
 print(row)
 PY
 }
 if [ -n "${LLAMA_BENCH:-}" ]; then
-  echo "| shape | type | weights | qforge pp64 t/s | llama.cpp pp64 | ratio | qforge tg32 t/s | llama.cpp tg32 | ratio | qforge generation bandwidth |"
+  echo "| shape | type | weights | qforge pp64 t/s | llama.cpp pp64 | ratio | qforge tg32 t/s | llama.cpp tg32 | ratio | qforge generation bandwidth (share of the read bandwidth measured just before) |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 else
-  echo "| shape | type | weights | pp64 t/s | tg32 t/s | generation bandwidth |"
+  echo "| shape | type | weights | pp64 t/s | tg32 t/s | generation bandwidth (share of the read bandwidth measured just before) |"
   echo "|---|---|---:|---:|---:|---:|"
 fi
 for t in F16 Q8_0 Q6_K Q5_K_M Q5_0 Q4_K_M Q4_0 Q3_K_M Q2_K; do run tinyllama-1.1b "$t"; done

@@ -1,5 +1,6 @@
-// ARM NEON kernels (Apple Silicon, Graviton, …): f32 GEMM, and int8 dot products for Q4_0/Q8_0
-// (q8_0 activations) and Q4_K/Q6_K (q8_K) weights, using the dotprod extension when the CPU has it.
+// ARM NEON kernels (Apple Silicon, Graviton, …): f32 GEMM, and int8 dot products of every
+// quantized llama.cpp format against the activations ggml pairs it with (q8_0, q8_1, q8_K), using
+// the dotprod extension when the CPU has it.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <sys/auxv.h>
@@ -177,6 +178,182 @@ float q6_k_q8_k(int64_t n, const void* vx, const void* vy) {
     return sum;
 }
 
+
+// Q5_K: Q4_K's nibbles with a fifth bit from qh (bit 2j for chunk j's low nibbles, 2j+1 for its high).
+template <bool DP>
+float q5_k_q8_k(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockQ5_K*>(vx);
+    const auto* y = static_cast<const BlockQ8_K*>(vy);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sc[8], mn[8];
+        unpack_k4_scales(x[i].scales, sc, mn);
+        const int16x8_t bs = vpaddq_s16(vld1q_s16(y[i].bsums), vld1q_s16(y[i].bsums + 8));
+        const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
+        const int32x4_t mm = vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16));
+        const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
+        int32_t sumi = 0;
+        for (int j = 0; j < 4; ++j) {
+            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
+            const int8_t* a = y[i].qs + 64 * j;
+            // the fifth bits of this chunk, moved to bit 4
+            const int8x16_t sl = vdupq_n_s8(static_cast<int8_t>(-2 * j)), sh = vdupq_n_s8(static_cast<int8_t>(-2 * j - 1));
+            const uint8x16_t b0l = vshlq_n_u8(vandq_u8(vshlq_u8(h0, sl), one), 4), b1l = vshlq_n_u8(vandq_u8(vshlq_u8(h1, sl), one), 4);
+            const uint8x16_t b0h = vshlq_n_u8(vandq_u8(vshlq_u8(h0, sh), one), 4), b1h = vshlq_n_u8(vandq_u8(vshlq_u8(h1, sh), one), 4);
+            int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, m4), b0l)), vld1q_s8(a));
+            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, m4), b1l)), vld1q_s8(a + 16));
+            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), b0h)), vld1q_s8(a + 32));
+            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), b1h)), vld1q_s8(a + 48));
+            sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
+        }
+        const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
+        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(vaddvq_s32(mm));
+    }
+    return sum;
+}
+
+// Q3_K and Q2_K: 2-bit codes from 32-apart positions (shift j of byte l is element 128h + 32j + l),
+// sixteen groups of 16. Q3_K: codes q2 + 4*hbit - 4 with 6-bit scales less 32; Q2_K: codes q2
+// with 4-bit scales, and 4-bit minimums that meet the activations' 16-element sums.
+inline void q3k_scales16(const uint8_t* s, int8_t* out) {
+    for (int g = 0; g < 16; ++g) {
+        const int lo = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
+        const int hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+        out[g] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+    }
+}
+
+template <bool DP, bool kQ3>
+float q23_k_q8_k(int64_t n, const void* vx, const void* vy) {
+    const uint8x16_t m3 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        const uint8_t* qs;
+        const uint8_t* hm = nullptr;
+        int8_t sc[16];
+        int32_t msum = 0;
+        float d, dmin = 0;
+        const auto& yb = static_cast<const BlockQ8_K*>(vy)[i];
+        if constexpr (kQ3) {
+            const auto& xb = static_cast<const BlockQ3_K*>(vx)[i];
+            qs = xb.qs;
+            hm = xb.hmask;
+            q3k_scales16(xb.scales, sc);
+            d = yb.d * fp16_to_fp32(xb.d);
+        } else {
+            const auto& xb = static_cast<const BlockQ2_K*>(vx)[i];
+            qs = xb.qs;
+            for (int g = 0; g < 16; ++g) {
+                sc[g] = static_cast<int8_t>(xb.scales[g] & 0xF);
+                msum += (xb.scales[g] >> 4) * yb.bsums[g];
+            }
+            d = yb.d * fp16_to_fp32(xb.d);
+            dmin = yb.d * fp16_to_fp32(xb.dmin);
+        }
+        int32_t sumi = 0;
+        for (int h = 0; h < 2; ++h) {
+            const uint8x16_t b0 = vld1q_u8(qs + 32 * h), b1 = vld1q_u8(qs + 32 * h + 16);
+            for (int j = 0; j < 4; ++j) {
+                const int8x16_t sj = vdupq_n_s8(static_cast<int8_t>(-2 * j));
+                int8x16_t c0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(b0, sj), m3));
+                int8x16_t c1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(b1, sj), m3));
+                if constexpr (kQ3) {  // minus 4 where the high bit is clear
+                    const int8x16_t sk = vdupq_n_s8(static_cast<int8_t>(-(4 * h + j)));
+                    const uint8x16_t k0 = vandq_u8(vshlq_u8(vld1q_u8(hm), sk), one), k1 = vandq_u8(vshlq_u8(vld1q_u8(hm + 16), sk), one);
+                    c0 = vsubq_s8(c0, vreinterpretq_s8_u8(vshlq_n_u8(veorq_u8(k0, one), 2)));
+                    c1 = vsubq_s8(c1, vreinterpretq_s8_u8(vshlq_n_u8(veorq_u8(k1, one), 2)));
+                }
+                const int8_t* a = yb.qs + 128 * h + 32 * j;
+                const int32x4_t p0 = dot16<DP>(vdupq_n_s32(0), c0, vld1q_s8(a));
+                const int32x4_t p1 = dot16<DP>(vdupq_n_s32(0), c1, vld1q_s8(a + 16));
+                sumi += vaddvq_s32(p0) * sc[8 * h + 2 * j] + vaddvq_s32(p1) * sc[8 * h + 2 * j + 1];
+            }
+        }
+        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
+    }
+    return sum;
+}
+
+// Q5_0 (q8_0 activations) and Q5_1 / Q4_1 (q8_1: the offset meets the activations' stored sum).
+// The fifth bits (qh, bit l for element l) as 16 bytes of 0 or 16.
+inline uint8x16_t fifth_bits(uint32_t qh, int first) {
+    alignas(16) uint8_t b[16];
+    for (int l = 0; l < 16; ++l) b[l] = static_cast<uint8_t>(((qh >> (first + l)) & 1) << 4);
+    return vld1q_u8(b);
+}
+
+template <bool DP, class Block, int kBits, bool kOffset>
+float q45_legacy(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const Block*>(vx);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        const uint8x16_t q = vld1q_u8(x[ib].qs);
+        uint8x16_t lo = vandq_u8(q, m4), hi = vshrq_n_u8(q, 4);
+        if constexpr (kBits == 5) {
+            uint32_t qh;
+            std::memcpy(&qh, x[ib].qh, 4);
+            lo = vorrq_u8(lo, fifth_bits(qh, 0));
+            hi = vorrq_u8(hi, fifth_bits(qh, 16));
+        }
+        int8x16_t l = vreinterpretq_s8_u8(lo), h = vreinterpretq_s8_u8(hi);
+        if constexpr (!kOffset) {  // Q5_0: codes less 16
+            l = vsubq_s8(l, vdupq_n_s8(16));
+            h = vsubq_s8(h, vdupq_n_s8(16));
+        }
+        if constexpr (kOffset) {
+            const auto& yb = static_cast<const BlockQ8_1*>(vy)[ib];
+            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16));
+            sum += fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d) * static_cast<float>(vaddvq_s32(p)) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(yb.s);
+        } else {
+            const auto& yb = static_cast<const BlockQ8_0*>(vy)[ib];
+            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16));
+            sum += static_cast<float>(vaddvq_s32(p)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
+        }
+    }
+    return sum;
+}
+
+// IQ4_NL (q8_0) and IQ4_XS (q8_K): the sixteen non-linear levels by table lookup.
+template <bool DP>
+float iq4_nl_q8_0(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockIQ4_NL*>(vx);
+    const auto* y = static_cast<const BlockQ8_0*>(vy);
+    const int8x16_t tab = vld1q_s8(kIq4nlValues);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float sum = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        const uint8x16_t q = vld1q_u8(x[ib].qs);
+        const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
+        const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(y[ib].qs)), h, vld1q_s8(y[ib].qs + 16));
+        sum += static_cast<float>(vaddvq_s32(p)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
+    }
+    return sum;
+}
+
+template <bool DP>
+float iq4_xs_q8_k(int64_t n, const void* vx, const void* vy) {
+    const auto* x = static_cast<const BlockIQ4_XS*>(vx);
+    const auto* y = static_cast<const BlockQ8_K*>(vy);
+    const int8x16_t tab = vld1q_s8(kIq4nlValues);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float sum = 0;
+    for (int64_t i = 0; i < n / QK_K; ++i) {
+        int32_t sumi = 0;
+        for (int ib = 0; ib < QK_K / 32; ++ib) {
+            const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
+            const uint8x16_t q = vld1q_u8(x[i].qs + 16 * ib);
+            const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
+            const int8_t* a = y[i].qs + 32 * ib;
+            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(a)), h, vld1q_s8(a + 16));
+            sumi += vaddvq_s32(p) * (ls - 32);
+        }
+        sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi);
+    }
+    return sum;
+}
 }  // namespace
 
 void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
@@ -199,6 +376,30 @@ float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
 }
 float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
     return has_dotprod() ? q6_k_q8_k<true>(n, vx, vy) : q6_k_q8_k<false>(n, vx, vy);
+}
+float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q5_k_q8_k<true>(n, vx, vy) : q5_k_q8_k<false>(n, vx, vy);
+}
+float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q23_k_q8_k<true, true>(n, vx, vy) : q23_k_q8_k<false, true>(n, vx, vy);
+}
+float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q23_k_q8_k<true, false>(n, vx, vy) : q23_k_q8_k<false, false>(n, vx, vy);
+}
+float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q45_legacy<true, BlockQ5_0, 5, false>(n, vx, vy) : q45_legacy<false, BlockQ5_0, 5, false>(n, vx, vy);
+}
+float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q45_legacy<true, BlockQ5_1, 5, true>(n, vx, vy) : q45_legacy<false, BlockQ5_1, 5, true>(n, vx, vy);
+}
+float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? q45_legacy<true, BlockQ4_1, 4, true>(n, vx, vy) : q45_legacy<false, BlockQ4_1, 4, true>(n, vx, vy);
+}
+float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? iq4_nl_q8_0<true>(n, vx, vy) : iq4_nl_q8_0<false>(n, vx, vy);
+}
+float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy) {
+    return has_dotprod() ? iq4_xs_q8_k<true>(n, vx, vy) : iq4_xs_q8_k<false>(n, vx, vy);
 }
 const char* neon_isa_name() { return has_dotprod() ? "neon+dotprod" : "neon"; }
 

@@ -169,6 +169,14 @@ const DotKernel kNeon[] = {
     {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr},
     {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, nullptr},
     {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, nullptr},
+    {GgmlType::Q5_K, vec_dot_q5_k_q8_k_neon, nullptr},
+    {GgmlType::Q3_K, vec_dot_q3_k_q8_k_neon, nullptr},
+    {GgmlType::Q2_K, vec_dot_q2_k_q8_k_neon, nullptr},
+    {GgmlType::Q5_0, vec_dot_q5_0_q8_0_neon, nullptr},
+    {GgmlType::Q5_1, vec_dot_q5_1_q8_1_neon, nullptr},
+    {GgmlType::Q4_1, vec_dot_q4_1_q8_1_neon, nullptr},
+    {GgmlType::IQ4_NL, vec_dot_iq4_nl_q8_0_neon, nullptr},
+    {GgmlType::IQ4_XS, vec_dot_iq4_xs_q8_k_neon, nullptr},
 };
 #endif
 

@@ -82,6 +82,14 @@ float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy);
+float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy);
 const char* vec_dot_isa();  // "avx512vnni", "avx2", "neon+dotprod", "neon" or "scalar"
 
 // The fastest kernel for a weight type, or nullptr when there is none (then the caller converts

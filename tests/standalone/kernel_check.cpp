@@ -38,13 +38,15 @@ int main() {
     }
     struct Case {
         GgmlType w, a;
-        VecDotFn ref;
-    } cases[] = {{GgmlType::Q4_0, GgmlType::Q8_0, vec_dot_q4_0_q8_0_scalar},
-                 {GgmlType::Q8_0, GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar},
-                 {GgmlType::Q4_K, GgmlType::Q8_K, vec_dot_q4_k_q8_k_scalar},
-                 {GgmlType::Q6_K, GgmlType::Q8_K, vec_dot_q6_k_q8_k_scalar}};
+        VecDotFn ref;  // nullptr: the dequantized product in double (vec_dot_generic)
+    } cases[] = {{GgmlType::Q4_0, GgmlType::Q8_0, vec_dot_q4_0_q8_0_scalar}, {GgmlType::Q8_0, GgmlType::Q8_0, vec_dot_q8_0_q8_0_scalar},
+                 {GgmlType::Q4_K, GgmlType::Q8_K, vec_dot_q4_k_q8_k_scalar}, {GgmlType::Q6_K, GgmlType::Q8_K, vec_dot_q6_k_q8_k_scalar},
+                 {GgmlType::Q4_1, GgmlType::Q8_1, vec_dot_q4_1_q8_1_scalar}, {GgmlType::Q5_1, GgmlType::Q8_1, vec_dot_q5_1_q8_1_scalar},
+                 {GgmlType::Q5_0, GgmlType::Q8_0, nullptr},  {GgmlType::Q5_K, GgmlType::Q8_K, nullptr},
+                 {GgmlType::Q3_K, GgmlType::Q8_K, nullptr},  {GgmlType::Q2_K, GgmlType::Q8_K, nullptr},
+                 {GgmlType::IQ4_NL, GgmlType::Q8_0, nullptr}, {GgmlType::IQ4_XS, GgmlType::Q8_K, nullptr}};
     for (const auto& c : cases) {
-        if (find_vec_dot(c.w) == c.ref) {  // no SIMD kernel for this type here: nothing to compare
+        if (!find_vec_dot(c.w) || find_vec_dot(c.w) == c.ref) {  // no SIMD kernel for this type here: nothing to compare
             std::printf("%-40s scalar only\n", type_traits(c.w).name);
             continue;
         }
@@ -58,7 +60,7 @@ int main() {
             if (trial == 3) std::fill(x.begin(), x.end(), -0.5f);
             const auto qw = quantize_tensor(w.data(), 1, n, c.w);
             const auto qx = quantize_tensor(x.data(), 1, n, c.a);
-            const float r = c.ref(n, qw.data(), qx.data());
+            const float r = c.ref ? c.ref(n, qw.data(), qx.data()) : vec_dot_generic(c.w, n, qw.data(), qx.data());
             const float s = find_vec_dot(c.w)(n, qw.data(), qx.data());
             ok &= std::fabs(r - s) <= 1e-4f * (1.f + std::fabs(r));
         }

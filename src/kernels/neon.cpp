@@ -3,6 +3,8 @@
 // the dotprod extension when the CPU has it.
 #if defined(__aarch64__)
 #include <arm_neon.h>
+
+#include <type_traits>
 #include <sys/auxv.h>
 
 #include "kernels/gemm.hpp"
@@ -49,6 +51,15 @@ inline void tile(const float* W, size_t ldw, const float* X, size_t ldx, int64_t
         for (int c = 0; c < C; ++c)
             Y[static_cast<size_t>(c) * ldy + static_cast<size_t>(r)] =
                 finish(a0[r][c], a1[r][c], W + static_cast<size_t>(r) * ldw, X + static_cast<size_t>(c) * ldx, K8, K);
+}
+
+bool has_i8mm() {
+#ifdef HWCAP2_I8MM
+    static const bool v = (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+    return v;
+#else
+    return false;
+#endif
 }
 
 bool has_dotprod() {
@@ -354,6 +365,54 @@ float iq4_xs_q8_k(int64_t n, const void* vx, const void* vy) {
     }
     return sum;
 }
+
+// Two Q8_0 or Q4_0 rows against tokens two at a time with the i8mm matrix instruction (SMMLA: a
+// 2x8 by 8x2 int8 product into 2x2 int32): per block the four integer sums, then per lane the
+// one-row kernel's float steps in its order, so every output has its bits.
+template <bool kQ4>
+__attribute__((target("arch=armv8.2-a+i8mm"))) void x2_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc,
+                                                                 float* out, size_t os) {
+    using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
+    const auto* x0 = static_cast<const Block*>(w0);
+    const auto* x1 = static_cast<const Block*>(w1);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    const int8x16_t eight = vdupq_n_s8(8);
+    for (int c = 0; c < nc; c += 2) {
+        const int c1 = c + 1 < nc ? c + 1 : c;  // an odd last token meets itself
+        const auto* y0 = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
+        const auto* y1 = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c1) * by);
+        float32x4_t sum = vdupq_n_f32(0.f);
+        for (int64_t ib = 0; ib < n / 32; ++ib) {
+            int8x16_t a0, b0, a1, b1;  // elements 0-15 and 16-31 of rows 0 and 1
+            if constexpr (kQ4) {
+                const uint8x16_t q0 = vld1q_u8(x0[ib].qs), q1 = vld1q_u8(x1[ib].qs);
+                a0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q0, m4)), eight);
+                b0 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), eight);
+                a1 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q1, m4)), eight);
+                b1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), eight);
+            } else {
+                a0 = vld1q_s8(x0[ib].qs), b0 = vld1q_s8(x0[ib].qs + 16);
+                a1 = vld1q_s8(x1[ib].qs), b1 = vld1q_s8(x1[ib].qs + 16);
+            }
+            const int8_t* t0 = y0[ib].qs;
+            const int8_t* t1 = y1[ib].qs;
+            int32x4_t acc = vdupq_n_s32(0);
+            acc = vmmlaq_s32(acc, vcombine_s8(vget_low_s8(a0), vget_low_s8(a1)), vcombine_s8(vld1_s8(t0), vld1_s8(t1)));
+            acc = vmmlaq_s32(acc, vcombine_s8(vget_high_s8(a0), vget_high_s8(a1)), vcombine_s8(vld1_s8(t0 + 8), vld1_s8(t1 + 8)));
+            acc = vmmlaq_s32(acc, vcombine_s8(vget_low_s8(b0), vget_low_s8(b1)), vcombine_s8(vld1_s8(t0 + 16), vld1_s8(t1 + 16)));
+            acc = vmmlaq_s32(acc, vcombine_s8(vget_high_s8(b0), vget_high_s8(b1)), vcombine_s8(vld1_s8(t0 + 24), vld1_s8(t1 + 24)));
+            const float dx0 = fp16_to_fp32(x0[ib].d), dx1 = fp16_to_fp32(x1[ib].d), dy0 = fp16_to_fp32(y0[ib].d), dy1 = fp16_to_fp32(y1[ib].d);
+            const float dxs[4] = {dx0, dx0, dx1, dx1}, dys[4] = {dy0, dy1, dy0, dy1};
+            sum = vaddq_f32(sum, vmulq_f32(vcvtq_f32_s32(acc), vmulq_f32(vld1q_f32(dxs), vld1q_f32(dys))));
+        }
+        out[static_cast<size_t>(c) * os] = vgetq_lane_f32(sum, 0);
+        out[static_cast<size_t>(c) * os + 1] = vgetq_lane_f32(sum, 2);
+        if (c1 != c) {
+            out[static_cast<size_t>(c1) * os] = vgetq_lane_f32(sum, 1);
+            out[static_cast<size_t>(c1) * os + 1] = vgetq_lane_f32(sum, 3);
+        }
+    }
+}
 }  // namespace
 
 void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
@@ -401,7 +460,14 @@ float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy) {
 float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy) {
     return has_dotprod() ? iq4_xs_q8_k<true>(n, vx, vy) : iq4_xs_q8_k<false>(n, vx, vy);
 }
-const char* neon_isa_name() { return has_dotprod() ? "neon+dotprod" : "neon"; }
+void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os) {
+    x2_q8_0_i8mm<false>(n, w0, w1, vy, by, nc, out, os);
+}
+void vec_dot2_q4_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os) {
+    x2_q8_0_i8mm<true>(n, w0, w1, vy, by, nc, out, os);
+}
+bool neon_has_i8mm() { return has_i8mm(); }
+const char* neon_isa_name() { return has_i8mm() ? (has_dotprod() ? "neon+dotprod+i8mm" : "neon+i8mm") : has_dotprod() ? "neon+dotprod" : "neon"; }
 
 }  // namespace qforge
 

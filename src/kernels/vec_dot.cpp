@@ -165,8 +165,8 @@ const ScalarKernel kScalar[] = {
 
 #if defined(__aarch64__)
 const DotKernel kNeon[] = {
-    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr},
-    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr},
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr, vec_dot2_q4_0_q8_0_i8mm},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr, vec_dot2_q8_0_q8_0_i8mm},
     {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, nullptr},
     {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, nullptr},
     {GgmlType::Q5_K, vec_dot_q5_k_q8_k_neon, nullptr},
@@ -236,6 +236,14 @@ F16GemmFn find_f16_gemm() {
 VecDotNFn find_vec_dot_n(GgmlType t) {
     const DotKernel* k = find_kernel(t);
     return k ? k->many : nullptr;
+}
+
+VecDot2Fn find_vec_dot_2(GgmlType t) {
+#if defined(__aarch64__)
+    if (!neon_has_i8mm()) return nullptr;
+#endif
+    const DotKernel* k = find_kernel(t);
+    return k ? k->two : nullptr;
 }
 
 #if defined(__aarch64__)

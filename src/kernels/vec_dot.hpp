@@ -39,10 +39,15 @@ using VecDotNFn = void (*)(int64_t n, const void* vx, const void* vy, size_t by,
 using F16GemmFn = void (*)(const uint16_t* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K,
                            float* Y, size_t ldy);
 
+// Two weight rows (w0, w1) against nc activation rows `by` bytes apart: out[c * os] = w0 . y_c,
+// out[c * os + 1] = w1 . y_c, each the same bits as the one-row kernel gives.
+using VecDot2Fn = void (*)(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
+
 struct DotKernel {
     GgmlType type;
     VecDotFn one;    // one activation row
     VecDotNFn many;  // up to kMaxDotCols rows
+    VecDot2Fn two = nullptr;  // two weight rows at once (ARM i8mm), any number of activation rows
 };
 struct KernelSet {
     const char* isa;
@@ -77,6 +82,7 @@ QuantizeRowFn find_act_quantizer(GgmlType act_type);
 F16GemmFn find_f16_gemm();
 // The best multi-row kernel for a weight type, or nullptr.
 VecDotNFn find_vec_dot_n(GgmlType weight_type);
+VecDot2Fn find_vec_dot_2(GgmlType weight_type);  // nullptr where the CPU has none
 
 float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
@@ -90,6 +96,9 @@ float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy);
 float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy);
+void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
+void vec_dot2_q4_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
+bool neon_has_i8mm();
 const char* vec_dot_isa();  // "avx512vnni", "avx2", "neon+dotprod", "neon" or "scalar"
 
 // The fastest kernel for a weight type, or nullptr when there is none (then the caller converts

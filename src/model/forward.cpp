@@ -239,6 +239,28 @@ struct Context::Impl {
                 return;
             }
         }
+        // Two weight rows at a time against every token (ARM i8mm, Q8_0 and Q4_0): each output the
+        // one-row kernel's bits.
+        if (B > 1) {
+            if (const VecDot2Fn v2 = find_vec_dot_2(w.type)) {
+                const VecDotFn v1 = find_vec_dot(w.type);
+                const size_t qrb = quantize_acts(vdt, x, B, cols, [](const uint8_t*, int) {});
+                const int64_t n_pairs = (rows + 1) / 2;
+                pool.parallel_chunks(n_pairs, std::max<int64_t>(1, n_pairs / (8 * pool.size())), [&](int64_t p0, int64_t p1, int) {
+                    for (int64_t p = p0; p < p1; ++p) {
+                        const int64_t r = 2 * p;
+                        const uint8_t* wr = w.data + static_cast<size_t>(r) * rb;
+                        if (r + 1 < rows) {
+                            v2(cols, wr, wr + rb, act_bytes.data(), qrb, B, y + r, static_cast<size_t>(rows));
+                        } else {
+                            for (int c = 0; c < B; ++c)
+                                y[static_cast<size_t>(c) * rows + static_cast<size_t>(r)] = v1(cols, wr, act_bytes.data() + qrb * static_cast<size_t>(c));
+                        }
+                    }
+                });
+                return;
+            }
+        }
         // Integer dot products straight on the quantized rows: a weight row meets up to
         // kMaxDotCols tokens per call, or one token at a time where only a single-row kernel
         // exists (then only for generation).

@@ -2,6 +2,8 @@
 // (aarch64 under qemu, see scripts/cross-arm.sh). Prints a line per kernel; exit status 1 on failure.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -66,6 +68,34 @@ int main() {
         }
         char name[64];
         std::snprintf(name, sizeof name, "vec_dot %s (%s)", type_traits(c.w).name, vec_dot_isa());
+        check(ok, name);
+    }
+    // Two rows at once (ARM i8mm): every output the one-row kernel's bits, odd token counts too.
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+        const VecDot2Fn two = find_vec_dot_2(t);
+        if (!two) {
+            std::printf("%-40s none on this CPU\n", (std::string("vec_dot_2 ") + type_traits(t).name).c_str());
+            continue;
+        }
+        const int64_t n = 256;
+        bool ok = true;
+        std::vector<float> w(2 * n), x(5 * n);
+        for (auto& v : w) v = nd(rng);
+        for (auto& v : x) v = nd(rng);
+        const auto qw = quantize_tensor(w.data(), 2, n, t);
+        const auto qx = quantize_tensor(x.data(), 5, n, GgmlType::Q8_0);
+        const size_t rb = qw.size() / 2, by = qx.size() / 5;
+        for (int nc = 1; nc <= 5; ++nc) {
+            std::vector<float> out(static_cast<size_t>(nc) * 3, -1.f);
+            two(n, qw.data(), qw.data() + rb, qx.data(), by, nc, out.data(), 3);
+            for (int c = 0; c < nc; ++c)
+                for (int r = 0; r < 2; ++r) {
+                    const float one = find_vec_dot(t)(n, qw.data() + static_cast<size_t>(r) * rb, qx.data() + static_cast<size_t>(c) * by);
+                    ok &= std::memcmp(&one, &out[static_cast<size_t>(c) * 3 + static_cast<size_t>(r)], 4) == 0;
+                }
+        }
+        char name[64];
+        std::snprintf(name, sizeof name, "vec_dot_2 %s (%s)", type_traits(t).name, vec_dot_isa());
         check(ok, name);
     }
     std::printf("kernel checks: %d failed\n", failures);

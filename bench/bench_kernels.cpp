@@ -26,6 +26,21 @@ std::vector<float> random_matrix(int64_t n, uint32_t seed) {
     return v;
 }
 
+// nc random activation rows of length K, quantized to act_type and packed for a kernel.
+template <class Acts>
+Acts random_acts(GgmlType act_type, int64_t K, int nc, void (*resize)(Acts&, int64_t, int), void (*pack)(const void*, int, Acts&)) {
+    Acts acts;
+    resize(acts, K, nc);
+    const auto x = random_matrix(K * nc, 2);
+    const qforge::QuantizeRowFn aq = qforge::find_act_quantizer(act_type);
+    std::vector<uint8_t> row(*qforge::row_bytes(qforge::type_traits(act_type), K));
+    for (int t = 0; t < nc; ++t) {
+        aq(x.data() + static_cast<size_t>(t) * K, row.data(), K, nullptr);
+        pack(row.data(), t, acts);
+    }
+    return acts;
+}
+
 // Every group of rows meets the batch of tokens kGemmCols at a time, as the forward pass does.
 template <class Acts, class Gemm>
 void run_groups(benchmark::State& st, const std::vector<uint8_t>& packed, size_t group_bytes, const Acts& acts, Gemm gemm, int64_t K, int n) {
@@ -50,15 +65,7 @@ void BM_XK(benchmark::State& st, GgmlType type, bool wide) {
     const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
     std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
     f->repack(q.data(), kRows, kCols, packed.data());
-    qforge::XKActs acts;
-    qforge::resize_xk_acts(acts, kCols, nc);
-    const auto x = random_matrix(kCols * nc, 2);
-    const qforge::QuantizeRowFn aq = qforge::find_act_quantizer(GgmlType::Q8_K);
-    std::vector<uint8_t> row(*qforge::row_bytes(qforge::type_traits(GgmlType::Q8_K), kCols));
-    for (int t = 0; t < nc; ++t) {
-        aq(x.data() + static_cast<size_t>(t) * kCols, row.data(), kCols, nullptr);
-        qforge::pack_xk_acts(row.data(), t, acts);
-    }
+    const auto acts = random_acts<qforge::XKActs>(GgmlType::Q8_K, kCols, nc, qforge::resize_xk_acts, qforge::pack_xk_acts);
     if (!wide) return run_groups(st, packed, group_bytes, acts, f->gemm, kCols, nc);
     float out[2 * qforge::kPanelRows * qforge::kGemmCols];
     for (auto _ : st) {
@@ -79,15 +86,7 @@ void BM_Q4_0(benchmark::State& st) {
     const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(GgmlType::Q4_0), kCols) * qforge::kPanelRows;
     std::vector<uint8_t> packed(q.size());
     qforge::repack_q4_0_x8(q.data(), kRows, kCols, packed.data());
-    qforge::X8Acts acts;
-    qforge::resize_x8_acts(acts, kCols, nc);
-    const auto x = random_matrix(kCols * nc, 2);
-    const qforge::QuantizeRowFn aq = qforge::find_act_quantizer(GgmlType::Q8_0);
-    std::vector<uint8_t> row(*qforge::row_bytes(qforge::type_traits(GgmlType::Q8_0), kCols));
-    for (int t = 0; t < nc; ++t) {
-        aq(x.data() + static_cast<size_t>(t) * kCols, row.data(), kCols, nullptr);
-        qforge::pack_x8_acts(row.data(), t, acts);
-    }
+    const auto acts = random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, nc, qforge::resize_x8_acts, qforge::pack_x8_acts);
     run_groups(st, packed, group_bytes, acts, gemm, kCols, nc);
 }
 

@@ -328,19 +328,22 @@ float q45_legacy(int64_t n, const void* vx, const void* vy) {
 }
 
 // IQ4_NL (q8_0) and IQ4_XS (q8_K): the sixteen non-linear levels by table lookup.
+// 16 bytes of IQ4 codes (elements 0-15 low nibbles, 16-31 high) against 32 activations.
+template <bool DP>
+inline int32_t iq4_dot32(const uint8_t* qs, const int8_t* y) {
+    const int8x16_t tab = vld1q_s8(kIq4nlValues);
+    const uint8x16_t q = vld1q_u8(qs), m4 = vdupq_n_u8(0x0F);
+    const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
+    return vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(y)), h, vld1q_s8(y + 16)));
+}
+
 template <bool DP>
 float iq4_nl_q8_0(int64_t n, const void* vx, const void* vy) {
     const auto* x = static_cast<const BlockIQ4_NL*>(vx);
     const auto* y = static_cast<const BlockQ8_0*>(vy);
-    const int8x16_t tab = vld1q_s8(kIq4nlValues);
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
     float sum = 0;
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        const uint8x16_t q = vld1q_u8(x[ib].qs);
-        const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
-        const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(y[ib].qs)), h, vld1q_s8(y[ib].qs + 16));
-        sum += static_cast<float>(vaddvq_s32(p)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-    }
+    for (int64_t ib = 0; ib < n / 32; ++ib)
+        sum += static_cast<float>(iq4_dot32<DP>(x[ib].qs, y[ib].qs)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
     return sum;
 }
 
@@ -348,18 +351,12 @@ template <bool DP>
 float iq4_xs_q8_k(int64_t n, const void* vx, const void* vy) {
     const auto* x = static_cast<const BlockIQ4_XS*>(vx);
     const auto* y = static_cast<const BlockQ8_K*>(vy);
-    const int8x16_t tab = vld1q_s8(kIq4nlValues);
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
     float sum = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
         int32_t sumi = 0;
         for (int ib = 0; ib < QK_K / 32; ++ib) {
             const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
-            const uint8x16_t q = vld1q_u8(x[i].qs + 16 * ib);
-            const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
-            const int8_t* a = y[i].qs + 32 * ib;
-            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(a)), h, vld1q_s8(a + 16));
-            sumi += vaddvq_s32(p) * (ls - 32);
+            sumi += iq4_dot32<DP>(x[i].qs + 16 * ib, y[i].qs + 32 * ib) * (ls - 32);
         }
         sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi);
     }

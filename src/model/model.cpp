@@ -105,15 +105,23 @@ void Model::repack_for_cpu() {
             return static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * f->block_bytes;
         return 0;
     };
-    // The other matrices of a GGUF are copied as stored (huge pages: generation reads F16/Q8_0 ~10% faster).
-    auto arena_bytes = [&](const WeightView& w) -> size_t {
-        if (const size_t b = regrouped_bytes(w)) return b;
-        return w.present() && storage_->gguf && w.data != embd ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
-    };
     std::vector<WeightView*> order;  // as the forward pass reads them
     for (auto& L : layers)
         for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) order.push_back(w);
     order.push_back(&output);
+    // The other matrices of a GGUF are copied as stored (huge pages: generation reads F16/Q8_0 ~10%
+    // faster), unless they would take more than half the memory available: then they stay mapped.
+    auto stored_bytes = [&](const WeightView& w) -> size_t {
+        return regrouped_bytes(w) == 0 && w.present() && storage_->gguf && w.data != embd ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
+    };
+    size_t to_copy = 0;
+    for (WeightView* w : order) to_copy += stored_bytes(*w);
+    const long avail_pages = ::sysconf(_SC_AVPHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+    const bool copy = avail_pages > 0 && page_size > 0 && to_copy <= static_cast<size_t>(avail_pages) * static_cast<size_t>(page_size) / 2;
+    auto arena_bytes = [&](const WeightView& w) -> size_t {
+        if (const size_t b = regrouped_bytes(w)) return b;
+        return copy ? stored_bytes(w) : 0;
+    };
     size_t total = 0;
     for (WeightView* w : order) total += (arena_bytes(*w) + 63) / 64 * 64;
     if (total == 0) return;

@@ -99,7 +99,13 @@ struct SlotLease {
     SlotLease(SlotPool& p, Slot* s) : pool(p), slot(s) {}
     SlotLease(const SlotLease&) = delete;
     SlotLease& operator=(const SlotLease&) = delete;
-    ~SlotLease() { pool.release(slot); }
+    ~SlotLease() { release(); }
+    // Back to the pool as soon as the generation ends, before the answer's last bytes go out: a
+    // client that has its whole answer may send the next request at once.
+    void release() {
+        if (slot) pool.release(slot);
+        slot = nullptr;
+    }
     SlotPool& pool;
     Slot* slot;
 };
@@ -443,6 +449,7 @@ class Server {
                     last = Clock::now();
                     return sink.write(" ", 1);
                 });
+                lease->release();
                 if (r.cancelled) {
                     cancelled_.fetch_add(1);
                     return false;
@@ -475,6 +482,7 @@ class Server {
                 if (chat) return event({{"index", 0}, {"delta", {{"content", piece}}}, {"finish_reason", nullptr}}, nullptr);
                 return event({{"index", 0}, {"text", piece}, {"logprobs", nullptr}, {"finish_reason", nullptr}}, nullptr);
             });
+            lease->release();
             if (r.cancelled) {
                 cancelled_.fetch_add(1);
                 return false;

@@ -124,6 +124,13 @@ inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
     else return dot16_base(acc, a, b);
 }
 
+// Q4_K's and Q5_K's mins against the activations: sum_j mn[j] * (bsums[2j] + bsums[2j+1]).
+inline int32_t k4_min_sum(const BlockQ8_K& y, const uint8_t* mn) {
+    const int16x8_t bs = vpaddq_s16(vld1q_s16(y.bsums), vld1q_s16(y.bsums + 8));
+    const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
+    return vaddvq_s32(vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16)));
+}
+
 // Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins; the mins meet the activations' bsums.
 template <bool DP>
 float q4_k_q8_k(int64_t n, const void* vx, const void* vy) {
@@ -134,10 +141,7 @@ float q4_k_q8_k(int64_t n, const void* vx, const void* vy) {
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], mn[8];
         unpack_k4_scales(x[i].scales, sc, mn);
-        // mins: sum_j mn[j] * (bsums[2j] + bsums[2j+1])
-        const int16x8_t bs = vpaddq_s16(vld1q_s16(y[i].bsums), vld1q_s16(y[i].bsums + 8));
-        const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
-        const int32x4_t mm = vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16));
+        const int32_t msum = k4_min_sum(y[i], mn);
         int32_t sumi = 0;
         for (int j = 0; j < 4; ++j) {
             const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
@@ -150,7 +154,7 @@ float q4_k_q8_k(int64_t n, const void* vx, const void* vy) {
             sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
         }
         const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(vaddvq_s32(mm));
+        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
     }
     return sum;
 }
@@ -200,9 +204,7 @@ float q5_k_q8_k(int64_t n, const void* vx, const void* vy) {
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], mn[8];
         unpack_k4_scales(x[i].scales, sc, mn);
-        const int16x8_t bs = vpaddq_s16(vld1q_s16(y[i].bsums), vld1q_s16(y[i].bsums + 8));
-        const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mn)));
-        const int32x4_t mm = vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16));
+        const int32_t msum = k4_min_sum(y[i], mn);
         const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
         int32_t sumi = 0;
         for (int j = 0; j < 4; ++j) {
@@ -220,7 +222,7 @@ float q5_k_q8_k(int64_t n, const void* vx, const void* vy) {
             sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
         }
         const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(vaddvq_s32(mm));
+        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
     }
     return sum;
 }
@@ -314,15 +316,11 @@ float q45_legacy(int64_t n, const void* vx, const void* vy) {
             l = vsubq_s8(l, vdupq_n_s8(16));
             h = vsubq_s8(h, vdupq_n_s8(16));
         }
-        if constexpr (kOffset) {
-            const auto& yb = static_cast<const BlockQ8_1*>(vy)[ib];
-            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16));
-            sum += fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d) * static_cast<float>(vaddvq_s32(p)) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(yb.s);
-        } else {
-            const auto& yb = static_cast<const BlockQ8_0*>(vy)[ib];
-            const int32x4_t p = dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16));
-            sum += static_cast<float>(vaddvq_s32(p)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
-        }
+        using YBlock = std::conditional_t<kOffset, BlockQ8_1, BlockQ8_0>;
+        const auto& yb = static_cast<const YBlock*>(vy)[ib];
+        const int32_t isum = vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16)));
+        if constexpr (kOffset) sum += fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d) * static_cast<float>(isum) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(yb.s);
+        else sum += static_cast<float>(isum) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
     }
     return sum;
 }

@@ -107,7 +107,7 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k;
+    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
     const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
@@ -119,6 +119,12 @@ struct Ops {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+        if (B >= kMatmulMinTokens && rt->info().coopmat && !gpu::matmul_cm_spirv(w.type).empty()) {  // tensor cores: 128 x 128 tiles
+            const VkKernel& kern = kernel(matmul_cm_k[w.type], std::string("matmul_cm_") + type_traits(w.type).name, gpu::matmul_cm_spirv(w.type), 4,
+                                          sizeof(MatvecPush));
+            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 128));
+            return;
+        }
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 64 tokens
             const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
             rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
@@ -369,7 +375,7 @@ int GpuForward::first_layer() const { return impl_->first; }
 
 std::string GpuForward::device_description() const {
     const auto& i = impl_->rt->info();
-    return i.name + " (" + i.type + ", Vulkan)";
+    return i.name + " (" + i.type + ", Vulkan" + (i.coopmat ? ", cooperative matrix" : "") + ")";
 }
 
 void GpuForward::eval(const float* x, int B, int n_past, float* logits, bool all_logits) {
@@ -425,6 +431,8 @@ std::string device() {
     const auto& i = test_ops().rt->info();
     return i.name + " (" + i.type + ")";
 }
+
+bool coopmat() { return test_ops().rt->info().coopmat; }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias, std::span<const float> y0) {

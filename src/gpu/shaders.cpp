@@ -118,6 +118,57 @@ const uint32_t kMatvec_mlx_a8[] =
 const uint32_t kMatmul_mlx_a8[] =
 #include "matmul_mlx_a8.inc"
     ;
+const uint32_t kMatmulCm_f16[] =
+#include "matmul_cm_f16.inc"
+    ;
+const uint32_t kMatmulCm_q8_0[] =
+#include "matmul_cm_q8_0.inc"
+    ;
+const uint32_t kMatmulCm_q4_0[] =
+#include "matmul_cm_q4_0.inc"
+    ;
+const uint32_t kMatmulCm_q4_1[] =
+#include "matmul_cm_q4_1.inc"
+    ;
+const uint32_t kMatmulCm_q5_0[] =
+#include "matmul_cm_q5_0.inc"
+    ;
+const uint32_t kMatmulCm_q5_1[] =
+#include "matmul_cm_q5_1.inc"
+    ;
+const uint32_t kMatmulCm_q2_k[] =
+#include "matmul_cm_q2_k.inc"
+    ;
+const uint32_t kMatmulCm_q3_k[] =
+#include "matmul_cm_q3_k.inc"
+    ;
+const uint32_t kMatmulCm_q4_k[] =
+#include "matmul_cm_q4_k.inc"
+    ;
+const uint32_t kMatmulCm_q5_k[] =
+#include "matmul_cm_q5_k.inc"
+    ;
+const uint32_t kMatmulCm_q6_k[] =
+#include "matmul_cm_q6_k.inc"
+    ;
+const uint32_t kMatmulCm_iq4_nl[] =
+#include "matmul_cm_iq4_nl.inc"
+    ;
+const uint32_t kMatmulCm_iq4_xs[] =
+#include "matmul_cm_iq4_xs.inc"
+    ;
+const uint32_t kMatmulCm_mlx_a2[] =
+#include "matmul_cm_mlx_a2.inc"
+    ;
+const uint32_t kMatmulCm_mlx_a3[] =
+#include "matmul_cm_mlx_a3.inc"
+    ;
+const uint32_t kMatmulCm_mlx_a6[] =
+#include "matmul_cm_mlx_a6.inc"
+    ;
+const uint32_t kMatmulCm_mlx_a8[] =
+#include "matmul_cm_mlx_a8.inc"
+    ;
 const uint32_t kRmsnorm[] =
 #include "rmsnorm.inc"
     ;
@@ -183,6 +234,28 @@ std::span<const uint32_t> matmul_spirv(GgmlType t) {
         case GgmlType::MLX_A3: return kMatmul_mlx_a3;
         case GgmlType::MLX_A6: return kMatmul_mlx_a6;
         case GgmlType::MLX_A8: return kMatmul_mlx_a8;
+        default: return {};
+    }
+}
+std::span<const uint32_t> matmul_cm_spirv(GgmlType t) {
+    switch (t) {
+        case GgmlType::F16: return kMatmulCm_f16;
+        case GgmlType::Q8_0: return kMatmulCm_q8_0;
+        case GgmlType::Q4_0: return kMatmulCm_q4_0;
+        case GgmlType::Q4_1: return kMatmulCm_q4_1;
+        case GgmlType::Q5_0: return kMatmulCm_q5_0;
+        case GgmlType::Q5_1: return kMatmulCm_q5_1;
+        case GgmlType::Q2_K: return kMatmulCm_q2_k;
+        case GgmlType::Q3_K: return kMatmulCm_q3_k;
+        case GgmlType::Q4_K: return kMatmulCm_q4_k;
+        case GgmlType::Q5_K: return kMatmulCm_q5_k;
+        case GgmlType::Q6_K: return kMatmulCm_q6_k;
+        case GgmlType::IQ4_NL: return kMatmulCm_iq4_nl;
+        case GgmlType::IQ4_XS: return kMatmulCm_iq4_xs;
+        case GgmlType::MLX_A2: return kMatmulCm_mlx_a2;
+        case GgmlType::MLX_A3: return kMatmulCm_mlx_a3;
+        case GgmlType::MLX_A6: return kMatmulCm_mlx_a6;
+        case GgmlType::MLX_A8: return kMatmulCm_mlx_a8;
         default: return {};
     }
 }

@@ -127,6 +127,27 @@ const VkFns& instance_fns(VkInstance* instance_out) {
     return fns;
 }
 
+// Whether the device multiplies 16 x 16 x 16 f16 matrices into f32 per subgroup through
+// VK_NV_cooperative_matrix (and QFORGE_GPU_COOPMAT is not 0).
+bool has_coopmat_f16(const VkFns& f, VkPhysicalDevice d, const std::vector<VkExtensionProperties>& exts) {
+    if (const char* e = std::getenv("QFORGE_GPU_COOPMAT"); e && std::string(e) == "0") return false;
+    const bool ext = std::any_of(exts.begin(), exts.end(), [](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) == 0; });
+    if (!ext || !f.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) return false;
+    auto cm = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
+    auto feats = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
+    feats.pNext = &cm;
+    f.vkGetPhysicalDeviceFeatures2(d, &feats);
+    if (!cm.cooperativeMatrix) return false;
+    uint32_t n = 0;
+    if (f.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(d, &n, nullptr) != VK_SUCCESS) return false;
+    std::vector<VkCooperativeMatrixPropertiesNV> props(n, vk_struct<VkCooperativeMatrixPropertiesNV>(VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV));
+    if (n && f.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV(d, &n, props.data()) != VK_SUCCESS) return false;
+    return std::any_of(props.begin(), props.end(), [](const VkCooperativeMatrixPropertiesNV& q) {
+        return q.MSize == 16 && q.NSize == 16 && q.KSize == 16 && q.AType == VK_COMPONENT_TYPE_FLOAT16_NV && q.BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+               q.CType == VK_COMPONENT_TYPE_FLOAT32_NV && q.DType == VK_COMPONENT_TYPE_FLOAT32_NV && q.scope == VK_SCOPE_SUBGROUP_NV;
+    });
+}
+
 struct DeviceChoice {
     VkPhysicalDevice phys = VK_NULL_HANDLE;
     uint32_t queue_family = 0;
@@ -177,7 +198,9 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         }
         if (type_rank(p.deviceType) >= best_rank) continue;
         best_rank = type_rank(p.deviceType);
-        best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false}, p.limits.maxStorageBufferRange, p.limits.timestampPeriod};
+        best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false, false}, p.limits.maxStorageBufferRange,
+                p.limits.timestampPeriod};
+        best.info.coopmat = f12.shaderFloat16 && has_coopmat_f16(f, d, exts);
     }
     if (!best.phys) fail(why);
     return best;
@@ -222,12 +245,18 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     auto f12 = vk_struct<VkPhysicalDeviceVulkan12Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);
     f12.storageBuffer8BitAccess = VK_TRUE;
     f11.pNext = &f12;
-    const char* dev_ext[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    auto cm = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
+    const char* dev_ext[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME};
+    if (rt->info_.coopmat) {
+        f12.shaderFloat16 = VK_TRUE;
+        cm.cooperativeMatrix = VK_TRUE;
+        f12.pNext = &cm;
+    }
     auto dci = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
     dci.pNext = &f11;
     dci.queueCreateInfoCount = 1;
     dci.pQueueCreateInfos = &qci;
-    dci.enabledExtensionCount = 1;
+    dci.enabledExtensionCount = rt->info_.coopmat ? 2 : 1;
     dci.ppEnabledExtensionNames = dev_ext;
     check(f.vkCreateDevice(rt->phys_, &dci, nullptr, &rt->device_), "vkCreateDevice");
     f.vkGetDeviceQueue(rt->device_, rt->queue_family_, 0, &rt->queue_);

@@ -27,6 +27,9 @@ struct DeviceInfo {
     std::string name;
     std::string type;   // "discrete", "integrated", "cpu" (e.g. lavapipe), "virtual", "other"
     bool unified = false;  // device-local memory the host can map (Apple, integrated, lavapipe)
+    // VK_NV_cooperative_matrix with 16 x 16 x 16 f16 products into f32 (tensor cores; NVIDIA),
+    // used for prompts unless QFORGE_GPU_COOPMAT=0.
+    bool coopmat = false;
 };
 
 class VkRuntime;

@@ -131,101 +131,141 @@ inline int32_t k4_min_sum(const BlockQ8_K& y, const uint8_t* mn) {
     return vaddvq_s32(vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16)));
 }
 
-// Q4_K: 8 sub-blocks of 32 with 6-bit scales and mins; the mins meet the activations' bsums.
-template <bool DP>
-float q4_k_q8_k(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ4_K*>(vx);
-    const auto* y = static_cast<const BlockQ8_K*>(vy);
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    float sum = 0;
+// The K-quant kernels below take one weight row against NC (1..kMaxDotCols) activation rows `by`
+// bytes apart: each super-block's codes are decoded once and met by every token, and each token
+// gets the integer sums and float steps of the one-token form (NC = 1), so the same bits.
+template <int NC>
+struct KActs {
+    const BlockQ8_K* y[NC];
+    KActs(const void* vy, size_t by) {
+        for (int c = 0; c < NC; ++c) y[c] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
+    }
+};
+
+// Q4_K (and Q5_K with kFive: a fifth bit from qh, bit 2j for chunk j's low nibbles, 2j+1 for its
+// high): 8 sub-blocks of 32 with 6-bit scales and mins; the mins meet the activations' bsums.
+template <bool DP, int NC, bool kFive>
+void q45_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
+    using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
+    const auto* x = static_cast<const Block*>(vx);
+    const KActs<NC> ys(vy, by);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
         uint8_t sc[8], mn[8];
         unpack_k4_scales(x[i].scales, sc, mn);
-        const int32_t msum = k4_min_sum(y[i], mn);
-        int32_t sumi = 0;
+        int8x16_t q[16];  // chunk j: low nibbles of its two 16-byte halves, then the high ones
         for (int j = 0; j < 4; ++j) {
             const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
-            const int8_t* a = y[i].qs + 64 * j;
-            int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
-            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vandq_u8(q0, m4)), vld1q_s8(a));
-            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vandq_u8(q1, m4)), vld1q_s8(a + 16));
-            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vld1q_s8(a + 32));
-            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), vld1q_s8(a + 48));
-            sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
+            uint8x16_t v[4] = {vandq_u8(q0, m4), vandq_u8(q1, m4), vshrq_n_u8(q0, 4), vshrq_n_u8(q1, 4)};
+            if constexpr (kFive) {  // the fifth bits of this chunk, moved to bit 4
+                const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
+                const int8x16_t sl = vdupq_n_s8(static_cast<int8_t>(-2 * j)), sh = vdupq_n_s8(static_cast<int8_t>(-2 * j - 1));
+                v[0] = vorrq_u8(v[0], vshlq_n_u8(vandq_u8(vshlq_u8(h0, sl), one), 4));
+                v[1] = vorrq_u8(v[1], vshlq_n_u8(vandq_u8(vshlq_u8(h1, sl), one), 4));
+                v[2] = vorrq_u8(v[2], vshlq_n_u8(vandq_u8(vshlq_u8(h0, sh), one), 4));
+                v[3] = vorrq_u8(v[3], vshlq_n_u8(vandq_u8(vshlq_u8(h1, sh), one), 4));
+            }
+            for (int k = 0; k < 4; ++k) q[4 * j + k] = vreinterpretq_s8_u8(v[k]);
         }
-        const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
+        const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8_K& y = ys.y[c][i];
+            const int32_t msum = k4_min_sum(y, mn);
+            int32_t sumi = 0;
+            for (int j = 0; j < 4; ++j) {
+                const int8_t* a = y.qs + 64 * j;
+                int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+                lo = dot16<DP>(lo, q[4 * j], vld1q_s8(a));
+                lo = dot16<DP>(lo, q[4 * j + 1], vld1q_s8(a + 16));
+                hi = dot16<DP>(hi, q[4 * j + 2], vld1q_s8(a + 32));
+                hi = dot16<DP>(hi, q[4 * j + 3], vld1q_s8(a + 48));
+                sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
+            }
+            const float d = y.d * xd, dmin = y.d * xdmin;
+            sum[c] += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
+        }
     }
-    return sum;
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
 // Q6_K: codes q - 32 with sixteen int8 scales per super-block.
-template <bool DP>
-float q6_k_q8_k(int64_t n, const void* vx, const void* vy) {
+template <bool DP, int NC>
+void q6_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockQ6_K*>(vx);
-    const auto* y = static_cast<const BlockQ8_K*>(vy);
+    const KActs<NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
     const int8x16_t c32 = vdupq_n_s8(32);
-    float sum = 0;
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        int32_t sumi = 0;
+        int8x16_t q[16];  // [half][16-byte column l][k]
         for (int half = 0; half < 2; ++half) {
             const uint8_t* ql = x[i].ql + 64 * half;
             const uint8_t* qh = x[i].qh + 32 * half;
-            const int8_t* sc = x[i].scales + 8 * half;
-            const int8_t* a = y[i].qs + 128 * half;
-            for (int l = 0; l < 32; l += 16) {  // two 16-byte columns of the 32 positions
-                const uint8x16_t l0 = vld1q_u8(ql + l), l1 = vld1q_u8(ql + 32 + l), h = vld1q_u8(qh + l);
-                const int8x16_t q[4] = {
-                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(h, m2), 4))), c32),
-                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), m2), 4))), c32),
-                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), m2), 4))), c32),
-                    vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4))), c32),
-                };
-                for (int k = 0; k < 4; ++k) {
-                    const int32x4_t p = dot16<DP>(vdupq_n_s32(0), q[k], vld1q_s8(a + 32 * k + l));
-                    sumi += vaddvq_s32(p) * sc[2 * k + l / 16];
-                }
+            for (int l = 0; l < 2; ++l) {
+                const uint8x16_t l0 = vld1q_u8(ql + 16 * l), l1 = vld1q_u8(ql + 32 + 16 * l), h = vld1q_u8(qh + 16 * l);
+                int8x16_t* v = q + 8 * half + 4 * l;
+                v[0] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(h, m2), 4))), c32);
+                v[1] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 2), m2), 4))), c32);
+                v[2] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(h, 4), m2), 4))), c32);
+                v[3] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(h, 6), 4))), c32);
             }
         }
-        sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi);
-    }
-    return sum;
-}
-
-
-// Q5_K: Q4_K's nibbles with a fifth bit from qh (bit 2j for chunk j's low nibbles, 2j+1 for its high).
-template <bool DP>
-float q5_k_q8_k(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ5_K*>(vx);
-    const auto* y = static_cast<const BlockQ8_K*>(vy);
-    const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
-    float sum = 0;
-    for (int64_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sc[8], mn[8];
-        unpack_k4_scales(x[i].scales, sc, mn);
-        const int32_t msum = k4_min_sum(y[i], mn);
-        const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
-        int32_t sumi = 0;
-        for (int j = 0; j < 4; ++j) {
-            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
-            const int8_t* a = y[i].qs + 64 * j;
-            // the fifth bits of this chunk, moved to bit 4
-            const int8x16_t sl = vdupq_n_s8(static_cast<int8_t>(-2 * j)), sh = vdupq_n_s8(static_cast<int8_t>(-2 * j - 1));
-            const uint8x16_t b0l = vshlq_n_u8(vandq_u8(vshlq_u8(h0, sl), one), 4), b1l = vshlq_n_u8(vandq_u8(vshlq_u8(h1, sl), one), 4);
-            const uint8x16_t b0h = vshlq_n_u8(vandq_u8(vshlq_u8(h0, sh), one), 4), b1h = vshlq_n_u8(vandq_u8(vshlq_u8(h1, sh), one), 4);
-            int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
-            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, m4), b0l)), vld1q_s8(a));
-            lo = dot16<DP>(lo, vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, m4), b1l)), vld1q_s8(a + 16));
-            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), b0h)), vld1q_s8(a + 32));
-            hi = dot16<DP>(hi, vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), b1h)), vld1q_s8(a + 48));
-            sumi += vaddvq_s32(lo) * sc[2 * j] + vaddvq_s32(hi) * sc[2 * j + 1];
+        const float xd = fp16_to_fp32(x[i].d);
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8_K& y = ys.y[c][i];
+            int32_t sumi = 0;
+            for (int half = 0; half < 2; ++half) {
+                const int8_t* sc = x[i].scales + 8 * half;
+                const int8_t* a = y.qs + 128 * half;
+                for (int l = 0; l < 2; ++l)
+                    for (int k = 0; k < 4; ++k) {
+                        const int32x4_t p = dot16<DP>(vdupq_n_s32(0), q[8 * half + 4 * l + k], vld1q_s8(a + 32 * k + 16 * l));
+                        sumi += vaddvq_s32(p) * sc[2 * k + l];
+                    }
+            }
+            sum[c] += xd * y.d * static_cast<float>(sumi);
         }
-        const float d = y[i].d * fp16_to_fp32(x[i].d), dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
     }
-    return sum;
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
+
+// The one-token form of a kernel K<DP, NC> above, and the many-token form (nc of 1..kMaxDotCols,
+// outputs os floats apart); dotprod chosen at run time.
+template <template <bool, int> class K>
+float k_one(int64_t n, const void* vx, const void* vy) {
+    float s;
+    if (has_dotprod()) K<true, 1>::run(n, vx, vy, 0, &s);
+    else K<false, 1>::run(n, vx, vy, 0, &s);
+    return s;
+}
+template <template <bool, int> class K>
+void k_many(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    static_assert(kMaxDotCols == 4);
+    float s[kMaxDotCols];
+    const bool dp = has_dotprod();
+    switch (nc) {
+        case 1: dp ? K<true, 1>::run(n, vx, vy, by, s) : K<false, 1>::run(n, vx, vy, by, s); break;
+        case 2: dp ? K<true, 2>::run(n, vx, vy, by, s) : K<false, 2>::run(n, vx, vy, by, s); break;
+        case 3: dp ? K<true, 3>::run(n, vx, vy, by, s) : K<false, 3>::run(n, vx, vy, by, s); break;
+        default: dp ? K<true, 4>::run(n, vx, vy, by, s) : K<false, 4>::run(n, vx, vy, by, s); break;
+    }
+    for (int c = 0; c < nc; ++c) out[static_cast<size_t>(c) * os] = s[c];
+}
+template <bool DP, int NC>
+struct Q4K {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_k_q8_k<DP, NC, false>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q5K {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_k_q8_k<DP, NC, true>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q6K {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q6_k_q8_k<DP, NC>(n, vx, vy, by, out); }
+};
 
 // Q3_K and Q2_K: 2-bit codes from 32-apart positions (shift j of byte l is element 128h + 32j + l),
 // sixteen groups of 16. Q3_K: codes q2 + 4*hbit - 4 with 6-bit scales less 32; Q2_K: codes q2
@@ -425,14 +465,17 @@ float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
 float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
     return has_dotprod() ? q8_0_q8_0<true>(n, vx, vy) : q8_0_q8_0<false>(n, vx, vy);
 }
-float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q4_k_q8_k<true>(n, vx, vy) : q4_k_q8_k<false>(n, vx, vy);
+float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q4K>(n, vx, vy); }
+float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q6K>(n, vx, vy); }
+float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q5K>(n, vx, vy); }
+void vec_dot_n_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q4K>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q6_k_q8_k<true>(n, vx, vy) : q6_k_q8_k<false>(n, vx, vy);
+void vec_dot_n_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q6K>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q5_k_q8_k<true>(n, vx, vy) : q5_k_q8_k<false>(n, vx, vy);
+void vec_dot_n_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q5K>(n, vx, vy, by, nc, out, os);
 }
 float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
     return has_dotprod() ? q23_k_q8_k<true, true>(n, vx, vy) : q23_k_q8_k<false, true>(n, vx, vy);

@@ -167,9 +167,9 @@ const ScalarKernel kScalar[] = {
 const DotKernel kNeon[] = {
     {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr, vec_dot2_q4_0_q8_0_i8mm},
     {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr, vec_dot2_q8_0_q8_0_i8mm},
-    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, nullptr},
-    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, nullptr},
-    {GgmlType::Q5_K, vec_dot_q5_k_q8_k_neon, nullptr},
+    {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, vec_dot_n_q4_k_q8_k_neon},
+    {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, vec_dot_n_q6_k_q8_k_neon},
+    {GgmlType::Q5_K, vec_dot_q5_k_q8_k_neon, vec_dot_n_q5_k_q8_k_neon},
     {GgmlType::Q3_K, vec_dot_q3_k_q8_k_neon, nullptr},
     {GgmlType::Q2_K, vec_dot_q2_k_q8_k_neon, nullptr},
     {GgmlType::Q5_0, vec_dot_q5_0_q8_0_neon, nullptr},

@@ -98,6 +98,33 @@ int main() {
         std::snprintf(name, sizeof name, "vec_dot_2 %s (%s)", type_traits(t).name, vec_dot_isa());
         check(ok, name);
     }
+    // One row against several tokens: every output the one-token kernel's bits.
+    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        const VecDotNFn many = find_vec_dot_n(t);
+        if (!many) {
+            std::printf("%-40s none on this CPU\n", (std::string("vec_dot_n ") + type_traits(t).name).c_str());
+            continue;
+        }
+        const int64_t n = 512;
+        bool ok = true;
+        std::vector<float> w(n), x(kMaxDotCols * n);
+        for (auto& v : w) v = nd(rng) * 0.05f;
+        for (auto& v : x) v = nd(rng);
+        const auto qw = quantize_tensor(w.data(), 1, n, t);
+        const auto qx = quantize_tensor(x.data(), kMaxDotCols, n, GgmlType::Q8_K);
+        const size_t by = qx.size() / kMaxDotCols;
+        for (int nc = 1; nc <= kMaxDotCols; ++nc) {
+            std::vector<float> out(static_cast<size_t>(nc) * 3, -1.f);
+            many(n, qw.data(), qx.data(), by, nc, out.data(), 3);
+            for (int c = 0; c < nc; ++c) {
+                const float one = find_vec_dot(t)(n, qw.data(), qx.data() + static_cast<size_t>(c) * by);
+                ok &= std::memcmp(&one, &out[static_cast<size_t>(c) * 3], 4) == 0;
+            }
+        }
+        char name[64];
+        std::snprintf(name, sizeof name, "vec_dot_n %s (%s)", type_traits(t).name, vec_dot_isa());
+        check(ok, name);
+    }
     std::printf("kernel checks: %d failed\n", failures);
     return failures ? 1 : 0;
 }

@@ -77,46 +77,6 @@ inline int32x4_t dot16_base(int32x4_t acc, int8x16_t a, int8x16_t b) {
     return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
 }
 
-template <bool DP>
-float q4_0_q8_0(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ4_0*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    float sum = 0;
-    const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    const int8x16_t eight = vdupq_n_s8(8);
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        const uint8x16_t q = vld1q_u8(x[ib].qs);
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, m4)), eight);
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
-        int32x4_t acc = vdupq_n_s32(0);
-        if constexpr (DP) {
-            acc = dot16_dp(acc, lo, vld1q_s8(y[ib].qs));
-            acc = dot16_dp(acc, hi, vld1q_s8(y[ib].qs + 16));
-        } else {
-            acc = dot16_base(acc, lo, vld1q_s8(y[ib].qs));
-            acc = dot16_base(acc, hi, vld1q_s8(y[ib].qs + 16));
-        }
-        sum += static_cast<float>(vaddvq_s32(acc)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-    }
-    return sum;
-}
-
-template <bool DP>
-float q8_0_q8_0(int64_t n, const void* vx, const void* vy) {
-    const auto* x = static_cast<const BlockQ8_0*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    float sum = 0;
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-        int32x4_t acc = vdupq_n_s32(0);
-        for (int h = 0; h < 32; h += 16) {
-            if constexpr (DP) acc = dot16_dp(acc, vld1q_s8(x[ib].qs + h), vld1q_s8(y[ib].qs + h));
-            else acc = dot16_base(acc, vld1q_s8(x[ib].qs + h), vld1q_s8(y[ib].qs + h));
-        }
-        sum += static_cast<float>(vaddvq_s32(acc)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-    }
-    return sum;
-}
-
 // Sum of four int32 lanes of a*b products over 16 int8 pairs: dotprod or the base instructions.
 template <bool DP>
 inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t b) {
@@ -278,34 +238,35 @@ inline void q3k_scales16(const uint8_t* s, int8_t* out) {
     }
 }
 
-template <bool DP, bool kQ3>
-float q23_k_q8_k(int64_t n, const void* vx, const void* vy) {
+template <bool DP, int NC, bool kQ3>
+void q23_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
+    const KActs<NC> ys(vy, by);
     const uint8x16_t m3 = vdupq_n_u8(3), one = vdupq_n_u8(1);
-    float sum = 0;
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
         const uint8_t* qs;
         const uint8_t* hm = nullptr;
         int8_t sc[16];
-        int32_t msum = 0;
-        float d, dmin = 0;
-        const auto& yb = static_cast<const BlockQ8_K*>(vy)[i];
+        uint8_t mins[16] = {};
+        float xd, xdmin = 0;
         if constexpr (kQ3) {
             const auto& xb = static_cast<const BlockQ3_K*>(vx)[i];
             qs = xb.qs;
             hm = xb.hmask;
             q3k_scales16(xb.scales, sc);
-            d = yb.d * fp16_to_fp32(xb.d);
+            xd = fp16_to_fp32(xb.d);
         } else {
             const auto& xb = static_cast<const BlockQ2_K*>(vx)[i];
             qs = xb.qs;
             for (int g = 0; g < 16; ++g) {
                 sc[g] = static_cast<int8_t>(xb.scales[g] & 0xF);
-                msum += (xb.scales[g] >> 4) * yb.bsums[g];
+                mins[g] = static_cast<uint8_t>(xb.scales[g] >> 4);
             }
-            d = yb.d * fp16_to_fp32(xb.d);
-            dmin = yb.d * fp16_to_fp32(xb.dmin);
+            xd = fp16_to_fp32(xb.d);
+            xdmin = fp16_to_fp32(xb.dmin);
         }
-        int32_t sumi = 0;
+        int8x16_t q[16];  // [h][j][16-byte half]
         for (int h = 0; h < 2; ++h) {
             const uint8x16_t b0 = vld1q_u8(qs + 32 * h), b1 = vld1q_u8(qs + 32 * h + 16);
             for (int j = 0; j < 4; ++j) {
@@ -318,15 +279,28 @@ float q23_k_q8_k(int64_t n, const void* vx, const void* vy) {
                     c0 = vsubq_s8(c0, vreinterpretq_s8_u8(vshlq_n_u8(veorq_u8(k0, one), 2)));
                     c1 = vsubq_s8(c1, vreinterpretq_s8_u8(vshlq_n_u8(veorq_u8(k1, one), 2)));
                 }
-                const int8_t* a = yb.qs + 128 * h + 32 * j;
-                const int32x4_t p0 = dot16<DP>(vdupq_n_s32(0), c0, vld1q_s8(a));
-                const int32x4_t p1 = dot16<DP>(vdupq_n_s32(0), c1, vld1q_s8(a + 16));
-                sumi += vaddvq_s32(p0) * sc[8 * h + 2 * j] + vaddvq_s32(p1) * sc[8 * h + 2 * j + 1];
+                q[8 * h + 2 * j] = c0;
+                q[8 * h + 2 * j + 1] = c1;
             }
         }
-        sum += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8_K& yb = ys.y[c][i];
+            int32_t msum = 0;
+            if constexpr (!kQ3)
+                for (int g = 0; g < 16; ++g) msum += mins[g] * yb.bsums[g];
+            const float d = yb.d * xd, dmin = kQ3 ? 0.f : yb.d * xdmin;
+            int32_t sumi = 0;
+            for (int h = 0; h < 2; ++h)
+                for (int j = 0; j < 4; ++j) {
+                    const int8_t* a = yb.qs + 128 * h + 32 * j;
+                    const int32x4_t p0 = dot16<DP>(vdupq_n_s32(0), q[8 * h + 2 * j], vld1q_s8(a));
+                    const int32x4_t p1 = dot16<DP>(vdupq_n_s32(0), q[8 * h + 2 * j + 1], vld1q_s8(a + 16));
+                    sumi += vaddvq_s32(p0) * sc[8 * h + 2 * j] + vaddvq_s32(p1) * sc[8 * h + 2 * j + 1];
+                }
+            sum[c] += d * static_cast<float>(sumi) - dmin * static_cast<float>(msum);
+        }
     }
-    return sum;
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
 // Q5_0 (q8_0 activations) and Q5_1 / Q4_1 (q8_1: the offset meets the activations' stored sum).
@@ -337,11 +311,52 @@ inline uint8x16_t fifth_bits(uint32_t qh, int first) {
     return vld1q_u8(b);
 }
 
-template <bool DP, class Block, int kBits, bool kOffset>
-float q45_legacy(int64_t n, const void* vx, const void* vy) {
+// Activation rows of 32-element blocks (q8_0 or q8_1), NC of them `by` bytes apart.
+template <class YBlock, int NC>
+struct BActs {
+    const YBlock* y[NC];
+    BActs(const void* vy, size_t by) {
+        for (int c = 0; c < NC; ++c) y[c] = reinterpret_cast<const YBlock*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
+    }
+};
+
+// Q4_0 (codes less 8) and Q8_0 against q8_0 activations.
+template <bool DP, int NC, bool kQ4>
+void q4_8_0_q8_0(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
+    using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
     const auto* x = static_cast<const Block*>(vx);
+    const BActs<BlockQ8_0, NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    float sum = 0;
+    const int8x16_t eight = vdupq_n_s8(8);
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        int8x16_t lo, hi;
+        if constexpr (kQ4) {
+            const uint8x16_t q = vld1q_u8(x[ib].qs);
+            lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, m4)), eight);
+            hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
+        } else {
+            lo = vld1q_s8(x[ib].qs);
+            hi = vld1q_s8(x[ib].qs + 16);
+        }
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8_0& yb = ys.y[c][ib];
+            const int32x4_t acc = dot16<DP>(dot16<DP>(vdupq_n_s32(0), lo, vld1q_s8(yb.qs)), hi, vld1q_s8(yb.qs + 16));
+            sum[c] += static_cast<float>(vaddvq_s32(acc)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
+}
+
+template <bool DP, int NC, class Block, int kBits, bool kOffset>
+void q45_legacy(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
+    const auto* x = static_cast<const Block*>(vx);
+    using YBlock = std::conditional_t<kOffset, BlockQ8_1, BlockQ8_0>;
+    const BActs<YBlock, NC> ys(vy, by);
+    const uint8x16_t m4 = vdupq_n_u8(0x0F);
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t ib = 0; ib < n / 32; ++ib) {
         const uint8x16_t q = vld1q_u8(x[ib].qs);
         uint8x16_t lo = vandq_u8(q, m4), hi = vshrq_n_u8(q, 4);
@@ -356,50 +371,100 @@ float q45_legacy(int64_t n, const void* vx, const void* vy) {
             l = vsubq_s8(l, vdupq_n_s8(16));
             h = vsubq_s8(h, vdupq_n_s8(16));
         }
-        using YBlock = std::conditional_t<kOffset, BlockQ8_1, BlockQ8_0>;
-        const auto& yb = static_cast<const YBlock*>(vy)[ib];
-        const int32_t isum = vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16)));
-        if constexpr (kOffset) sum += fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d) * static_cast<float>(isum) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(yb.s);
-        else sum += static_cast<float>(isum) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
+        for (int c = 0; c < NC; ++c) {
+            const YBlock& yb = ys.y[c][ib];
+            const int32_t isum = vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(yb.qs)), h, vld1q_s8(yb.qs + 16)));
+            if constexpr (kOffset) sum[c] += fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d) * static_cast<float>(isum) + fp16_to_fp32(x[ib].m) * fp16_to_fp32(yb.s);
+            else sum[c] += static_cast<float>(isum) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
+        }
     }
-    return sum;
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
-// IQ4_NL (q8_0) and IQ4_XS (q8_K): the sixteen non-linear levels by table lookup.
-// 16 bytes of IQ4 codes (elements 0-15 low nibbles, 16-31 high) against 32 activations.
-template <bool DP>
-inline int32_t iq4_dot32(const uint8_t* qs, const int8_t* y) {
-    const int8x16_t tab = vld1q_s8(kIq4nlValues);
-    const uint8x16_t q = vld1q_u8(qs), m4 = vdupq_n_u8(0x0F);
-    const int8x16_t l = vqtbl1q_s8(tab, vandq_u8(q, m4)), h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
-    return vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(y)), h, vld1q_s8(y + 16)));
-}
+// IQ4_NL (q8_0) and IQ4_XS (q8_K): the sixteen non-linear levels by table lookup; 16 bytes of
+// IQ4 codes are elements 0-15 (low nibbles) and 16-31 (high).
+struct Iq4Codes {
+    int8x16_t l, h;
+    explicit Iq4Codes(const uint8_t* qs) {
+        const int8x16_t tab = vld1q_s8(kIq4nlValues);
+        const uint8x16_t q = vld1q_u8(qs), m4 = vdupq_n_u8(0x0F);
+        l = vqtbl1q_s8(tab, vandq_u8(q, m4));
+        h = vqtbl1q_s8(tab, vshrq_n_u8(q, 4));
+    }
+    template <bool DP>
+    int32_t dot(const int8_t* y) const { return vaddvq_s32(dot16<DP>(dot16<DP>(vdupq_n_s32(0), l, vld1q_s8(y)), h, vld1q_s8(y + 16))); }
+};
 
-template <bool DP>
-float iq4_nl_q8_0(int64_t n, const void* vx, const void* vy) {
+template <bool DP, int NC>
+void iq4_nl_q8_0(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockIQ4_NL*>(vx);
-    const auto* y = static_cast<const BlockQ8_0*>(vy);
-    float sum = 0;
-    for (int64_t ib = 0; ib < n / 32; ++ib)
-        sum += static_cast<float>(iq4_dot32<DP>(x[ib].qs, y[ib].qs)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(y[ib].d));
-    return sum;
+    const BActs<BlockQ8_0, NC> ys(vy, by);
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+        const Iq4Codes q(x[ib].qs);
+        for (int c = 0; c < NC; ++c) {
+            const BlockQ8_0& yb = ys.y[c][ib];
+            sum[c] += static_cast<float>(q.dot<DP>(yb.qs)) * (fp16_to_fp32(x[ib].d) * fp16_to_fp32(yb.d));
+        }
+    }
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
-template <bool DP>
-float iq4_xs_q8_k(int64_t n, const void* vx, const void* vy) {
+template <bool DP, int NC>
+void iq4_xs_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockIQ4_XS*>(vx);
-    const auto* y = static_cast<const BlockQ8_K*>(vy);
-    float sum = 0;
+    const KActs<NC> ys(vy, by);
+    float sum[NC];
+    for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {
-        int32_t sumi = 0;
+        int32_t sumi[NC] = {};
         for (int ib = 0; ib < QK_K / 32; ++ib) {
             const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
-            sumi += iq4_dot32<DP>(x[i].qs + 16 * ib, y[i].qs + 32 * ib) * (ls - 32);
+            const Iq4Codes q(x[i].qs + 16 * ib);
+            for (int c = 0; c < NC; ++c) sumi[c] += q.dot<DP>(ys.y[c][i].qs + 32 * ib) * (ls - 32);
         }
-        sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi);
+        for (int c = 0; c < NC; ++c) sum[c] += fp16_to_fp32(x[i].d) * ys.y[c][i].d * static_cast<float>(sumi[c]);
     }
-    return sum;
+    for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
+
+template <bool DP, int NC>
+struct Q40 {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q4_8_0_q8_0<DP, NC, true>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q80 {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q4_8_0_q8_0<DP, NC, false>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q3K {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q23_k_q8_k<DP, NC, true>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q2K {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q23_k_q8_k<DP, NC, false>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q50 {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ5_0, 5, false>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q51 {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ5_1, 5, true>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct Q41 {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ4_1, 4, true>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct IQ4NL {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { iq4_nl_q8_0<DP, NC>(n, vx, vy, by, out); }
+};
+template <bool DP, int NC>
+struct IQ4XS {
+    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { iq4_xs_q8_k<DP, NC>(n, vx, vy, by, out); }
+};
 
 // Two Q8_0 or Q4_0 rows against tokens two at a time with the i8mm matrix instruction (SMMLA: a
 // 2x8 by 8x2 int8 product into 2x2 int32): per block the four integer sums, then per lane the
@@ -459,11 +524,13 @@ void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, s
     }
 }
 
-float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q4_0_q8_0<true>(n, vx, vy) : q4_0_q8_0<false>(n, vx, vy);
+float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q40>(n, vx, vy); }
+float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q80>(n, vx, vy); }
+void vec_dot_n_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q40>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q8_0_q8_0<true>(n, vx, vy) : q8_0_q8_0<false>(n, vx, vy);
+void vec_dot_n_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q80>(n, vx, vy, by, nc, out, os);
 }
 float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q4K>(n, vx, vy); }
 float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q6K>(n, vx, vy); }
@@ -477,26 +544,33 @@ void vec_dot_n_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t 
 void vec_dot_n_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
     k_many<Q5K>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q23_k_q8_k<true, true>(n, vx, vy) : q23_k_q8_k<false, true>(n, vx, vy);
+float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q3K>(n, vx, vy); }
+float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q2K>(n, vx, vy); }
+float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q50>(n, vx, vy); }
+float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q51>(n, vx, vy); }
+float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q41>(n, vx, vy); }
+float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<IQ4NL>(n, vx, vy); }
+float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<IQ4XS>(n, vx, vy); }
+void vec_dot_n_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q3K>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q23_k_q8_k<true, false>(n, vx, vy) : q23_k_q8_k<false, false>(n, vx, vy);
+void vec_dot_n_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q2K>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q45_legacy<true, BlockQ5_0, 5, false>(n, vx, vy) : q45_legacy<false, BlockQ5_0, 5, false>(n, vx, vy);
+void vec_dot_n_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q50>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q45_legacy<true, BlockQ5_1, 5, true>(n, vx, vy) : q45_legacy<false, BlockQ5_1, 5, true>(n, vx, vy);
+void vec_dot_n_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q51>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? q45_legacy<true, BlockQ4_1, 4, true>(n, vx, vy) : q45_legacy<false, BlockQ4_1, 4, true>(n, vx, vy);
+void vec_dot_n_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<Q41>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? iq4_nl_q8_0<true>(n, vx, vy) : iq4_nl_q8_0<false>(n, vx, vy);
+void vec_dot_n_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<IQ4NL>(n, vx, vy, by, nc, out, os);
 }
-float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy) {
-    return has_dotprod() ? iq4_xs_q8_k<true>(n, vx, vy) : iq4_xs_q8_k<false>(n, vx, vy);
+void vec_dot_n_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
+    k_many<IQ4XS>(n, vx, vy, by, nc, out, os);
 }
 void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os) {
     x2_q8_0_i8mm<false>(n, w0, w1, vy, by, nc, out, os);

@@ -165,18 +165,18 @@ const ScalarKernel kScalar[] = {
 
 #if defined(__aarch64__)
 const DotKernel kNeon[] = {
-    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, nullptr, vec_dot2_q4_0_q8_0_i8mm},
-    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, nullptr, vec_dot2_q8_0_q8_0_i8mm},
+    {GgmlType::Q4_0, vec_dot_q4_0_q8_0_neon, vec_dot_n_q4_0_q8_0_neon, vec_dot2_q4_0_q8_0_i8mm},
+    {GgmlType::Q8_0, vec_dot_q8_0_q8_0_neon, vec_dot_n_q8_0_q8_0_neon, vec_dot2_q8_0_q8_0_i8mm},
     {GgmlType::Q4_K, vec_dot_q4_k_q8_k_neon, vec_dot_n_q4_k_q8_k_neon},
     {GgmlType::Q6_K, vec_dot_q6_k_q8_k_neon, vec_dot_n_q6_k_q8_k_neon},
     {GgmlType::Q5_K, vec_dot_q5_k_q8_k_neon, vec_dot_n_q5_k_q8_k_neon},
-    {GgmlType::Q3_K, vec_dot_q3_k_q8_k_neon, nullptr},
-    {GgmlType::Q2_K, vec_dot_q2_k_q8_k_neon, nullptr},
-    {GgmlType::Q5_0, vec_dot_q5_0_q8_0_neon, nullptr},
-    {GgmlType::Q5_1, vec_dot_q5_1_q8_1_neon, nullptr},
-    {GgmlType::Q4_1, vec_dot_q4_1_q8_1_neon, nullptr},
-    {GgmlType::IQ4_NL, vec_dot_iq4_nl_q8_0_neon, nullptr},
-    {GgmlType::IQ4_XS, vec_dot_iq4_xs_q8_k_neon, nullptr},
+    {GgmlType::Q3_K, vec_dot_q3_k_q8_k_neon, vec_dot_n_q3_k_q8_k_neon},
+    {GgmlType::Q2_K, vec_dot_q2_k_q8_k_neon, vec_dot_n_q2_k_q8_k_neon},
+    {GgmlType::Q5_0, vec_dot_q5_0_q8_0_neon, vec_dot_n_q5_0_q8_0_neon},
+    {GgmlType::Q5_1, vec_dot_q5_1_q8_1_neon, vec_dot_n_q5_1_q8_1_neon},
+    {GgmlType::Q4_1, vec_dot_q4_1_q8_1_neon, vec_dot_n_q4_1_q8_1_neon},
+    {GgmlType::IQ4_NL, vec_dot_iq4_nl_q8_0_neon, vec_dot_n_iq4_nl_q8_0_neon},
+    {GgmlType::IQ4_XS, vec_dot_iq4_xs_q8_k_neon, vec_dot_n_iq4_xs_q8_k_neon},
 };
 #endif
 

@@ -99,7 +99,8 @@ int main() {
         check(ok, name);
     }
     // One row against several tokens: every output the one-token kernel's bits.
-    for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    for (const auto& cs : cases) {
+        const GgmlType t = cs.w;
         const VecDotNFn many = find_vec_dot_n(t);
         if (!many) {
             std::printf("%-40s none on this CPU\n", (std::string("vec_dot_n ") + type_traits(t).name).c_str());
@@ -111,7 +112,7 @@ int main() {
         for (auto& v : w) v = nd(rng) * 0.05f;
         for (auto& v : x) v = nd(rng);
         const auto qw = quantize_tensor(w.data(), 1, n, t);
-        const auto qx = quantize_tensor(x.data(), kMaxDotCols, n, GgmlType::Q8_K);
+        const auto qx = quantize_tensor(x.data(), kMaxDotCols, n, cs.a);
         const size_t by = qx.size() / kMaxDotCols;
         for (int nc = 1; nc <= kMaxDotCols; ++nc) {
             std::vector<float> out(static_cast<size_t>(nc) * 3, -1.f);

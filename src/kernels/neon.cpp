@@ -91,14 +91,15 @@ inline int32_t k4_min_sum(const BlockQ8_K& y, const uint8_t* mn) {
     return vaddvq_s32(vaddq_s32(vmull_s16(vget_low_s16(bs), vget_low_s16(m16)), vmull_high_s16(bs, m16)));
 }
 
-// The K-quant kernels below take one weight row against NC (1..kMaxDotCols) activation rows `by`
-// bytes apart: each super-block's codes are decoded once and met by every token, and each token
-// gets the integer sums and float steps of the one-token form (NC = 1), so the same bits.
-template <int NC>
-struct KActs {
-    const BlockQ8_K* y[NC];
-    KActs(const void* vy, size_t by) {
-        for (int c = 0; c < NC; ++c) y[c] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
+// The quantized kernels below take one weight row against NC (1..kMaxDotCols) activation rows
+// (ActRows: blocks of q8_K, q8_0 or q8_1) `by` bytes apart: each block's codes are decoded once
+// and met by every token, and each token gets the integer sums and float steps of the one-token
+// form (NC = 1), so the same bits.
+template <class YBlock, int NC>
+struct ActRows {
+    const YBlock* y[NC];
+    ActRows(const void* vy, size_t by) {
+        for (int c = 0; c < NC; ++c) y[c] = reinterpret_cast<const YBlock*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
     }
 };
 
@@ -108,7 +109,7 @@ template <bool DP, int NC, bool kFive>
 void q45_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     using Block = std::conditional_t<kFive, BlockQ5_K, BlockQ4_K>;
     const auto* x = static_cast<const Block*>(vx);
-    const KActs<NC> ys(vy, by);
+    const ActRows<BlockQ8_K, NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F), one = vdupq_n_u8(1);
     float sum[NC];
     for (int c = 0; c < NC; ++c) sum[c] = 0;
@@ -154,7 +155,7 @@ void q45_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out
 template <bool DP, int NC>
 void q6_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockQ6_K*>(vx);
-    const KActs<NC> ys(vy, by);
+    const ActRows<BlockQ8_K, NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
     const int8x16_t c32 = vdupq_n_s8(32);
     float sum[NC];
@@ -240,7 +241,7 @@ inline void q3k_scales16(const uint8_t* s, int8_t* out) {
 
 template <bool DP, int NC, bool kQ3>
 void q23_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
-    const KActs<NC> ys(vy, by);
+    const ActRows<BlockQ8_K, NC> ys(vy, by);
     const uint8x16_t m3 = vdupq_n_u8(3), one = vdupq_n_u8(1);
     float sum[NC];
     for (int c = 0; c < NC; ++c) sum[c] = 0;
@@ -311,21 +312,12 @@ inline uint8x16_t fifth_bits(uint32_t qh, int first) {
     return vld1q_u8(b);
 }
 
-// Activation rows of 32-element blocks (q8_0 or q8_1), NC of them `by` bytes apart.
-template <class YBlock, int NC>
-struct BActs {
-    const YBlock* y[NC];
-    BActs(const void* vy, size_t by) {
-        for (int c = 0; c < NC; ++c) y[c] = reinterpret_cast<const YBlock*>(static_cast<const uint8_t*>(vy) + static_cast<size_t>(c) * by);
-    }
-};
-
 // Q4_0 (codes less 8) and Q8_0 against q8_0 activations.
 template <bool DP, int NC, bool kQ4>
 void q4_8_0_q8_0(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     using Block = std::conditional_t<kQ4, BlockQ4_0, BlockQ8_0>;
     const auto* x = static_cast<const Block*>(vx);
-    const BActs<BlockQ8_0, NC> ys(vy, by);
+    const ActRows<BlockQ8_0, NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     const int8x16_t eight = vdupq_n_s8(8);
     float sum[NC];
@@ -353,7 +345,7 @@ template <bool DP, int NC, class Block, int kBits, bool kOffset>
 void q45_legacy(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const Block*>(vx);
     using YBlock = std::conditional_t<kOffset, BlockQ8_1, BlockQ8_0>;
-    const BActs<YBlock, NC> ys(vy, by);
+    const ActRows<YBlock, NC> ys(vy, by);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     float sum[NC];
     for (int c = 0; c < NC; ++c) sum[c] = 0;
@@ -398,7 +390,7 @@ struct Iq4Codes {
 template <bool DP, int NC>
 void iq4_nl_q8_0(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockIQ4_NL*>(vx);
-    const BActs<BlockQ8_0, NC> ys(vy, by);
+    const ActRows<BlockQ8_0, NC> ys(vy, by);
     float sum[NC];
     for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t ib = 0; ib < n / 32; ++ib) {
@@ -414,7 +406,7 @@ void iq4_nl_q8_0(int64_t n, const void* vx, const void* vy, size_t by, float* ou
 template <bool DP, int NC>
 void iq4_xs_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out) {
     const auto* x = static_cast<const BlockIQ4_XS*>(vx);
-    const KActs<NC> ys(vy, by);
+    const ActRows<BlockQ8_K, NC> ys(vy, by);
     float sum[NC];
     for (int c = 0; c < NC; ++c) sum[c] = 0;
     for (int64_t i = 0; i < n / QK_K; ++i) {

@@ -123,6 +123,22 @@ struct Context::Impl {
         return qrb;
     }
 
+    // One pass of ng (1 or 2) consecutive regrouped groups at `at` over tokens c0 .. c0 + nc - 1:
+    // out[c][ng * kPanelRows]. Two groups and a full tile go to gemm16 at once (where there is one).
+    template <class Acts, class Gemm>
+    static void group_pass(const uint8_t* at, int ng, size_t group_bytes, const Acts& acts, int c0, int nc, Gemm gemm, XKGemm16Fn gemm16,
+                           float* out) {
+        if constexpr (std::is_same_v<Acts, XKActs>) {
+            if (ng == 2 && nc == kGemmCols) return gemm16(at, group_bytes, acts, c0, out);
+        }
+        const int nr = ng * kPanelRows;
+        for (int k = 0; k < ng; ++k) {
+            float part[kPanelRows * kGemmCols];
+            gemm(at + static_cast<size_t>(k) * group_bytes, acts, c0, nc, part);
+            for (int c = 0; c < nc; ++c) std::copy(part + c * kPanelRows, part + (c + 1) * kPanelRows, out + c * nr + k * kPanelRows);
+        }
+    }
+
     // A matrix regrouped eight rows at a time (kernels/panel.hpp): the batch's activations quantized
     // to act_type and packed once, then every group of rows meets every token, kGemmCols at a time.
     // gemm16 (where the CPU has one) takes two groups at once for a full tile of tokens.
@@ -151,21 +167,8 @@ struct Context::Impl {
                         const size_t to = std::min(group_bytes * static_cast<size_t>(ng), from + share * static_cast<size_t>(ng));
                         for (size_t o = from; o < to; o += 64) __builtin_prefetch(next + o, 0, 3);
                     }
+                    group_pass(at, static_cast<int>(ng), group_bytes, acts, c0, nc, gemm, gemm16, out);
                     const int nr = static_cast<int>(ng) * kPanelRows;  // rows per token in out
-                    bool ng_done = false;
-                    if constexpr (std::is_same_v<Acts, XKActs>) {
-                        if (ng == 2 && nc == kGemmCols) {
-                            gemm16(at, group_bytes, acts, c0, out);
-                            ng_done = true;
-                        }
-                    }
-                    if (!ng_done) {
-                        for (int64_t k = 0; k < ng; ++k) {
-                            float part[kPanelRows * kGemmCols];
-                            gemm(at + static_cast<size_t>(k) * group_bytes, acts, c0, nc, part);
-                            for (int c = 0; c < nc; ++c) std::copy(part + c * kPanelRows, part + (c + 1) * kPanelRows, out + c * nr + k * kPanelRows);
-                        }
-                    }
                     for (int c = 0; c < nc; ++c) std::copy(out + c * nr, out + (c + 1) * nr, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
                 }
                 g += ng;

@@ -200,7 +200,8 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         best_rank = type_rank(p.deviceType);
         best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false, false}, p.limits.maxStorageBufferRange,
                 p.limits.timestampPeriod};
-        best.info.coopmat = f12.shaderFloat16 && has_coopmat_f16(f, d, exts);
+        // matmul_cm.comp: 8 subgroups of 32 threads, 44 KiB of shared memory.
+        best.info.coopmat = f12.shaderFloat16 && sg.subgroupSize == 32 && p.limits.maxComputeSharedMemorySize >= 45056 && has_coopmat_f16(f, d, exts);
     }
     if (!best.phys) fail(why);
     return best;

@@ -516,54 +516,25 @@ void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, s
     }
 }
 
-float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q40>(n, vx, vy); }
-float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q80>(n, vx, vy); }
-void vec_dot_n_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q40>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q80>(n, vx, vy, by, nc, out, os);
-}
-float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q4K>(n, vx, vy); }
-float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q6K>(n, vx, vy); }
-float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q5K>(n, vx, vy); }
-void vec_dot_n_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q4K>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q6K>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q5K>(n, vx, vy, by, nc, out, os);
-}
-float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q3K>(n, vx, vy); }
-float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q2K>(n, vx, vy); }
-float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q50>(n, vx, vy); }
-float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q51>(n, vx, vy); }
-float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy) { return k_one<Q41>(n, vx, vy); }
-float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy) { return k_one<IQ4NL>(n, vx, vy); }
-float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy) { return k_one<IQ4XS>(n, vx, vy); }
-void vec_dot_n_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q3K>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q2K>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q50>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q51>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<Q41>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<IQ4NL>(n, vx, vy, by, nc, out, os);
-}
-void vec_dot_n_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
-    k_many<IQ4XS>(n, vx, vy, by, nc, out, os);
-}
+// Each quantized format's one-token and many-token entry points (vec_dot.hpp).
+#define QF_NEON_DOT(name, K)                                                                                            \
+    float vec_dot_##name##_neon(int64_t n, const void* vx, const void* vy) { return k_one<K>(n, vx, vy); }             \
+    void vec_dot_n_##name##_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) { \
+        k_many<K>(n, vx, vy, by, nc, out, os);                                                                          \
+    }
+QF_NEON_DOT(q4_0_q8_0, Q40)
+QF_NEON_DOT(q8_0_q8_0, Q80)
+QF_NEON_DOT(q4_k_q8_k, Q4K)
+QF_NEON_DOT(q6_k_q8_k, Q6K)
+QF_NEON_DOT(q5_k_q8_k, Q5K)
+QF_NEON_DOT(q3_k_q8_k, Q3K)
+QF_NEON_DOT(q2_k_q8_k, Q2K)
+QF_NEON_DOT(q5_0_q8_0, Q50)
+QF_NEON_DOT(q5_1_q8_1, Q51)
+QF_NEON_DOT(q4_1_q8_1, Q41)
+QF_NEON_DOT(iq4_nl_q8_0, IQ4NL)
+QF_NEON_DOT(iq4_xs_q8_k, IQ4XS)
+#undef QF_NEON_DOT
 void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os) {
     x2_q8_0_i8mm<false>(n, w0, w1, vy, by, nc, out, os);
 }

@@ -193,40 +193,28 @@ void q6_k_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* out)
     for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
-// The one-token form of a kernel K<DP, NC> above, and the many-token form (nc of 1..kMaxDotCols,
-// outputs os floats apart); dotprod chosen at run time.
-template <template <bool, int> class K>
+// The one-token form of a kernel K::run<DP, NC> (QF_NEON_DOT below), and the many-token form (nc
+// of 1..kMaxDotCols, outputs os floats apart); dotprod chosen at run time.
+template <class K>
 float k_one(int64_t n, const void* vx, const void* vy) {
     float s;
-    if (has_dotprod()) K<true, 1>::run(n, vx, vy, 0, &s);
-    else K<false, 1>::run(n, vx, vy, 0, &s);
+    if (has_dotprod()) K::template run<true, 1>(n, vx, vy, 0, &s);
+    else K::template run<false, 1>(n, vx, vy, 0, &s);
     return s;
 }
-template <template <bool, int> class K>
+template <class K>
 void k_many(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) {
     static_assert(kMaxDotCols == 4);
     float s[kMaxDotCols];
     const bool dp = has_dotprod();
     switch (nc) {
-        case 1: dp ? K<true, 1>::run(n, vx, vy, by, s) : K<false, 1>::run(n, vx, vy, by, s); break;
-        case 2: dp ? K<true, 2>::run(n, vx, vy, by, s) : K<false, 2>::run(n, vx, vy, by, s); break;
-        case 3: dp ? K<true, 3>::run(n, vx, vy, by, s) : K<false, 3>::run(n, vx, vy, by, s); break;
-        default: dp ? K<true, 4>::run(n, vx, vy, by, s) : K<false, 4>::run(n, vx, vy, by, s); break;
+        case 1: dp ? K::template run<true, 1>(n, vx, vy, by, s) : K::template run<false, 1>(n, vx, vy, by, s); break;
+        case 2: dp ? K::template run<true, 2>(n, vx, vy, by, s) : K::template run<false, 2>(n, vx, vy, by, s); break;
+        case 3: dp ? K::template run<true, 3>(n, vx, vy, by, s) : K::template run<false, 3>(n, vx, vy, by, s); break;
+        default: dp ? K::template run<true, 4>(n, vx, vy, by, s) : K::template run<false, 4>(n, vx, vy, by, s); break;
     }
     for (int c = 0; c < nc; ++c) out[static_cast<size_t>(c) * os] = s[c];
 }
-template <bool DP, int NC>
-struct Q4K {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_k_q8_k<DP, NC, false>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q5K {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_k_q8_k<DP, NC, true>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q6K {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q6_k_q8_k<DP, NC>(n, vx, vy, by, out); }
-};
 
 // Q3_K and Q2_K: 2-bit codes from 32-apart positions (shift j of byte l is element 128h + 32j + l),
 // sixteen groups of 16. Q3_K: codes q2 + 4*hbit - 4 with 6-bit scales less 32; Q2_K: codes q2
@@ -421,42 +409,6 @@ void iq4_xs_q8_k(int64_t n, const void* vx, const void* vy, size_t by, float* ou
     for (int c = 0; c < NC; ++c) out[c] = sum[c];
 }
 
-template <bool DP, int NC>
-struct Q40 {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q4_8_0_q8_0<DP, NC, true>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q80 {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q4_8_0_q8_0<DP, NC, false>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q3K {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q23_k_q8_k<DP, NC, true>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q2K {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q23_k_q8_k<DP, NC, false>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q50 {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ5_0, 5, false>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q51 {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ5_1, 5, true>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct Q41 {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { q45_legacy<DP, NC, BlockQ4_1, 4, true>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct IQ4NL {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { iq4_nl_q8_0<DP, NC>(n, vx, vy, by, out); }
-};
-template <bool DP, int NC>
-struct IQ4XS {
-    static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) { iq4_xs_q8_k<DP, NC>(n, vx, vy, by, out); }
-};
 
 // Two Q8_0 or Q4_0 rows against tokens two at a time with the i8mm matrix instruction (SMMLA: a
 // 2x8 by 8x2 int8 product into 2x2 int32): per block the four integer sums, then per lane the
@@ -516,24 +468,31 @@ void gemm_f32_neon(const float* W, size_t ldw, int64_t n_rows, const float* X, s
     }
 }
 
-// Each quantized format's one-token and many-token entry points (vec_dot.hpp).
-#define QF_NEON_DOT(name, K)                                                                                            \
-    float vec_dot_##name##_neon(int64_t n, const void* vx, const void* vy) { return k_one<K>(n, vx, vy); }             \
+// Each quantized format's one-token and many-token entry points (vec_dot.hpp): the kernel template
+// fn<DP, NC, extra...> behind them.
+#define QF_NEON_DOT(name, fn, ...)                                                                                      \
+    struct name##_kernel {                                                                                              \
+        template <bool DP, int NC>                                                                                      \
+        static void run(int64_t n, const void* vx, const void* vy, size_t by, float* out) {                             \
+            fn<DP, NC __VA_OPT__(, ) __VA_ARGS__>(n, vx, vy, by, out);                                                  \
+        }                                                                                                               \
+    };                                                                                                                  \
+    float vec_dot_##name##_neon(int64_t n, const void* vx, const void* vy) { return k_one<name##_kernel>(n, vx, vy); } \
     void vec_dot_n_##name##_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os) { \
-        k_many<K>(n, vx, vy, by, nc, out, os);                                                                          \
+        k_many<name##_kernel>(n, vx, vy, by, nc, out, os);                                                              \
     }
-QF_NEON_DOT(q4_0_q8_0, Q40)
-QF_NEON_DOT(q8_0_q8_0, Q80)
-QF_NEON_DOT(q4_k_q8_k, Q4K)
-QF_NEON_DOT(q6_k_q8_k, Q6K)
-QF_NEON_DOT(q5_k_q8_k, Q5K)
-QF_NEON_DOT(q3_k_q8_k, Q3K)
-QF_NEON_DOT(q2_k_q8_k, Q2K)
-QF_NEON_DOT(q5_0_q8_0, Q50)
-QF_NEON_DOT(q5_1_q8_1, Q51)
-QF_NEON_DOT(q4_1_q8_1, Q41)
-QF_NEON_DOT(iq4_nl_q8_0, IQ4NL)
-QF_NEON_DOT(iq4_xs_q8_k, IQ4XS)
+QF_NEON_DOT(q4_0_q8_0, q4_8_0_q8_0, true)
+QF_NEON_DOT(q8_0_q8_0, q4_8_0_q8_0, false)
+QF_NEON_DOT(q4_k_q8_k, q45_k_q8_k, false)
+QF_NEON_DOT(q5_k_q8_k, q45_k_q8_k, true)
+QF_NEON_DOT(q6_k_q8_k, q6_k_q8_k)
+QF_NEON_DOT(q3_k_q8_k, q23_k_q8_k, true)
+QF_NEON_DOT(q2_k_q8_k, q23_k_q8_k, false)
+QF_NEON_DOT(q5_0_q8_0, q45_legacy, BlockQ5_0, 5, false)
+QF_NEON_DOT(q5_1_q8_1, q45_legacy, BlockQ5_1, 5, true)
+QF_NEON_DOT(q4_1_q8_1, q45_legacy, BlockQ4_1, 4, true)
+QF_NEON_DOT(iq4_nl_q8_0, iq4_nl_q8_0)
+QF_NEON_DOT(iq4_xs_q8_k, iq4_xs_q8_k)
 #undef QF_NEON_DOT
 void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os) {
     x2_q8_0_i8mm<false>(n, w0, w1, vy, by, nc, out, os);

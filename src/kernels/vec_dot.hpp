@@ -84,30 +84,23 @@ F16GemmFn find_f16_gemm();
 VecDotNFn find_vec_dot_n(GgmlType weight_type);
 VecDot2Fn find_vec_dot_2(GgmlType weight_type);  // nullptr where the CPU has none
 
-float vec_dot_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
-void vec_dot_n_q4_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q5_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q6_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q4_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q8_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-void vec_dot_n_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
-float vec_dot_q3_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q2_k_q8_k_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q5_0_q8_0_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q5_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_q4_1_q8_1_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_iq4_nl_q8_0_neon(int64_t n, const void* vx, const void* vy);
-float vec_dot_iq4_xs_q8_k_neon(int64_t n, const void* vx, const void* vy);
+// NEON (neon.cpp): each format's one-token kernel and its form for up to kMaxDotCols tokens.
+#define QF_NEON_DOT_DECL(name)                                                \
+    float vec_dot_##name##_neon(int64_t n, const void* vx, const void* vy); \
+    void vec_dot_n_##name##_neon(int64_t n, const void* vx, const void* vy, size_t by, int nc, float* out, size_t os);
+QF_NEON_DOT_DECL(q4_0_q8_0)
+QF_NEON_DOT_DECL(q8_0_q8_0)
+QF_NEON_DOT_DECL(q4_k_q8_k)
+QF_NEON_DOT_DECL(q5_k_q8_k)
+QF_NEON_DOT_DECL(q6_k_q8_k)
+QF_NEON_DOT_DECL(q3_k_q8_k)
+QF_NEON_DOT_DECL(q2_k_q8_k)
+QF_NEON_DOT_DECL(q5_0_q8_0)
+QF_NEON_DOT_DECL(q5_1_q8_1)
+QF_NEON_DOT_DECL(q4_1_q8_1)
+QF_NEON_DOT_DECL(iq4_nl_q8_0)
+QF_NEON_DOT_DECL(iq4_xs_q8_k)
+#undef QF_NEON_DOT_DECL
 void vec_dot2_q8_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
 void vec_dot2_q4_0_q8_0_i8mm(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
 bool neon_has_i8mm();

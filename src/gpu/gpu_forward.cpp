@@ -60,6 +60,9 @@ struct CountPush {
     uint32_t n;
 };
 
+// Whether batches of weights of type t run on tensor cores (matmul_cm.comp) on this device.
+bool tensor_cores(const VkRuntime& rt, GgmlType t) { return rt.info().coopmat && !gpu::matmul_cm_spirv(t).empty(); }
+
 uint32_t groups(uint64_t n, uint32_t per) { return static_cast<uint32_t>((n + per - 1) / per); }
 
 // The bytes a weight matrix takes on the device (shaders/weights.glsl): Q8_0, Q4_0, IQ4_NL and
@@ -119,15 +122,13 @@ struct Ops {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B)};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
-        if (B >= kMatmulMinTokens && rt->info().coopmat && !gpu::matmul_cm_spirv(w.type).empty()) {  // tensor cores: 128 x 128 tiles
-            const VkKernel& kern = kernel(matmul_cm_k[w.type], std::string("matmul_cm_") + type_traits(w.type).name, gpu::matmul_cm_spirv(w.type), 4,
-                                          sizeof(MatvecPush));
-            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 128));
-            return;
-        }
-        if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 64 tokens
-            const VkKernel& kern = kernel(matmul_k[w.type], std::string("matmul_") + type_traits(w.type).name, gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
-            rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), 64));
+        if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 128 tokens on tensor cores, else x 64 tokens
+            const bool cm = tensor_cores(*rt, w.type);
+            const VkKernel*& k = (cm ? matmul_cm_k : matmul_k)[w.type];
+            if (!k)
+                k = &rt->kernel(std::string(cm ? "matmul_cm_" : "matmul_") + type_traits(w.type).name,
+                                cm ? gpu::matmul_cm_spirv(w.type) : gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
+            rt->dispatch(*k, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), cm ? 128 : 64));
             return;
         }
         const uint32_t R = static_cast<uint32_t>(matvec_rows());
@@ -432,7 +433,7 @@ std::string device() {
     return i.name + " (" + i.type + ")";
 }
 
-bool coopmat() { return test_ops().rt->info().coopmat; }
+bool coopmat(GgmlType t) { return tensor_cores(*test_ops().rt, t); }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias, std::span<const float> y0) {

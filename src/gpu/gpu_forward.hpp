@@ -38,8 +38,9 @@ bool gpu_usable();
 // lavapipe allowed); each throws Error(resource) without a device.
 namespace gpu_ops {
 std::string device();
-// Whether batches of 2+ tokens run on tensor cores (matmul_cm.comp: inputs rounded to f16).
-bool coopmat();
+// Whether batches of 2+ tokens of weights stored as t run on tensor cores (matmul_cm.comp: inputs
+// rounded to f16).
+bool coopmat(GgmlType t);
 // y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias = {}, std::span<const float> y0 = {});

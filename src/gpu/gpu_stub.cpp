@@ -19,7 +19,7 @@ namespace {
 [[noreturn]] void none() { throw Error(ExitCode::resource, "[gpu] this qforge was built without Vulkan"); }
 }  // namespace
 std::string device() { none(); }
-bool coopmat() { return false; }
+bool coopmat(GgmlType) { return false; }
 std::vector<float> matvec(GgmlType, std::span<const uint8_t>, int64_t, int64_t, std::span<const float>, int, std::span<const float>,
                           std::span<const float>) { none(); }
 std::vector<float> rmsnorm(std::span<const float>, std::span<const float>, float) { none(); }

@@ -187,77 +187,51 @@ const uint32_t kAttnCombine[] =
 const uint32_t kSwiglu[] =
 #include "swiglu.inc"
     ;
+// Each weight format's matrix-vector, tiled and tensor-core shaders (none of the last for F32 and
+// BF16, whose values f16 cannot always hold).
+struct FormatShaders {
+    GgmlType type;
+    std::span<const uint32_t> matvec, matmul, matmul_cm;
+};
+const FormatShaders kFormats[] = {
+    {GgmlType::F32, kMatvec_f32, kMatmul_f32, {}},
+    {GgmlType::F16, kMatvec_f16, kMatmul_f16, kMatmulCm_f16},
+    {GgmlType::Q8_0, kMatvec_q8_0, kMatmul_q8_0, kMatmulCm_q8_0},
+    {GgmlType::Q4_0, kMatvec_q4_0, kMatmul_q4_0, kMatmulCm_q4_0},
+    {GgmlType::Q4_1, kMatvec_q4_1, kMatmul_q4_1, kMatmulCm_q4_1},
+    {GgmlType::Q5_0, kMatvec_q5_0, kMatmul_q5_0, kMatmulCm_q5_0},
+    {GgmlType::Q5_1, kMatvec_q5_1, kMatmul_q5_1, kMatmulCm_q5_1},
+    {GgmlType::Q2_K, kMatvec_q2_k, kMatmul_q2_k, kMatmulCm_q2_k},
+    {GgmlType::Q3_K, kMatvec_q3_k, kMatmul_q3_k, kMatmulCm_q3_k},
+    {GgmlType::Q4_K, kMatvec_q4_k, kMatmul_q4_k, kMatmulCm_q4_k},
+    {GgmlType::Q5_K, kMatvec_q5_k, kMatmul_q5_k, kMatmulCm_q5_k},
+    {GgmlType::Q6_K, kMatvec_q6_k, kMatmul_q6_k, kMatmulCm_q6_k},
+    {GgmlType::IQ4_NL, kMatvec_iq4_nl, kMatmul_iq4_nl, kMatmulCm_iq4_nl},
+    {GgmlType::IQ4_XS, kMatvec_iq4_xs, kMatmul_iq4_xs, kMatmulCm_iq4_xs},
+    {GgmlType::BF16, kMatvec_bf16, kMatmul_bf16, {}},
+    {GgmlType::MLX_A2, kMatvec_mlx_a2, kMatmul_mlx_a2, kMatmulCm_mlx_a2},
+    {GgmlType::MLX_A3, kMatvec_mlx_a3, kMatmul_mlx_a3, kMatmulCm_mlx_a3},
+    {GgmlType::MLX_A6, kMatvec_mlx_a6, kMatmul_mlx_a6, kMatmulCm_mlx_a6},
+    {GgmlType::MLX_A8, kMatvec_mlx_a8, kMatmul_mlx_a8, kMatmulCm_mlx_a8},
+};
+const FormatShaders* format_shaders(GgmlType t) {
+    for (const auto& f : kFormats)
+        if (f.type == t) return &f;
+    return nullptr;
+}
 }  // namespace
 
 std::span<const uint32_t> matvec_spirv(GgmlType t) {
-    switch (t) {
-        case GgmlType::F32: return kMatvec_f32;
-        case GgmlType::F16: return kMatvec_f16;
-        case GgmlType::Q8_0: return kMatvec_q8_0;
-        case GgmlType::Q4_0: return kMatvec_q4_0;
-        case GgmlType::Q4_1: return kMatvec_q4_1;
-        case GgmlType::Q5_0: return kMatvec_q5_0;
-        case GgmlType::Q5_1: return kMatvec_q5_1;
-        case GgmlType::Q2_K: return kMatvec_q2_k;
-        case GgmlType::Q3_K: return kMatvec_q3_k;
-        case GgmlType::Q4_K: return kMatvec_q4_k;
-        case GgmlType::Q5_K: return kMatvec_q5_k;
-        case GgmlType::Q6_K: return kMatvec_q6_k;
-        case GgmlType::IQ4_NL: return kMatvec_iq4_nl;
-        case GgmlType::IQ4_XS: return kMatvec_iq4_xs;
-        case GgmlType::BF16: return kMatvec_bf16;
-        case GgmlType::MLX_A2: return kMatvec_mlx_a2;
-        case GgmlType::MLX_A3: return kMatvec_mlx_a3;
-        case GgmlType::MLX_A6: return kMatvec_mlx_a6;
-        case GgmlType::MLX_A8: return kMatvec_mlx_a8;
-        default: return {};
-    }
+    const FormatShaders* f = format_shaders(t);
+    return f ? f->matvec : std::span<const uint32_t>{};
 }
 std::span<const uint32_t> matmul_spirv(GgmlType t) {
-    switch (t) {
-        case GgmlType::F32: return kMatmul_f32;
-        case GgmlType::F16: return kMatmul_f16;
-        case GgmlType::Q8_0: return kMatmul_q8_0;
-        case GgmlType::Q4_0: return kMatmul_q4_0;
-        case GgmlType::Q4_1: return kMatmul_q4_1;
-        case GgmlType::Q5_0: return kMatmul_q5_0;
-        case GgmlType::Q5_1: return kMatmul_q5_1;
-        case GgmlType::Q2_K: return kMatmul_q2_k;
-        case GgmlType::Q3_K: return kMatmul_q3_k;
-        case GgmlType::Q4_K: return kMatmul_q4_k;
-        case GgmlType::Q5_K: return kMatmul_q5_k;
-        case GgmlType::Q6_K: return kMatmul_q6_k;
-        case GgmlType::IQ4_NL: return kMatmul_iq4_nl;
-        case GgmlType::IQ4_XS: return kMatmul_iq4_xs;
-        case GgmlType::BF16: return kMatmul_bf16;
-        case GgmlType::MLX_A2: return kMatmul_mlx_a2;
-        case GgmlType::MLX_A3: return kMatmul_mlx_a3;
-        case GgmlType::MLX_A6: return kMatmul_mlx_a6;
-        case GgmlType::MLX_A8: return kMatmul_mlx_a8;
-        default: return {};
-    }
+    const FormatShaders* f = format_shaders(t);
+    return f ? f->matmul : std::span<const uint32_t>{};
 }
 std::span<const uint32_t> matmul_cm_spirv(GgmlType t) {
-    switch (t) {
-        case GgmlType::F16: return kMatmulCm_f16;
-        case GgmlType::Q8_0: return kMatmulCm_q8_0;
-        case GgmlType::Q4_0: return kMatmulCm_q4_0;
-        case GgmlType::Q4_1: return kMatmulCm_q4_1;
-        case GgmlType::Q5_0: return kMatmulCm_q5_0;
-        case GgmlType::Q5_1: return kMatmulCm_q5_1;
-        case GgmlType::Q2_K: return kMatmulCm_q2_k;
-        case GgmlType::Q3_K: return kMatmulCm_q3_k;
-        case GgmlType::Q4_K: return kMatmulCm_q4_k;
-        case GgmlType::Q5_K: return kMatmulCm_q5_k;
-        case GgmlType::Q6_K: return kMatmulCm_q6_k;
-        case GgmlType::IQ4_NL: return kMatmulCm_iq4_nl;
-        case GgmlType::IQ4_XS: return kMatmulCm_iq4_xs;
-        case GgmlType::MLX_A2: return kMatmulCm_mlx_a2;
-        case GgmlType::MLX_A3: return kMatmulCm_mlx_a3;
-        case GgmlType::MLX_A6: return kMatmulCm_mlx_a6;
-        case GgmlType::MLX_A8: return kMatmulCm_mlx_a8;
-        default: return {};
-    }
+    const FormatShaders* f = format_shaders(t);
+    return f ? f->matmul_cm : std::span<const uint32_t>{};
 }
 std::span<const uint32_t> rmsnorm_spirv() { return kRmsnorm; }
 std::span<const uint32_t> rope_spirv() { return kRope; }

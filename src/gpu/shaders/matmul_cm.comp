@@ -2,7 +2,7 @@
 // Prompts on tensor cores (VK_NV_cooperative_matrix, 16 x 16 x 16 f16 products summed in f32):
 // Y[b][r] = (accumulate ? Y[b][r] : 0) + bias[r] + W[r] . X[b]. A workgroup of 256 threads (8
 // subgroups of 32) owns 128 rows x 128 tokens; per 64-column step every thread decodes 32 weights
-// of one row (weights.glsl; Q8_0, Q4_0, IQ4_NL and Q4_K with 16-byte loads) and loads 32
+// of one row (weights.glsl; unit32_weights where the format has it) and loads 32
 // activations of one token, rounds both to f16 and stores them in shared memory 16 bytes at a
 // time; then each subgroup multiplies its 32 rows x 64 tokens (2 x 4 matrices of 16 x 16) while
 // the next step's weights and activations are on their way.
@@ -37,23 +37,9 @@ uvec4 pack8(float v[8]) {
 void weights32(uint r, uint u, out uvec4 h[4]) {
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = uvec4(0);
     if (r >= p.rows || 32 * u >= p.cols) return;
-#if WTYPE == 2 || WTYPE == 3 || WTYPE == 12 || WTYPE == 9
+#ifdef UNIT32_WEIGHTS
     float c[32];
-#if WTYPE == 9  // Q4_K as stored: sub-block s = u % 8 of super-block u / 8, its codes in two 16-byte loads
-    const uint base = 9 * (r * (p.cols / 256) + u / 8), s = u % 8, sh = 4 * (s % 2);
-    const uvec4 hd = w4[base], q0 = w4[base + 1 + 2 * (s / 2)], q1 = w4[base + 2 + 2 * (s / 2)];
-    const vec2 dm = unpackHalf2x16(hd.x);
-    float sc, mn;
-    k4_scale_min(hd, s, sc, mn);
-    sc *= dm.x;
-    mn *= -dm.y;
-    [[unroll]] for (uint i = 0; i < 16; ++i) {
-        c[i] = sc * float((byte_of(q0, i) >> sh) & 15u) + mn;
-        c[16 + i] = sc * float((byte_of(q1, i) >> sh) & 15u) + mn;
-    }
-#else  // whole blocks with 16-byte loads (weights.glsl's FAST_UNITS)
-    unit_weights(r, u, c);
-#endif
+    unit32_weights(r, u, c);
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = pack8(float[8](c[8 * q], c[8 * q + 1], c[8 * q + 2], c[8 * q + 3], c[8 * q + 4], c[8 * q + 5], c[8 * q + 6], c[8 * q + 7]));
 #else
     [[unroll]] for (uint q = 0; q < 4; ++q) {

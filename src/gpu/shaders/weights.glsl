@@ -274,3 +274,26 @@ void unit_weights(uint r, uint u, out float c[UE]) {
 #endif
 }
 #endif
+
+#if WTYPE == 2 || WTYPE == 3 || WTYPE == 12 || WTYPE == 9
+// Prompts' path (matmul_cm.comp): the 32 weights of row r, columns 32 u .. 32 u + 31, with 16-byte
+// loads (w = d * q + m).
+#define UNIT32_WEIGHTS 1
+#if WTYPE == 9
+void unit32_weights(uint r, uint u, out float c[32]) {  // sub-block s = u % 8 of super-block u / 8
+    const uint base = 9 * (r * (p.cols / 256) + u / 8), s = u % 8, sh = 4 * (s % 2);
+    const uvec4 hd = w4[base], q0 = w4[base + 1 + 2 * (s / 2)], q1 = w4[base + 2 + 2 * (s / 2)];
+    const vec2 dm = unpackHalf2x16(hd.x);
+    float sc, mn;
+    k4_scale_min(hd, s, sc, mn);
+    sc *= dm.x;
+    mn *= -dm.y;
+    [[unroll]] for (uint i = 0; i < 16; ++i) {
+        c[i] = sc * float((byte_of(q0, i) >> sh) & 15u) + mn;
+        c[16 + i] = sc * float((byte_of(q1, i) >> sh) & 15u) + mn;
+    }
+}
+#else
+#define unit32_weights unit_weights  // a unit is 32 weights already
+#endif
+#endif

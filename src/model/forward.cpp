@@ -157,7 +157,7 @@ struct Context::Impl {
         pool.parallel_chunks(n_groups, std::max<int64_t>(2, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
             float out[2 * kPanelRows * kGemmCols];
             for (int64_t g = g0; g < g1;) {
-                const int64_t ng = gemm16 && g + 1 < g1 ? 2 : 1;  // groups this step
+                const int ng = gemm16 && g + 1 < g1 ? 2 : 1;  // groups this step
                 const uint8_t* at = w.x8 + static_cast<size_t>(g) * group_bytes;
                 for (int c0 = 0; c0 < B; c0 += kGemmCols) {
                     const int nc = std::min(kGemmCols, B - c0);
@@ -167,8 +167,8 @@ struct Context::Impl {
                         const size_t to = std::min(group_bytes * static_cast<size_t>(ng), from + share * static_cast<size_t>(ng));
                         for (size_t o = from; o < to; o += 64) __builtin_prefetch(next + o, 0, 3);
                     }
-                    group_pass(at, static_cast<int>(ng), group_bytes, acts, c0, nc, gemm, gemm16, out);
-                    const int nr = static_cast<int>(ng) * kPanelRows;  // rows per token in out
+                    group_pass(at, ng, group_bytes, acts, c0, nc, gemm, gemm16, out);
+                    const int nr = ng * kPanelRows;  // rows per token in out
                     for (int c = 0; c < nc; ++c) std::copy(out + c * nr, out + (c + 1) * nr, y + static_cast<size_t>(c0 + c) * rows + g * kPanelRows);
                 }
                 g += ng;

@@ -62,6 +62,9 @@ struct CountPush {
 
 // Whether batches of weights of type t run on tensor cores (matmul_cm.comp) on this device.
 bool tensor_cores(const VkRuntime& rt, GgmlType t) { return rt.info().coopmat && !gpu::matmul_cm_spirv(t).empty(); }
+// Whether one token meets weights of type t on integer dot products (matvec_dot.comp, activations
+// quantized to 8 bits) on this device.
+bool int_dots(const VkRuntime& rt, GgmlType t) { return rt.info().int_dot && !gpu::matvec_dot_spirv(t).empty(); }
 
 uint32_t groups(uint64_t n, uint32_t per) { return static_cast<uint32_t>((n + per - 1) / per); }
 
@@ -110,7 +113,7 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
+    std::map<GgmlType, const VkKernel*> matvec_k, matvec_dot_k, matmul_k, matmul_cm_k;
     const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
@@ -132,9 +135,11 @@ struct Ops {
             return;
         }
         const uint32_t R = static_cast<uint32_t>(matvec_rows());
-        const VkKernel*& k = matvec_k[w.type];
-        if (!k) k = &rt->kernel(std::string("matvec_") + type_traits(w.type).name + "_r" + std::to_string(R), gpu::matvec_spirv(w.type), 4,
-                                sizeof(MatvecPush), std::span<const uint32_t>(&R, 1));
+        const bool dot = int_dots(*rt, w.type);
+        const VkKernel*& k = (dot ? matvec_dot_k : matvec_k)[w.type];
+        if (!k)
+            k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R),
+                            dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush), std::span<const uint32_t>(&R, 1));
         const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
         rt->dispatch(*k, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
@@ -376,7 +381,7 @@ int GpuForward::first_layer() const { return impl_->first; }
 
 std::string GpuForward::device_description() const {
     const auto& i = impl_->rt->info();
-    return i.name + " (" + i.type + ", Vulkan" + (i.coopmat ? ", cooperative matrix" : "") + ")";
+    return i.name + " (" + i.type + ", Vulkan" + (i.coopmat ? ", cooperative matrix" : "") + (i.int_dot ? ", integer dot product" : "") + ")";
 }
 
 void GpuForward::eval(const float* x, int B, int n_past, float* logits, bool all_logits) {
@@ -434,6 +439,8 @@ std::string device() {
 }
 
 bool coopmat(GgmlType t) { return tensor_cores(*test_ops().rt, t); }
+
+bool int_dot(GgmlType t) { return int_dots(*test_ops().rt, t); }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias, std::span<const float> y0) {

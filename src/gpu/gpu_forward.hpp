@@ -41,6 +41,9 @@ std::string device();
 // Whether batches of 2+ tokens of weights stored as t run on tensor cores (matmul_cm.comp: inputs
 // rounded to f16).
 bool coopmat(GgmlType t);
+// Whether one token meets weights stored as t on integer dot products (matvec_dot.comp: the
+// activations quantized to 8 bits per block of 32, d = max|x| / 127).
+bool int_dot(GgmlType t);
 // y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias = {}, std::span<const float> y0 = {});

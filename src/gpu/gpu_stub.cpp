@@ -20,6 +20,7 @@ namespace {
 }  // namespace
 std::string device() { none(); }
 bool coopmat(GgmlType) { return false; }
+bool int_dot(GgmlType) { return false; }
 std::vector<float> matvec(GgmlType, std::span<const uint8_t>, int64_t, int64_t, std::span<const float>, int, std::span<const float>,
                           std::span<const float>) { none(); }
 std::vector<float> rmsnorm(std::span<const float>, std::span<const float>, float) { none(); }

@@ -169,6 +169,18 @@ const uint32_t kMatmulCm_mlx_a6[] =
 const uint32_t kMatmulCm_mlx_a8[] =
 #include "matmul_cm_mlx_a8.inc"
     ;
+const uint32_t kMatvecDot_q8_0[] =
+#include "matvec_dot_q8_0.inc"
+    ;
+const uint32_t kMatvecDot_q4_0[] =
+#include "matvec_dot_q4_0.inc"
+    ;
+const uint32_t kMatvecDot_q4_k[] =
+#include "matvec_dot_q4_k.inc"
+    ;
+const uint32_t kMatvecDot_q6_k[] =
+#include "matvec_dot_q6_k.inc"
+    ;
 const uint32_t kRmsnorm[] =
 #include "rmsnorm.inc"
     ;
@@ -187,25 +199,26 @@ const uint32_t kAttnCombine[] =
 const uint32_t kSwiglu[] =
 #include "swiglu.inc"
     ;
-// Each weight format's matrix-vector, tiled and tensor-core shaders (none of the last for F32 and
-// BF16, whose values f16 cannot always hold).
+// Each weight format's matrix-vector, tiled and tensor-core shaders (none of the tensor-core ones
+// for F32 and BF16, whose values f16 cannot always hold), and the matrix-vector product on integer
+// dot products where there is one.
 struct FormatShaders {
     GgmlType type;
-    std::span<const uint32_t> matvec, matmul, matmul_cm;
+    std::span<const uint32_t> matvec, matmul, matmul_cm, matvec_dot = {};
 };
 const FormatShaders kFormats[] = {
     {GgmlType::F32, kMatvec_f32, kMatmul_f32, {}},
     {GgmlType::F16, kMatvec_f16, kMatmul_f16, kMatmulCm_f16},
-    {GgmlType::Q8_0, kMatvec_q8_0, kMatmul_q8_0, kMatmulCm_q8_0},
-    {GgmlType::Q4_0, kMatvec_q4_0, kMatmul_q4_0, kMatmulCm_q4_0},
+    {GgmlType::Q8_0, kMatvec_q8_0, kMatmul_q8_0, kMatmulCm_q8_0, kMatvecDot_q8_0},
+    {GgmlType::Q4_0, kMatvec_q4_0, kMatmul_q4_0, kMatmulCm_q4_0, kMatvecDot_q4_0},
     {GgmlType::Q4_1, kMatvec_q4_1, kMatmul_q4_1, kMatmulCm_q4_1},
     {GgmlType::Q5_0, kMatvec_q5_0, kMatmul_q5_0, kMatmulCm_q5_0},
     {GgmlType::Q5_1, kMatvec_q5_1, kMatmul_q5_1, kMatmulCm_q5_1},
     {GgmlType::Q2_K, kMatvec_q2_k, kMatmul_q2_k, kMatmulCm_q2_k},
     {GgmlType::Q3_K, kMatvec_q3_k, kMatmul_q3_k, kMatmulCm_q3_k},
-    {GgmlType::Q4_K, kMatvec_q4_k, kMatmul_q4_k, kMatmulCm_q4_k},
+    {GgmlType::Q4_K, kMatvec_q4_k, kMatmul_q4_k, kMatmulCm_q4_k, kMatvecDot_q4_k},
     {GgmlType::Q5_K, kMatvec_q5_k, kMatmul_q5_k, kMatmulCm_q5_k},
-    {GgmlType::Q6_K, kMatvec_q6_k, kMatmul_q6_k, kMatmulCm_q6_k},
+    {GgmlType::Q6_K, kMatvec_q6_k, kMatmul_q6_k, kMatmulCm_q6_k, kMatvecDot_q6_k},
     {GgmlType::IQ4_NL, kMatvec_iq4_nl, kMatmul_iq4_nl, kMatmulCm_iq4_nl},
     {GgmlType::IQ4_XS, kMatvec_iq4_xs, kMatmul_iq4_xs, kMatmulCm_iq4_xs},
     {GgmlType::BF16, kMatvec_bf16, kMatmul_bf16, {}},
@@ -232,6 +245,10 @@ std::span<const uint32_t> matmul_spirv(GgmlType t) {
 std::span<const uint32_t> matmul_cm_spirv(GgmlType t) {
     const FormatShaders* f = format_shaders(t);
     return f ? f->matmul_cm : std::span<const uint32_t>{};
+}
+std::span<const uint32_t> matvec_dot_spirv(GgmlType t) {
+    const FormatShaders* f = format_shaders(t);
+    return f ? f->matvec_dot : std::span<const uint32_t>{};
 }
 std::span<const uint32_t> rmsnorm_spirv() { return kRmsnorm; }
 std::span<const uint32_t> rope_spirv() { return kRope; }

@@ -16,6 +16,7 @@ std::span<const uint32_t> matmul_spirv(GgmlType t);
 // The same on tensor cores (matmul_cm.comp, VK_NV_cooperative_matrix; inputs rounded to f16):
 // empty for F32 and BF16 (whose values f16 cannot always hold: their prompts keep the f32 product).
 std::span<const uint32_t> matmul_cm_spirv(GgmlType t);
+std::span<const uint32_t> matvec_dot_spirv(GgmlType t);  // empty where the format has none
 std::span<const uint32_t> rmsnorm_spirv();
 std::span<const uint32_t> rope_spirv();
 std::span<const uint32_t> attention_spirv();

@@ -127,12 +127,15 @@ const VkFns& instance_fns(VkInstance* instance_out) {
     return fns;
 }
 
+bool has_extension(const std::vector<VkExtensionProperties>& exts, const char* name) {
+    return std::any_of(exts.begin(), exts.end(), [name](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, name) == 0; });
+}
+
 // Whether the device multiplies 16 x 16 x 16 f16 matrices into f32 per subgroup through
 // VK_NV_cooperative_matrix (and QFORGE_GPU_COOPMAT is not 0).
 bool has_coopmat_f16(const VkFns& f, VkPhysicalDevice d, const std::vector<VkExtensionProperties>& exts) {
     if (const char* e = std::getenv("QFORGE_GPU_COOPMAT"); e && std::string(e) == "0") return false;
-    const bool ext = std::any_of(exts.begin(), exts.end(), [](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) == 0; });
-    if (!ext || !f.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) return false;
+    if (!has_extension(exts, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) || !f.vkGetPhysicalDeviceCooperativeMatrixPropertiesNV) return false;
     auto cm = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
     auto feats = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
     feats.pNext = &cm;
@@ -146,6 +149,17 @@ bool has_coopmat_f16(const VkFns& f, VkPhysicalDevice d, const std::vector<VkExt
         return q.MSize == 16 && q.NSize == 16 && q.KSize == 16 && q.AType == VK_COMPONENT_TYPE_FLOAT16_NV && q.BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
                q.CType == VK_COMPONENT_TYPE_FLOAT32_NV && q.DType == VK_COMPONENT_TYPE_FLOAT32_NV && q.scope == VK_SCOPE_SUBGROUP_NV;
     });
+}
+
+// Whether the device has VK_KHR_shader_integer_dot_product's feature (and QFORGE_GPU_INTDOT is not 0).
+bool has_int_dot(const VkFns& f, VkPhysicalDevice d, const std::vector<VkExtensionProperties>& exts) {
+    if (const char* e = std::getenv("QFORGE_GPU_INTDOT"); e && std::string(e) == "0") return false;
+    if (!has_extension(exts, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME)) return false;
+    auto dp = vk_struct<VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR);
+    auto feats = vk_struct<VkPhysicalDeviceFeatures2>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2);
+    feats.pNext = &dp;
+    f.vkGetPhysicalDeviceFeatures2(d, &feats);
+    return dp.shaderIntegerDotProduct;
 }
 
 struct DeviceChoice {
@@ -173,7 +187,7 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         f.vkEnumerateDeviceExtensionProperties(d, nullptr, &ne, nullptr);
         std::vector<VkExtensionProperties> exts(ne);
         f.vkEnumerateDeviceExtensionProperties(d, nullptr, &ne, exts.data());
-        const bool push = std::any_of(exts.begin(), exts.end(), [](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME) == 0; });
+        const bool push = has_extension(exts, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
         auto f11 = vk_struct<VkPhysicalDeviceVulkan11Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES);
         auto f12 = vk_struct<VkPhysicalDeviceVulkan12Features>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);
         f11.pNext = &f12;
@@ -198,10 +212,11 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         }
         if (type_rank(p.deviceType) >= best_rank) continue;
         best_rank = type_rank(p.deviceType);
-        best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false, false}, p.limits.maxStorageBufferRange,
+        best = {d, static_cast<uint32_t>(qf), {p.deviceName, type_name(p.deviceType), false, false, false}, p.limits.maxStorageBufferRange,
                 p.limits.timestampPeriod};
         // matmul_cm.comp: 8 subgroups of 32 threads, 44 KiB of shared memory.
         best.info.coopmat = f12.shaderFloat16 && sg.subgroupSize == 32 && p.limits.maxComputeSharedMemorySize >= 45056 && has_coopmat_f16(f, d, exts);
+        best.info.int_dot = has_int_dot(f, d, exts);
     }
     if (!best.phys) fail(why);
     return best;
@@ -247,18 +262,27 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     f12.storageBuffer8BitAccess = VK_TRUE;
     f11.pNext = &f12;
     auto cm = vk_struct<VkPhysicalDeviceCooperativeMatrixFeaturesNV>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV);
-    const char* dev_ext[] = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME};
+    auto dp = vk_struct<VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR>(VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR);
+    std::vector<const char*> dev_ext = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+    void** chain = &f12.pNext;
     if (rt->info_.coopmat) {
         f12.shaderFloat16 = VK_TRUE;
         cm.cooperativeMatrix = VK_TRUE;
-        f12.pNext = &cm;
+        *chain = &cm;
+        chain = &cm.pNext;
+        dev_ext.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    }
+    if (rt->info_.int_dot) {
+        dp.shaderIntegerDotProduct = VK_TRUE;
+        *chain = &dp;
+        dev_ext.push_back(VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     }
     auto dci = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
     dci.pNext = &f11;
     dci.queueCreateInfoCount = 1;
     dci.pQueueCreateInfos = &qci;
-    dci.enabledExtensionCount = rt->info_.coopmat ? 2 : 1;
-    dci.ppEnabledExtensionNames = dev_ext;
+    dci.enabledExtensionCount = static_cast<uint32_t>(dev_ext.size());
+    dci.ppEnabledExtensionNames = dev_ext.data();
     check(f.vkCreateDevice(rt->phys_, &dci, nullptr, &rt->device_), "vkCreateDevice");
     f.vkGetDeviceQueue(rt->device_, rt->queue_family_, 0, &rt->queue_);
     auto pci = vk_struct<VkCommandPoolCreateInfo>(VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO);

@@ -30,6 +30,9 @@ struct DeviceInfo {
     // VK_NV_cooperative_matrix with 16 x 16 x 16 f16 products into f32 (tensor cores; NVIDIA),
     // used for prompts unless QFORGE_GPU_COOPMAT=0.
     bool coopmat = false;
+    // VK_KHR_shader_integer_dot_product: generation's products of Q8_0, Q4_0, Q4_K and Q6_K weights
+    // on 8-bit activations (matvec_dot.comp), unless QFORGE_GPU_INTDOT=0.
+    bool int_dot = false;
 };
 
 class VkRuntime;

@@ -45,6 +45,46 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
     EXPECT_EQ(bad, 0) << what;
 }
 
+// got = wd . x (+ bias + y0) for B tokens of cols, as gpu_ops::matvec computes it with weights of type t
+// (dequantized: wd). On integer dot products (one token) the shader meets the activations quantized
+// to 8 bits a block of 32 (xq below); a code that lies within 1e-3 of a rounding tie may round
+// either way, so such elements add d |w| to the tolerance (slack). On tensor cores (batches)
+// weights and activations are rounded to f16 first: each product within about 2^-10 of its magnitude.
+void expect_product(const std::vector<float>& got, GgmlType t, const std::vector<float>& wd, int64_t rows, int64_t cols, const std::vector<float>& x,
+                    int B, const std::vector<float>& bias, const std::vector<float>& y0, const std::string& what) {
+    const bool q8_inputs = B == 1 && gpu_ops::int_dot(t);
+    std::vector<float> xq(x), tie(x.size(), 0.f);
+    if (q8_inputs)
+        for (size_t b0 = 0; b0 < x.size(); b0 += 32) {
+            float amax = 0;
+            for (size_t i = b0; i < b0 + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+            for (size_t i = b0; i < b0 + 32; ++i) {
+                const double v = amax > 0 ? x[i] / amax * 127.0 : 0.0;
+                xq[i] = static_cast<float>(std::nearbyint(v) * amax / 127.0);
+                if (std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) tie[i] = amax / 127.f;
+            }
+        }
+    std::vector<double> want(got.size()), mag(got.size()), slack(got.size(), 0.0);
+    for (int b = 0; b < B; ++b)
+        for (int64_t r = 0; r < rows; ++r) {
+            double s = 0, a = 0, sl = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+                const size_t xi = static_cast<size_t>(b * cols + c);
+                const double wv = wd[static_cast<size_t>(r * cols + c)], p = wv * xq[xi];
+                s += p;
+                a += std::fabs(p);
+                sl += tie[xi] * std::fabs(wv);
+            }
+            const size_t i = static_cast<size_t>(b * rows + r);
+            if (!bias.empty()) s += bias[static_cast<size_t>(r)] + y0[i];
+            want[i] = s;
+            mag[i] = a;
+            slack[i] = sl;
+        }
+    const bool f16_inputs = B >= 2 && gpu_ops::coopmat(t);
+    expect_close(got, want, mag, f16_inputs ? 1.2e-3 : 1e-5, what + (q8_inputs ? " (8-bit activations)" : ""), slack);
+}
+
 TEST(GpuShaders, MatvecEveryStoredFormat) {
     REQUIRE_GPU();
     struct Shape {
@@ -70,47 +110,31 @@ TEST(GpuShaders, MatvecEveryStoredFormat) {
             for (int variant = 0; variant < 2; ++variant) {  // plain; with bias and accumulation
                 const auto got = gpu_ops::matvec(t, q, sh.rows, sh.cols, x, sh.B, variant ? std::span<const float>(bias) : std::span<const float>(),
                                                  variant ? std::span<const float>(y0) : std::span<const float>());
-                // On integer dot products (one token) the shader meets the activations quantized
-                // to 8 bits a block of 32 (xq below); a code that lies within 1e-3 of a rounding tie
-                // may round either way, so such elements add d |w| to the tolerance (slack).
-                const bool q8_inputs = sh.B == 1 && gpu_ops::int_dot(t);
-                std::vector<float> xq(x), tie(x.size(), 0.f);
-                if (q8_inputs)
-                    for (size_t b0 = 0; b0 < x.size(); b0 += 32) {
-                        float amax = 0;
-                        for (size_t i = b0; i < b0 + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
-                        for (size_t i = b0; i < b0 + 32; ++i) {
-                            const double v = amax > 0 ? x[i] / amax * 127.0 : 0.0;
-                            xq[i] = static_cast<float>(std::nearbyint(v) * amax / 127.0);
-                            if (std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) tie[i] = amax / 127.f;
-                        }
-                    }
-                std::vector<double> want(got.size()), mag(got.size()), slack(got.size(), 0.0);
-                for (int b = 0; b < sh.B; ++b)
-                    for (int64_t r = 0; r < sh.rows; ++r) {
-                        double s = 0, a = 0, sl = 0;
-                        for (int64_t c = 0; c < sh.cols; ++c) {
-                            const size_t xi = static_cast<size_t>(b * sh.cols + c);
-                            const double wv = wd[static_cast<size_t>(r * sh.cols + c)], p = wv * xq[xi];
-                            s += p;
-                            a += std::fabs(p);
-                            sl += tie[xi] * std::fabs(wv);
-                        }
-                        const size_t i = static_cast<size_t>(b * sh.rows + r);
-                        if (variant) s += bias[static_cast<size_t>(r)] + y0[i];
-                        want[i] = s;
-                        mag[i] = a;
-                        slack[i] = sl;
-                    }
-                // On tensor cores (batches) weights and activations are rounded to f16 first: each
-                // product within about 2^-10 of its magnitude.
-                const bool f16_inputs = sh.B >= 2 && gpu_ops::coopmat(t);
-                expect_close(got, want, mag, f16_inputs ? 1.2e-3 : 1e-5,
-                             std::string(type_traits(t).name) + " " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols) + " B=" + std::to_string(sh.B) +
-                                 (q8_inputs ? " (8-bit activations)" : ""),
-                             slack);
+                expect_product(got, t, wd, sh.rows, sh.cols, x, sh.B, variant ? bias : std::vector<float>(), variant ? y0 : std::vector<float>(),
+                               std::string(type_traits(t).name) + " " + std::to_string(sh.rows) + "x" + std::to_string(sh.cols) + " B=" + std::to_string(sh.B));
             }
         }
+}
+
+// SwiGLU fused into the integer-dot product (generation's ffn_down): silu(gate) * up made as the
+// activations are quantized.
+TEST(GpuShaders, MatvecFusedSwiglu) {
+    REQUIRE_GPU();
+    using T = GgmlType;
+    int tested = 0;
+    for (GgmlType t : {T::Q8_0, T::Q4_0, T::Q4_K, T::Q6_K}) {
+        if (!gpu_ops::int_dot(t)) continue;
+        const int64_t rows = 37, cols = 768;
+        const auto w = randn(static_cast<size_t>(rows * cols), 11, 0.05f), gate = randn(static_cast<size_t>(cols), 12),
+                   up = randn(static_cast<size_t>(cols), 13);
+        const auto q = quantize_tensor(w.data(), rows, cols, t);
+        std::vector<float> act(gate.size());
+        for (size_t i = 0; i < act.size(); ++i) act[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+        const auto got = gpu_ops::matvec(t, q, rows, cols, gate, 1, {}, {}, up);
+        expect_product(got, t, dequantize(t, q, rows * cols), rows, cols, act, 1, {}, {}, std::string(type_traits(t).name) + " fused SwiGLU");
+        ++tested;
+    }
+    if (!tested) GTEST_SKIP() << "no integer dot products on " << gpu_ops::device();
 }
 
 TEST(GpuShaders, RmsNormRopeSwiglu) {

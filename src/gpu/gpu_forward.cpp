@@ -20,7 +20,7 @@ using gpu::VkRuntime;
 namespace {
 
 struct MatvecPush {
-    uint32_t rows, cols, accumulate, has_bias, B;
+    uint32_t rows, cols, accumulate, has_bias, B, glu;  // glu: matvec_dot.comp only
 };
 // Rows per workgroup (R in matvec.comp), one token each; QFORGE_GPU_MATVEC_ROWS (1-32) tunes it.
 int matvec_rows() {
@@ -121,17 +121,22 @@ struct Ops {
         return *slot;
     }
 
-    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias) {
+    // Whether a product of w with B tokens can take SwiGLU's silu(gate) * up as its input (the
+    // integer-dot matrix-vector product makes it as it quantizes the activations).
+    bool fused_swiglu(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
+
+    // glu_up (only where fused_swiglu(w, B)): the product's input is silu(in) * glu_up.
+    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const VkBuf* glu_up = nullptr) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
-                           static_cast<uint32_t>(B)};
-        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy};
+                           static_cast<uint32_t>(B), glu_up ? 1u : 0u};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, glu_up ? glu_up : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 128 tokens on tensor cores, else x 64 tokens
             const bool cm = tensor_cores(*rt, w.type);
             const VkKernel*& k = (cm ? matmul_cm_k : matmul_k)[w.type];
             if (!k)
                 k = &rt->kernel(std::string(cm ? "matmul_cm_" : "matmul_") + type_traits(w.type).name,
                                 cm ? gpu::matmul_cm_spirv(w.type) : gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
-            rt->dispatch(*k, bufs, &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), cm ? 128 : 64));
+            rt->dispatch(*k, std::span(bufs, 4), &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), cm ? 128 : 64));
             return;
         }
         const uint32_t R = static_cast<uint32_t>(matvec_rows());
@@ -139,10 +144,11 @@ struct Ops {
         const VkKernel*& k = (dot ? matvec_dot_k : matvec_k)[w.type];
         if (!k)
             k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R),
-                            dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), 4, sizeof(MatvecPush), std::span<const uint32_t>(&R, 1));
+                            dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), dot ? 5 : 4, sizeof(MatvecPush),
+                            std::span<const uint32_t>(&R, 1));
         const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
-        rt->dispatch(*k, bufs, &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
+        rt->dispatch(*k, std::span(bufs, dot ? 5 : 4), &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
@@ -315,10 +321,13 @@ struct GpuForward::Impl {
             ops.matvec(L.up, xn, up, B, false, nullptr);
             rt->barrier();
             rt->timestamp("matvec gate/up");
-            ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
-            rt->barrier();
-            rt->timestamp("swiglu");
-            ops.matvec(L.down, gate, x, B, true, nullptr);
+            const bool fuse = ops.fused_swiglu(L.down, B);
+            if (!fuse) {
+                ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
+                rt->barrier();
+                rt->timestamp("swiglu");
+            }
+            ops.matvec(L.down, gate, x, B, true, nullptr, fuse ? &up : nullptr);
             rt->barrier();
             rt->timestamp("matvec down");
         }
@@ -443,7 +452,7 @@ bool coopmat(GgmlType t) { return tensor_cores(*test_ops().rt, t); }
 bool int_dot(GgmlType t) { return int_dots(*test_ops().rt, t); }
 
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
-                          std::span<const float> bias, std::span<const float> y0) {
+                          std::span<const float> bias, std::span<const float> y0, std::span<const float> glu_up) {
     Ops& ops = test_ops();
     GpuMatrix m;
     m.type = t;
@@ -452,10 +461,11 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf = VkBuf(*ops.rt, w.size(), false);
     const auto split = device_layout(t, w.data(), w.size());
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
-    VkBuf xb = buffer_of(x), bb = buffer_of(bias);
+    VkBuf xb = buffer_of(x), bb = buffer_of(bias), ub = buffer_of(glu_up);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
+    if (!glu_up.empty() && !ops.fused_swiglu(m, B)) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
     ops.rt->begin();
-    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb);
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, glu_up.empty() ? nullptr : &ub);
     ops.rt->submit_and_wait();
     return read(yb, static_cast<size_t>(rows * B));
 }

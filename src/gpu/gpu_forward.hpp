@@ -44,9 +44,10 @@ bool coopmat(GgmlType t);
 // Whether one token meets weights stored as t on integer dot products (matvec_dot.comp: the
 // activations quantized to 8 bits per block of 32, d = max|x| / 127).
 bool int_dot(GgmlType t);
-// y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t.
+// y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t. With glu_up
+// (one token, where int_dot(t)) the input is SwiGLU's silu(x) * glu_up, made by the product.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
-                          std::span<const float> bias = {}, std::span<const float> y0 = {});
+                          std::span<const float> bias = {}, std::span<const float> y0 = {}, std::span<const float> glu_up = {});
 std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps);  // rows of w.size()
 std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B);
 // Keys k ([B][n_heads * head_dim]) through kv_store's rotation into the cache, read back as [B][...].

@@ -4,7 +4,8 @@
 // for Q8_0, Q4_0, Q4_K and Q6_K weights. As llama.cpp's CPU and CUDA paths do, the activations
 // are quantized to 8 bits per block of 32 (d = max|x| / 127, q = round(x / d)); the weights' codes
 // meet them four at a time (OpSDot on packed bytes) and the blocks' scales are applied in f32.
-// Each workgroup quantizes the activations it needs on the fly (no extra step, no extra buffer): a
+// Each workgroup quantizes the activations it needs on the fly (no extra step, no extra buffer; with
+// p.glu the activations are SwiGLU's silu(x) * up, made here rather than by a step before): a
 // thread loads a unit of UE floats once, quantizes it, and meets it with R rows' codes, whose
 // loads are all issued before any of them is used (rows past the end are clamped, not skipped).
 #include "common.glsl"
@@ -12,13 +13,14 @@
 
 layout(local_size_x = 64) in;
 layout(push_constant) uniform Push {
-    uint rows, cols, accumulate, has_bias, B;
+    uint rows, cols, accumulate, has_bias, B, glu;
 } p;
 #include "weights.glsl"
 
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multiples of 32 floats
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
+layout(std430, binding = 4) readonly buffer Up { vec4 up4[]; };  // p.glu: x is silu(x) * up (SwiGLU, fused)
 
 layout(constant_id = 0) const uint R = 4;  // rows per workgroup
 shared float partial[R][64];               // [row][subgroup]
@@ -51,6 +53,8 @@ struct XBlock {
 XBlock quantize_block(uint xo) {
     vec4 v[8];
     [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = x4[xo / 4 + i];
+    if (p.glu != 0)
+        [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = v[i] / (1.0 + exp(-v[i])) * up4[xo / 4 + i];
     vec4 m = abs(v[0]);
     [[unroll]] for (uint i = 1; i < 8; ++i) m = max(m, abs(v[i]));
     const float amax = max(max(m.x, m.y), max(m.z, m.w));

@@ -244,26 +244,47 @@ std::vector<int32_t> greedy(const Model& m, int n_gpu_layers, const std::vector<
     return out;
 }
 
-// The same weights on the GPU and the CPU: logits for every prompt position close, the same
-// greedy continuation; with every layer offloaded and with the last three only (-ngl 3).
+// The logits after each of tokens, fed one at a time (generation's path) after the prompt.
+std::vector<float> step_logits(const Model& m, int n_gpu_layers, const std::vector<int32_t>& prompt, const std::vector<int32_t>& tokens) {
+    Context ctx(m, 256, KvCacheType::F32, 2, n_gpu_layers, true);
+    std::vector<float> logits, all;
+    ctx.eval(prompt, logits);
+    for (int32_t t : tokens) {
+        ctx.eval({t}, logits);
+        all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+}
+
+// Logits of n positions (rows of V) close (max difference below tol) and the same top token in
+// at least 90% of them.
+void expect_logits_close(const std::vector<float>& cpu, const std::vector<float>& gpu, size_t V, double tol, const std::string& what) {
+    ASSERT_EQ(cpu.size(), gpu.size()) << what;
+    const size_t n = cpu.size() / V;
+    double max_diff = 0;
+    size_t same_top = 0;
+    for (size_t p = 0; p < n; ++p) {
+        const float* a = &cpu[p * V];
+        const float* b = &gpu[p * V];
+        for (size_t i = 0; i < V; ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+        same_top += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
+    }
+    EXPECT_LT(max_diff, tol) << what;
+    EXPECT_GE(same_top * 100, n * 90) << what;
+}
+
+// The same weights on the GPU and the CPU: logits for every prompt position (the batch path) and
+// for each generated token fed one at a time (generation's path) close, the same greedy
+// continuation; with every layer offloaded and with the last three only (-ngl 3).
 void check_model(const std::string& path, double logit_tol, bool exact_greedy) {
     const auto m = Model::load(path);
     const auto prompt = m->tokenizer().tokenize("Once upon a time, there was a little dog who liked to run in the park.", true);
     std::vector<float> cpu_logits, gpu_logits;
     const auto cpu = greedy(*m, 0, prompt, 24, &cpu_logits);
     const auto gpu = greedy(*m, 1000, prompt, 24, &gpu_logits);
-    ASSERT_EQ(cpu_logits.size(), gpu_logits.size());
     const size_t V = static_cast<size_t>(m->hparams().n_vocab);
-    double max_diff = 0;
-    int same_top = 0;
-    for (size_t p = 0; p < prompt.size(); ++p) {
-        const float* a = &cpu_logits[p * V];
-        const float* b = &gpu_logits[p * V];
-        for (size_t i = 0; i < V; ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
-        same_top += std::max_element(a, a + V) - a == std::max_element(b, b + V) - b;
-    }
-    EXPECT_LT(max_diff, logit_tol) << path;
-    EXPECT_GE(same_top * 100, static_cast<int>(prompt.size()) * 90) << path;
+    expect_logits_close(cpu_logits, gpu_logits, V, logit_tol, path + " (prompt)");
+    expect_logits_close(step_logits(*m, 0, prompt, cpu), step_logits(*m, 1000, prompt, cpu), V, logit_tol, path + " (generation)");
     if (exact_greedy) {
         EXPECT_EQ(gpu, cpu) << path;
         EXPECT_EQ(greedy(*m, 3, prompt, 24, nullptr), cpu) << path << " with -ngl 3";
@@ -281,8 +302,8 @@ TEST(GpuModel, TinyLlamaMatchesTheCpu) {
     check_model(data + "/models/tiny-llama-23m", 2e-3, true);
 }
 
-// Quantized weights: the GPU meets them with f32 activations, the CPU with q8_0 ones (as ggml):
-// close, not equal.
+// Quantized weights: the CPU meets them with q8_0/q8_K activations (as ggml), the GPU with f32 or
+// f16 ones, or (generation, integer dot products) q8 blocks of its own: close, not equal.
 TEST(GpuModel, QuantizedWeightsMatchClosely) {
     REQUIRE_GPU();
     test::TempDir tmp;

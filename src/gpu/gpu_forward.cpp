@@ -20,7 +20,22 @@ using gpu::VkRuntime;
 namespace {
 
 struct MatvecPush {
-    uint32_t rows, cols, accumulate, has_bias, B, glu;  // glu: matvec_dot.comp only
+    uint32_t rows, cols, accumulate, has_bias, B;
+    uint32_t glu, norm_parts;  // the rest: matvec_dot.comp only (see there)
+    float eps;
+    uint32_t sumsq_out;
+};
+// What generation's integer-dot product (matvec_dot.comp) does besides the product: SwiGLU of
+// its input with glu_up; RMSNorm of its input with weights norm_w, the input's sum of squares in
+// n_parts parts in parts_in; the sum of squares of the rows it writes, one part per workgroup,
+// into parts_out.
+struct Fused {
+    const VkBuf* glu_up = nullptr;
+    const VkBuf* norm_w = nullptr;
+    const VkBuf* parts_in = nullptr;
+    uint32_t n_parts = 0;
+    float eps = 0;
+    VkBuf* parts_out = nullptr;
 };
 // Rows per workgroup (R in matvec.comp), one token each; QFORGE_GPU_MATVEC_ROWS (1-32) tunes it.
 int matvec_rows() {
@@ -121,15 +136,16 @@ struct Ops {
         return *slot;
     }
 
-    // Whether a product of w with B tokens can take SwiGLU's silu(gate) * up as its input (the
-    // integer-dot matrix-vector product makes it as it quantizes the activations).
-    bool fused_swiglu(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
+    // Whether a product of w with B tokens runs matvec_dot.comp, which can do what Fused lists.
+    bool fusable(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
 
-    // glu_up (only where fused_swiglu(w, B)): the product's input is silu(in) * glu_up.
-    void matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const VkBuf* glu_up = nullptr) {
+    // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it.
+    // Returns the number of workgroup parts a Fused::parts_out receives.
+    uint32_t matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const Fused& f = {}) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
-                           static_cast<uint32_t>(B), glu_up ? 1u : 0u};
-        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, glu_up ? glu_up : &dummy};
+                           static_cast<uint32_t>(B), f.glu_up ? 1u : 0u, f.norm_w ? f.n_parts : 0u, f.eps, f.parts_out ? 1u : 0u};
+        const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, f.glu_up ? f.glu_up : &dummy, f.norm_w ? f.norm_w : &dummy,
+                               f.parts_in ? f.parts_in : &dummy, f.parts_out ? f.parts_out : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 128 tokens on tensor cores, else x 64 tokens
             const bool cm = tensor_cores(*rt, w.type);
             const VkKernel*& k = (cm ? matmul_cm_k : matmul_k)[w.type];
@@ -137,18 +153,19 @@ struct Ops {
                 k = &rt->kernel(std::string(cm ? "matmul_cm_" : "matmul_") + type_traits(w.type).name,
                                 cm ? gpu::matmul_cm_spirv(w.type) : gpu::matmul_spirv(w.type), 4, sizeof(MatvecPush));
             rt->dispatch(*k, std::span(bufs, 4), &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), cm ? 128 : 64));
-            return;
+            return 0;
         }
         const uint32_t R = static_cast<uint32_t>(matvec_rows());
         const bool dot = int_dots(*rt, w.type);
         const VkKernel*& k = (dot ? matvec_dot_k : matvec_k)[w.type];
         if (!k)
             k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R),
-                            dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), dot ? 5 : 4, sizeof(MatvecPush),
+                            dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), dot ? 8 : 4, sizeof(MatvecPush),
                             std::span<const uint32_t>(&R, 1));
         const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
-        const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535));
-        rt->dispatch(*k, std::span(bufs, dot ? 5 : 4), &p, gx, static_cast<uint32_t>(B), groups(row_groups, gx));
+        const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535)), gz = groups(row_groups, gx);
+        rt->dispatch(*k, std::span(bufs, dot ? 8 : 4), &p, gx, static_cast<uint32_t>(B), gz);
+        return gx * gz;
     }
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
@@ -221,6 +238,7 @@ struct GpuForward::Impl {
     Ops ops;
     // Activations, sized for max_b tokens.
     VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs, attn_part;
+    VkBuf parts_a, parts_f;  // generation: parts of x's sum of squares (Fused)
     std::vector<float> inv_freq, cos_sin;  // cos_sin: the batch's rotary table, host side
 
     Impl(const Model& model) : m(model) {}
@@ -285,6 +303,10 @@ struct GpuForward::Impl {
         logits_host = VkBuf(*rt, b * V * 4, true, true);
         cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
         if (!attn_part.size()) attn_part = VkBuf(*rt, attn_part_floats(hp.n_head, hp.head_dim) * 4, false);
+        if (!parts_a.size()) {  // one part per workgroup of rows (at least one row each) of one token
+            parts_a = VkBuf(*rt, E * 4, false);
+            parts_f = VkBuf(*rt, E * 4, false);
+        }
         max_b = B;
     }
 
@@ -294,13 +316,24 @@ struct GpuForward::Impl {
         rt->begin();
         rt->copy(x_in, 0, x, 0, static_cast<size_t>(B) * E * 4);
         rt->barrier();
+        // In generation, where the products run matvec_dot.comp, RMSNorm and SwiGLU happen inside
+        // them (Fused): the product that adds to x (attn_output, ffn_down) leaves the parts of x's
+        // sum of squares in parts_a/parts_f, the next products normalize as they read x.
+        const auto fusable = [&](const GpuMatrix& w) { return ops.fusable(w, B); };
+        uint32_t n_parts_a = 0;  // > 0: parts_a holds the parts of this layer's input's sum of squares
         for (auto& L : layers) {
-            ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
-            rt->barrier();
-            rt->timestamp("rmsnorm");
-            ops.matvec(L.wq, xn, q, B, false, L.bias ? &L.bq : nullptr);
-            ops.matvec(L.wk, xn, k, B, false, L.bias ? &L.bk : nullptr);
-            ops.matvec(L.wv, xn, v, B, false, L.bias ? &L.bv : nullptr);
+            const bool norm_a = n_parts_a && fusable(L.wq) && fusable(L.wk) && fusable(L.wv);
+            Fused fa;
+            if (norm_a) {
+                fa = {nullptr, &L.attn_norm, &parts_a, n_parts_a, hp.rms_eps, nullptr};
+            } else {
+                ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
+                rt->barrier();
+                rt->timestamp("rmsnorm");
+            }
+            ops.matvec(L.wq, norm_a ? x : xn, q, B, false, L.bias ? &L.bq : nullptr, fa);
+            ops.matvec(L.wk, norm_a ? x : xn, k, B, false, L.bias ? &L.bk : nullptr, fa);
+            ops.matvec(L.wv, norm_a ? x : xn, v, B, false, L.bias ? &L.bv : nullptr, fa);
             rt->barrier();
             rt->timestamp("matvec qkv");
             // Queries rotated in place; keys rotated as they go into the cache.
@@ -311,30 +344,47 @@ struct GpuForward::Impl {
             ops.attention(q, L.k_cache, L.v_cache, att, attn_part, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("attention");
-            ops.matvec(L.wo, att, x, B, true, nullptr);
+            const bool norm_f = fusable(L.wo) && fusable(L.gate) && fusable(L.up);
+            Fused fo;
+            fo.parts_out = &parts_f;
+            const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, norm_f ? fo : Fused{});
             rt->barrier();
             rt->timestamp("matvec o");
-            ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
-            rt->barrier();
-            rt->timestamp("rmsnorm");
-            ops.matvec(L.gate, xn, gate, B, false, nullptr);
-            ops.matvec(L.up, xn, up, B, false, nullptr);
+            Fused ff;
+            if (norm_f) {
+                ff = {nullptr, &L.ffn_norm, &parts_f, n_parts_f, hp.rms_eps, nullptr};
+            } else {
+                ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
+                rt->barrier();
+                rt->timestamp("rmsnorm");
+            }
+            ops.matvec(L.gate, norm_f ? x : xn, gate, B, false, nullptr, ff);
+            ops.matvec(L.up, norm_f ? x : xn, up, B, false, nullptr, ff);
             rt->barrier();
             rt->timestamp("matvec gate/up");
-            const bool fuse = ops.fused_swiglu(L.down, B);
-            if (!fuse) {
+            Fused fd;
+            if (fusable(L.down)) {
+                fd.glu_up = &up;
+                fd.parts_out = &parts_a;
+            } else {
                 ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
                 rt->barrier();
                 rt->timestamp("swiglu");
             }
-            ops.matvec(L.down, gate, x, B, true, nullptr, fuse ? &up : nullptr);
+            n_parts_a = ops.matvec(L.down, gate, x, B, true, nullptr, fd);
             rt->barrier();
             rt->timestamp("matvec down");
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
-        ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
-        rt->barrier();
-        ops.matvec(output, xn, logits, nl, false, nullptr);
+        const bool norm_out = n_parts_a && fusable(output) && nl == B;
+        Fused fout;
+        if (norm_out) {
+            fout = {nullptr, &out_norm, &parts_a, n_parts_a, hp.rms_eps, nullptr};
+        } else {
+            ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
+            rt->barrier();
+        }
+        ops.matvec(output, norm_out ? x : xn, logits, nl, false, nullptr, fout);
         rt->barrier();
         rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
@@ -463,9 +513,11 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
     VkBuf xb = buffer_of(x), bb = buffer_of(bias), ub = buffer_of(glu_up);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
-    if (!glu_up.empty() && !ops.fused_swiglu(m, B)) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
+    if (!glu_up.empty() && !ops.fusable(m, B)) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
     ops.rt->begin();
-    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, glu_up.empty() ? nullptr : &ub);
+    Fused f;
+    if (!glu_up.empty()) f.glu_up = &ub;
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, f);
     ops.rt->submit_and_wait();
     return read(yb, static_cast<size_t>(rows * B));
 }

@@ -14,6 +14,9 @@
 layout(local_size_x = 64) in;
 layout(push_constant) uniform Push {
     uint rows, cols, accumulate, has_bias, B, glu;
+    uint norm_parts;  // > 0: x is RMSNorm's input (see below), its sum of squares in this many parts
+    float eps;
+    uint sumsq_out;   // != 0: each workgroup writes the sum of squares of the rows it wrote
 } p;
 #include "weights.glsl"
 
@@ -21,9 +24,17 @@ layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multi
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 4) readonly buffer Up { vec4 up4[]; };  // p.glu: x is silu(x) * up (SwiGLU, fused)
+// RMSNorm fused (p.norm_parts > 0): the product's input is x * g / sqrt(sum(x^2) / cols + eps). The
+// sum of squares comes in parts, written by the product that made x (p.sumsq_out), one per
+// workgroup, and is added here in a fixed order (deterministic); 8-bit codes do not depend on a
+// block's common factor, so the workgroup quantizes x * g and applies the scale to its sums.
+layout(std430, binding = 5) readonly buffer NormW { vec4 g4[]; };
+layout(std430, binding = 6) readonly buffer PartsIn { float parts_in[]; };
+layout(std430, binding = 7) writeonly buffer PartsOut { float parts_out[]; };
 
 layout(constant_id = 0) const uint R = 4;  // rows per workgroup
-shared float partial[R][64];               // [row][subgroup]
+shared float partial[R + 1][64];           // [row][subgroup]; row R: the sum of squares
+shared float row_sq[R];
 
 // OpSDot (SPV_KHR_integer_dot_product) on four signed bytes packed in each operand.
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
@@ -50,9 +61,12 @@ struct XBlock {
     int s16[2];
 };
 
-XBlock quantize_block(uint xo) {
+XBlock quantize_block(uint xr, uint col) {
+    const uint xo = xr + col;
     vec4 v[8];
     [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = x4[xo / 4 + i];
+    if (p.norm_parts != 0)
+        [[unroll]] for (uint i = 0; i < 8; ++i) v[i] *= g4[col / 4 + i];
     if (p.glu != 0)
         [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = v[i] / (1.0 + exp(-v[i])) * up4[xo / 4 + i];
     vec4 m = abs(v[0]);
@@ -163,21 +177,40 @@ void main() {
         Raw raw[R];
         [[unroll]] for (uint rr = 0; rr < R; ++rr) raw[rr] = load_unit(min(r0 + rr, p.rows - 1), u);
         XBlock xb[NB];
-        [[unroll]] for (uint i = 0; i < NB; ++i) xb[i] = quantize_block(xr + xblock(u, i));
+        [[unroll]] for (uint i = 0; i < NB; ++i) xb[i] = quantize_block(xr, xblock(u, i));
         [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] += unit_dot(raw[rr], xb);
     }
+    float ss = 0.0;
+    if (p.norm_parts != 0)
+        for (uint k = t; k < p.norm_parts; k += 64) ss += parts_in[gl_WorkGroupID.y * p.norm_parts + k];
     // Sums within each subgroup, then across the workgroup's subgroups.
-    [[unroll]] for (uint rr = 0; rr < R; ++rr) {
-        const float v = subgroupAdd(acc[rr]);
+    [[unroll]] for (uint rr = 0; rr <= R; ++rr) {
+        const float v = subgroupAdd(rr < R ? acc[rr] : ss);
         if (subgroupElect()) partial[rr][gl_SubgroupID] = v;
     }
     barrier();
     const uint r = r0 + t;
+    float out_sq = 0.0;
     if (t < R && r < p.rows) {
-        float v = 0.0;
-        for (uint k = 0; k < gl_NumSubgroups; ++k) v += partial[t][k];
+        float v = 0.0, total_ss = 0.0;
+        for (uint k = 0; k < gl_NumSubgroups; ++k) {
+            v += partial[t][k];
+            total_ss += partial[R][k];
+        }
+        if (p.norm_parts != 0) v *= 1.0 / sqrt(total_ss / float(p.cols) + p.eps);
         if (p.has_bias != 0) v += bias[r];
         const uint yo = gl_WorkGroupID.y * p.rows + r;
-        y[yo] = p.accumulate != 0 ? y[yo] + v : v;
+        if (p.accumulate != 0) v += y[yo];
+        y[yo] = v;
+        out_sq = v * v;
+    }
+    if (p.sumsq_out != 0) {
+        if (t < R) row_sq[t] = out_sq;
+        barrier();
+        if (t == 0) {
+            float s = 0.0;
+            for (uint rr = 0; rr < R; ++rr) s += row_sq[rr];
+            parts_out[gl_WorkGroupID.y * (gl_NumWorkGroups.x * gl_NumWorkGroups.z) + gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x] = s;
+        }
     }
 }

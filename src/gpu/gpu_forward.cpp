@@ -37,14 +37,16 @@ struct Fused {
     float eps = 0;
     VkBuf* parts_out = nullptr;
 };
-// Rows per workgroup (R in matvec.comp), one token each; QFORGE_GPU_MATVEC_ROWS (1-32) tunes it.
-int matvec_rows() {
+// Rows per workgroup (R in matvec.comp: 4; matvec_dot.comp: 8, which also halves the parts of the
+// fused RMSNorm's sum of squares each workgroup reads), one token each; QFORGE_GPU_MATVEC_ROWS
+// (1-32) sets both.
+int matvec_rows(bool dot) {
     static const int r = [] {
         const char* e = std::getenv("QFORGE_GPU_MATVEC_ROWS");
         const int v = e ? std::atoi(e) : 0;
-        return v >= 1 && v <= 32 ? v : 4;
+        return v >= 1 && v <= 32 ? v : 0;
     }();
-    return r;
+    return r ? r : dot ? 8 : 4;
 }
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
@@ -155,8 +157,8 @@ struct Ops {
             rt->dispatch(*k, std::span(bufs, 4), &p, groups(static_cast<uint64_t>(w.rows), 128), groups(static_cast<uint64_t>(B), cm ? 128 : 64));
             return 0;
         }
-        const uint32_t R = static_cast<uint32_t>(matvec_rows());
         const bool dot = int_dots(*rt, w.type);
+        const uint32_t R = static_cast<uint32_t>(matvec_rows(dot));
         const VkKernel*& k = (dot ? matvec_dot_k : matvec_k)[w.type];
         if (!k)
             k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R),
@@ -320,6 +322,11 @@ struct GpuForward::Impl {
         // them (Fused): the product that adds to x (attn_output, ffn_down) leaves the parts of x's
         // sum of squares in parts_a/parts_f, the next products normalize as they read x.
         const auto fusable = [&](const GpuMatrix& w) { return ops.fusable(w, B); };
+        // QFORGE_GPU_FUSE_NORM=0 keeps RMSNorm a step of its own (for comparisons).
+        static const bool fuse_norm = [] {
+            const char* e = std::getenv("QFORGE_GPU_FUSE_NORM");
+            return !e || std::string(e) != "0";
+        }();
         uint32_t n_parts_a = 0;  // > 0: parts_a holds the parts of this layer's input's sum of squares
         for (auto& L : layers) {
             const bool norm_a = n_parts_a && fusable(L.wq) && fusable(L.wk) && fusable(L.wv);
@@ -344,7 +351,7 @@ struct GpuForward::Impl {
             ops.attention(q, L.k_cache, L.v_cache, att, attn_part, hp.n_head, hp.n_head_kv, hp.head_dim, n_ctx, n_past, B);
             rt->barrier();
             rt->timestamp("attention");
-            const bool norm_f = fusable(L.wo) && fusable(L.gate) && fusable(L.up);
+            const bool norm_f = fuse_norm && fusable(L.wo) && fusable(L.gate) && fusable(L.up);
             Fused fo;
             fo.parts_out = &parts_f;
             const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, norm_f ? fo : Fused{});
@@ -372,6 +379,7 @@ struct GpuForward::Impl {
                 rt->timestamp("swiglu");
             }
             n_parts_a = ops.matvec(L.down, gate, x, B, true, nullptr, fd);
+            if (!fuse_norm) n_parts_a = 0;
             rt->barrier();
             rt->timestamp("matvec down");
         }

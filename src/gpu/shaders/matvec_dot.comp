@@ -32,7 +32,7 @@ layout(std430, binding = 5) readonly buffer NormW { vec4 g4[]; };
 layout(std430, binding = 6) readonly buffer PartsIn { float parts_in[]; };
 layout(std430, binding = 7) writeonly buffer PartsOut { float parts_out[]; };
 
-layout(constant_id = 0) const uint R = 4;  // rows per workgroup
+layout(constant_id = 0) const uint R = 8;  // rows per workgroup
 shared float partial[R + 1][64];           // [row][subgroup]; row R: the sum of squares
 shared float row_sq[R];
 
@@ -173,6 +173,16 @@ void main() {
     const uint xr = gl_WorkGroupID.y * p.cols;                                       // this token's activations
     float acc[R];
     [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] = 0.0;
+    // The parts of the sum of squares, read first (four neighbours a thread, all loads out at once).
+    float ss = 0.0;
+    if (p.norm_parts != 0) {
+        const uint po = gl_WorkGroupID.y * p.norm_parts;
+        for (uint k = 4 * t; k < p.norm_parts; k += 256) {
+            float v[4];
+            [[unroll]] for (uint i = 0; i < 4; ++i) v[i] = k + i < p.norm_parts ? parts_in[po + k + i] : 0.0;
+            ss += (v[0] + v[1]) + (v[2] + v[3]);
+        }
+    }
     for (uint u = t; u < p.cols / UE; u += 64) {
         Raw raw[R];
         [[unroll]] for (uint rr = 0; rr < R; ++rr) raw[rr] = load_unit(min(r0 + rr, p.rows - 1), u);
@@ -180,9 +190,6 @@ void main() {
         [[unroll]] for (uint i = 0; i < NB; ++i) xb[i] = quantize_block(xr, xblock(u, i));
         [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] += unit_dot(raw[rr], xb);
     }
-    float ss = 0.0;
-    if (p.norm_parts != 0)
-        for (uint k = t; k < p.norm_parts; k += 64) ss += parts_in[gl_WorkGroupID.y * p.norm_parts + k];
     // Sums within each subgroup, then across the workgroup's subgroups.
     [[unroll]] for (uint rr = 0; rr <= R; ++rr) {
         const float v = subgroupAdd(rr < R ? acc[rr] : ss);

@@ -21,9 +21,8 @@ namespace {
 
 struct MatvecPush {
     uint32_t rows, cols, accumulate, has_bias, B;
-    uint32_t glu, norm_parts;  // the rest: matvec_dot.comp only (see there)
+    uint32_t norm_parts;  // the rest: matvec_dot.comp only (see there)
     float eps;
-    uint32_t sumsq_out;
 };
 // What generation's integer-dot product (matvec_dot.comp) does besides the product: SwiGLU of
 // its input with glu_up; RMSNorm of its input with weights norm_w, the input's sum of squares in
@@ -37,16 +36,17 @@ struct Fused {
     float eps = 0;
     VkBuf* parts_out = nullptr;
 };
-// Rows per workgroup (R in matvec.comp: 4; matvec_dot.comp: 8, which also halves the parts of the
-// fused RMSNorm's sum of squares each workgroup reads), one token each; QFORGE_GPU_MATVEC_ROWS
-// (1-32) sets both.
-int matvec_rows(bool dot) {
+// Rows per workgroup (R in matvec.comp: 4; in matvec_dot.comp 8 for the 32-weight formats, 4 for
+// Q4_K and Q6_K, whose threads hold 64 weights of each row: measured on an H200, Q4_0 213 against
+// 186 t/s at 4, Q4_K_M 164 at 4 against 139 at 8), one token each; QFORGE_GPU_MATVEC_ROWS (1-32)
+// sets them all.
+int matvec_rows(bool dot, GgmlType t) {
     static const int r = [] {
         const char* e = std::getenv("QFORGE_GPU_MATVEC_ROWS");
         const int v = e ? std::atoi(e) : 0;
         return v >= 1 && v <= 32 ? v : 0;
     }();
-    return r ? r : dot ? 8 : 4;
+    return r ? r : dot && t != GgmlType::Q4_K && t != GgmlType::Q6_K ? 8 : 4;
 }
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
@@ -130,7 +130,8 @@ struct Ops {
     VkRuntime* rt = nullptr;
     VkBuf dummy;  // bound where a shader's optional buffer is absent
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
-    std::map<GgmlType, const VkKernel*> matvec_k, matvec_dot_k, matmul_k, matmul_cm_k;
+    std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
+    std::map<std::pair<GgmlType, uint32_t>, const VkKernel*> matvec_dot_k;  // by format and what it fuses
     const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
@@ -138,14 +139,19 @@ struct Ops {
         return *slot;
     }
 
-    // Whether a product of w with B tokens runs matvec_dot.comp, which can do what Fused lists.
-    bool fusable(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
+    // Whether a product of w with B tokens runs matvec_dot.comp and does what Fused lists: Q8_0 and
+    // Q4_0 (measured on an H200, Q4_0 tg128 201 -> 213 t/s), not Q4_K and Q6_K, whose threads hold 64
+    // weights of a row and lost more to the extra registers than the fused steps saved (Q4_K_M
+    // 164 -> 121-130 t/s).
+    bool fusable(const GpuMatrix& w, int B) const {
+        return B < kMatmulMinTokens && int_dots(*rt, w.type) && (w.type == GgmlType::Q8_0 || w.type == GgmlType::Q4_0);
+    }
 
     // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it.
     // Returns the number of workgroup parts a Fused::parts_out receives.
     uint32_t matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const Fused& f = {}) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
-                           static_cast<uint32_t>(B), f.glu_up ? 1u : 0u, f.norm_w ? f.n_parts : 0u, f.eps, f.parts_out ? 1u : 0u};
+                           static_cast<uint32_t>(B), f.norm_w ? f.n_parts : 0u, f.eps};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, f.glu_up ? f.glu_up : &dummy, f.norm_w ? f.norm_w : &dummy,
                                f.parts_in ? f.parts_in : &dummy, f.parts_out ? f.parts_out : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 128 tokens on tensor cores, else x 64 tokens
@@ -158,12 +164,15 @@ struct Ops {
             return 0;
         }
         const bool dot = int_dots(*rt, w.type);
-        const uint32_t R = static_cast<uint32_t>(matvec_rows(dot));
-        const VkKernel*& k = (dot ? matvec_dot_k : matvec_k)[w.type];
+        const uint32_t R = static_cast<uint32_t>(matvec_rows(dot, w.type));
+        // matvec_dot.comp's specialization: R, what it fuses (bits: SwiGLU, RMSNorm, sum of squares out).
+        const uint32_t spec[] = {R, (f.glu_up ? 1u : 0u) | (f.norm_w ? 2u : 0u) | (f.parts_out ? 4u : 0u)};
+        const VkKernel*& k = dot ? matvec_dot_k[{w.type, spec[1]}] : matvec_k[w.type];
         if (!k)
-            k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R),
+            k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R) +
+                                (dot ? "_f" + std::to_string(spec[1]) : ""),
                             dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), dot ? 8 : 4, sizeof(MatvecPush),
-                            std::span<const uint32_t>(&R, 1));
+                            std::span<const uint32_t>(spec, dot ? 2 : 1));
         const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535)), gz = groups(row_groups, gx);
         rt->dispatch(*k, std::span(bufs, dot ? 8 : 4), &p, gx, static_cast<uint32_t>(B), gz);
@@ -521,7 +530,8 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
     VkBuf xb = buffer_of(x), bb = buffer_of(bias), ub = buffer_of(glu_up);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
-    if (!glu_up.empty() && !ops.fusable(m, B)) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
+    // Every matvec_dot.comp format can take SwiGLU (the forward pass fuses it for some only).
+    if (!glu_up.empty() && !(B < kMatmulMinTokens && int_dots(*ops.rt, t))) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
     ops.rt->begin();
     Fused f;
     if (!glu_up.empty()) f.glu_up = &ub;

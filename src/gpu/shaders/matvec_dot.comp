@@ -5,7 +5,7 @@
 // are quantized to 8 bits per block of 32 (d = max|x| / 127, q = round(x / d)); the weights' codes
 // meet them four at a time (OpSDot on packed bytes) and the blocks' scales are applied in f32.
 // Each workgroup quantizes the activations it needs on the fly (no extra step, no extra buffer; with
-// p.glu the activations are SwiGLU's silu(x) * up, made here rather than by a step before): a
+// GLU the activations are SwiGLU's silu(x) * up, made here rather than by a step before): a
 // thread loads a unit of UE floats once, quantizes it, and meets it with R rows' codes, whose
 // loads are all issued before any of them is used (rows past the end are clamped, not skipped).
 #include "common.glsl"
@@ -13,19 +13,18 @@
 
 layout(local_size_x = 64) in;
 layout(push_constant) uniform Push {
-    uint rows, cols, accumulate, has_bias, B, glu;
-    uint norm_parts;  // > 0: x is RMSNorm's input (see below), its sum of squares in this many parts
+    uint rows, cols, accumulate, has_bias, B;
+    uint norm_parts;  // NORM: x's sum of squares comes in this many parts (see below)
     float eps;
-    uint sumsq_out;   // != 0: each workgroup writes the sum of squares of the rows it wrote
 } p;
 #include "weights.glsl"
 
 layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multiples of 32 floats
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
-layout(std430, binding = 4) readonly buffer Up { vec4 up4[]; };  // p.glu: x is silu(x) * up (SwiGLU, fused)
-// RMSNorm fused (p.norm_parts > 0): the product's input is x * g / sqrt(sum(x^2) / cols + eps). The
-// sum of squares comes in parts, written by the product that made x (p.sumsq_out), one per
+layout(std430, binding = 4) readonly buffer Up { vec4 up4[]; };  // GLU: x is silu(x) * up (SwiGLU, fused)
+// RMSNorm fused (NORM; p.norm_parts parts): the product's input is x * g / sqrt(sum(x^2) / cols + eps). The
+// sum of squares comes in parts, written by the product that made x (SUMSQ), one per
 // workgroup, and is added here in a fixed order (deterministic); 8-bit codes do not depend on a
 // block's common factor, so the workgroup quantizes x * g and applies the scale to its sums.
 layout(std430, binding = 5) readonly buffer NormW { vec4 g4[]; };
@@ -33,6 +32,10 @@ layout(std430, binding = 6) readonly buffer PartsIn { float parts_in[]; };
 layout(std430, binding = 7) writeonly buffer PartsOut { float parts_out[]; };
 
 layout(constant_id = 0) const uint R = 8;  // rows per workgroup
+// What the pipeline fuses (bit 0: SwiGLU, 1: RMSNorm, 2: the sum of squares out), so that a
+// product without them keeps none of their registers.
+layout(constant_id = 1) const uint FUSED = 0;
+const bool GLU = (FUSED & 1u) != 0, NORM = (FUSED & 2u) != 0, SUMSQ = (FUSED & 4u) != 0;
 shared float partial[R + 1][64];           // [row][subgroup]; row R: the sum of squares
 shared float row_sq[R];
 
@@ -65,9 +68,9 @@ XBlock quantize_block(uint xr, uint col) {
     const uint xo = xr + col;
     vec4 v[8];
     [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = x4[xo / 4 + i];
-    if (p.norm_parts != 0)
+    if (NORM)
         [[unroll]] for (uint i = 0; i < 8; ++i) v[i] *= g4[col / 4 + i];
-    if (p.glu != 0)
+    if (GLU)
         [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = v[i] / (1.0 + exp(-v[i])) * up4[xo / 4 + i];
     vec4 m = abs(v[0]);
     [[unroll]] for (uint i = 1; i < 8; ++i) m = max(m, abs(v[i]));
@@ -175,7 +178,7 @@ void main() {
     [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] = 0.0;
     // The parts of the sum of squares, read first (four neighbours a thread, all loads out at once).
     float ss = 0.0;
-    if (p.norm_parts != 0) {
+    if (NORM) {
         const uint po = gl_WorkGroupID.y * p.norm_parts;
         for (uint k = 4 * t; k < p.norm_parts; k += 256) {
             float v[4];
@@ -204,14 +207,14 @@ void main() {
             v += partial[t][k];
             total_ss += partial[R][k];
         }
-        if (p.norm_parts != 0) v *= 1.0 / sqrt(total_ss / float(p.cols) + p.eps);
+        if (NORM) v *= 1.0 / sqrt(total_ss / float(p.cols) + p.eps);
         if (p.has_bias != 0) v += bias[r];
         const uint yo = gl_WorkGroupID.y * p.rows + r;
         if (p.accumulate != 0) v += y[yo];
         y[yo] = v;
         out_sq = v * v;
     }
-    if (p.sumsq_out != 0) {
+    if (SUMSQ) {
         if (t < R) row_sq[t] = out_sq;
         barrier();
         if (t == 0) {

@@ -336,17 +336,19 @@ struct GpuForward::Impl {
             const char* e = std::getenv("QFORGE_GPU_FUSE_NORM");
             return !e || std::string(e) != "0";
         }();
+        // RMSNorm of x with weights w for the next products: fused into them (the returned Fused)
+        // where `fused`, else a step of its own into xn.
+        const auto norm = [&](bool fused, const VkBuf& w, const VkBuf& parts, uint32_t n_parts, int rows, int row0) {
+            if (fused) return Fused{nullptr, &w, &parts, n_parts, hp.rms_eps, nullptr};
+            ops.rmsnorm(x, w, xn, hp.n_embd, hp.rms_eps, rows, row0);
+            rt->barrier();
+            rt->timestamp("rmsnorm");
+            return Fused{};
+        };
         uint32_t n_parts_a = 0;  // > 0: parts_a holds the parts of this layer's input's sum of squares
         for (auto& L : layers) {
             const bool norm_a = n_parts_a && fusable(L.wq) && fusable(L.wk) && fusable(L.wv);
-            Fused fa;
-            if (norm_a) {
-                fa = {nullptr, &L.attn_norm, &parts_a, n_parts_a, hp.rms_eps, nullptr};
-            } else {
-                ops.rmsnorm(x, L.attn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
-                rt->barrier();
-                rt->timestamp("rmsnorm");
-            }
+            const Fused fa = norm(norm_a, L.attn_norm, parts_a, n_parts_a, B, 0);
             ops.matvec(L.wq, norm_a ? x : xn, q, B, false, L.bias ? &L.bq : nullptr, fa);
             ops.matvec(L.wk, norm_a ? x : xn, k, B, false, L.bias ? &L.bk : nullptr, fa);
             ops.matvec(L.wv, norm_a ? x : xn, v, B, false, L.bias ? &L.bv : nullptr, fa);
@@ -366,14 +368,7 @@ struct GpuForward::Impl {
             const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, norm_f ? fo : Fused{});
             rt->barrier();
             rt->timestamp("matvec o");
-            Fused ff;
-            if (norm_f) {
-                ff = {nullptr, &L.ffn_norm, &parts_f, n_parts_f, hp.rms_eps, nullptr};
-            } else {
-                ops.rmsnorm(x, L.ffn_norm, xn, hp.n_embd, hp.rms_eps, B, 0);
-                rt->barrier();
-                rt->timestamp("rmsnorm");
-            }
+            const Fused ff = norm(norm_f, L.ffn_norm, parts_f, n_parts_f, B, 0);
             ops.matvec(L.gate, norm_f ? x : xn, gate, B, false, nullptr, ff);
             ops.matvec(L.up, norm_f ? x : xn, up, B, false, nullptr, ff);
             rt->barrier();
@@ -381,26 +376,20 @@ struct GpuForward::Impl {
             Fused fd;
             if (fusable(L.down)) {
                 fd.glu_up = &up;
-                fd.parts_out = &parts_a;
+                if (fuse_norm) fd.parts_out = &parts_a;
             } else {
                 ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
                 rt->barrier();
                 rt->timestamp("swiglu");
             }
-            n_parts_a = ops.matvec(L.down, gate, x, B, true, nullptr, fd);
-            if (!fuse_norm) n_parts_a = 0;
+            const uint32_t parts = ops.matvec(L.down, gate, x, B, true, nullptr, fd);
+            n_parts_a = fd.parts_out ? parts : 0;
             rt->barrier();
             rt->timestamp("matvec down");
         }
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
         const bool norm_out = n_parts_a && fusable(output) && nl == B;
-        Fused fout;
-        if (norm_out) {
-            fout = {nullptr, &out_norm, &parts_a, n_parts_a, hp.rms_eps, nullptr};
-        } else {
-            ops.rmsnorm(x, out_norm, xn, hp.n_embd, hp.rms_eps, nl, first_row);
-            rt->barrier();
-        }
+        const Fused fout = norm(norm_out, out_norm, parts_a, n_parts_a, nl, first_row);
         ops.matvec(output, norm_out ? x : xn, logits, nl, false, nullptr, fout);
         rt->barrier();
         rt->timestamp("output");

@@ -23,8 +23,8 @@ layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multi
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 4) readonly buffer Up { vec4 up4[]; };  // GLU: x is silu(x) * up (SwiGLU, fused)
-// RMSNorm fused (NORM; p.norm_parts parts): the product's input is x * g / sqrt(sum(x^2) / cols + eps). The
-// sum of squares comes in parts, written by the product that made x (SUMSQ), one per
+// RMSNorm fused (NORM): the product's input is x * g / sqrt(sum(x^2) / cols + eps). The sum of
+// squares comes in p.norm_parts parts, written by the product that made x (SUMSQ), one per
 // workgroup, and is added here in a fixed order (deterministic); 8-bit codes do not depend on a
 // block's common factor, so the workgroup quantizes x * g and applies the scale to its sums.
 layout(std430, binding = 5) readonly buffer NormW { vec4 g4[]; };

@@ -36,6 +36,9 @@ struct Fused {
     float eps = 0;
     VkBuf* parts_out = nullptr;
 };
+// Whether matvec_dot.comp's threads hold 64 weights of each row (Q4_K, Q6_K) rather than 32: such
+// formats take fewer rows a workgroup and fuse nothing (their registers are the limit).
+bool wide_units(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q6_K; }
 // Rows per workgroup (R in matvec.comp: 4; in matvec_dot.comp 8 for the 32-weight formats, 4 for
 // Q4_K and Q6_K, whose threads hold 64 weights of each row: measured on an H200, Q4_0 213 against
 // 186 t/s at 4, Q4_K_M 164 at 4 against 139 at 8), one token each; QFORGE_GPU_MATVEC_ROWS (1-32)
@@ -46,7 +49,7 @@ int matvec_rows(bool dot, GgmlType t) {
         const int v = e ? std::atoi(e) : 0;
         return v >= 1 && v <= 32 ? v : 0;
     }();
-    return r ? r : dot && t != GgmlType::Q4_K && t != GgmlType::Q6_K ? 8 : 4;
+    return r ? r : dot && !wide_units(t) ? 8 : 4;
 }
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
@@ -144,7 +147,7 @@ struct Ops {
     // weights of a row and lost more to the extra registers than the fused steps saved (Q4_K_M
     // 164 -> 121-130 t/s).
     bool fusable(const GpuMatrix& w, int B) const {
-        return B < kMatmulMinTokens && int_dots(*rt, w.type) && (w.type == GgmlType::Q8_0 || w.type == GgmlType::Q4_0);
+        return B < kMatmulMinTokens && int_dots(*rt, w.type) && !wide_units(w.type);
     }
 
     // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it.
@@ -364,8 +367,8 @@ struct GpuForward::Impl {
             rt->timestamp("attention");
             const bool norm_f = fuse_norm && fusable(L.wo) && fusable(L.gate) && fusable(L.up);
             Fused fo;
-            fo.parts_out = &parts_f;
-            const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, norm_f ? fo : Fused{});
+            if (norm_f) fo.parts_out = &parts_f;
+            const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, fo);
             rt->barrier();
             rt->timestamp("matvec o");
             const Fused ff = norm(norm_f, L.ffn_norm, parts_f, n_parts_f, B, 0);

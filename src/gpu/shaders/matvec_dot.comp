@@ -172,7 +172,8 @@ float unit_dot(Raw w, XBlock x[NB]) {
 
 void main() {
     const uint t = gl_LocalInvocationID.x;
-    const uint r0 = (gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x) * R;  // row groups beyond 65535 use z
+    const uint grp = gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x;  // row groups beyond 65535 use z
+    const uint r0 = grp * R;
     const uint xr = gl_WorkGroupID.y * p.cols;                                       // this token's activations
     float acc[R];
     [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] = 0.0;
@@ -194,7 +195,7 @@ void main() {
         [[unroll]] for (uint rr = 0; rr < R; ++rr) acc[rr] += unit_dot(raw[rr], xb);
     }
     // Sums within each subgroup, then across the workgroup's subgroups.
-    [[unroll]] for (uint rr = 0; rr <= R; ++rr) {
+    [[unroll]] for (uint rr = 0; rr < R + (NORM ? 1 : 0); ++rr) {  // and the sum of squares where NORM
         const float v = subgroupAdd(rr < R ? acc[rr] : ss);
         if (subgroupElect()) partial[rr][gl_SubgroupID] = v;
     }
@@ -205,7 +206,7 @@ void main() {
         float v = 0.0, total_ss = 0.0;
         for (uint k = 0; k < gl_NumSubgroups; ++k) {
             v += partial[t][k];
-            total_ss += partial[R][k];
+            if (NORM) total_ss += partial[R][k];
         }
         if (NORM) v *= 1.0 / sqrt(total_ss / float(p.cols) + p.eps);
         if (p.has_bias != 0) v += bias[r];
@@ -220,7 +221,7 @@ void main() {
         if (t == 0) {
             float s = 0.0;
             for (uint rr = 0; rr < R; ++rr) s += row_sq[rr];
-            parts_out[gl_WorkGroupID.y * (gl_NumWorkGroups.x * gl_NumWorkGroups.z) + gl_WorkGroupID.x + gl_WorkGroupID.z * gl_NumWorkGroups.x] = s;
+            parts_out[gl_WorkGroupID.y * (gl_NumWorkGroups.x * gl_NumWorkGroups.z) + grp] = s;
         }
     }
 }

@@ -307,7 +307,7 @@ namespace {
 template <class Acts, class Gemm>
 void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t group_bytes, void (*repack)(const uint8_t*, int64_t, int64_t, uint8_t*),
                      void (*resize)(Acts&, int64_t, int), void (*pack)(const void*, int, Acts&), Gemm scalar, Gemm KernelSet::*member,
-                     VecDotFn row_ref, XKGemm16Fn KernelSet::*wide = nullptr) {
+                     VecDotFn row_ref, XKGemm16Fn KernelSet::*wide = nullptr, int extreme = 0) {
     std::mt19937 rng(23);
     std::normal_distribution<float> nd(0.f, 1.f);
     const int64_t rows = 16;
@@ -315,6 +315,13 @@ void check_regrouped(GgmlType t, GgmlType at, int64_t K, float offset, size_t gr
     for (auto& v : w) v = nd(rng) * 0.05f + offset;
     for (auto& v : x) v = nd(rng);
     w[3] = 1.5f;  // an outlier
+    if (extreme != 0) {  // the largest sums: codes at one end of their range (extreme's sign), activations all -128
+        // A block's first value is its largest magnitude, the others of the other sign: they
+        // quantize to the far end of the code range (15 for Q4_0, 63 for Q6_K, ...); equal
+        // activations quantize to -128 in q8_K (127 in q8_0).
+        for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i % 16 == 0 ? -extreme : extreme);
+        std::fill(x.begin(), x.end(), 1.f);
+    }
     const auto qw = quantize_tensor(w.data(), rows, K, t);
     const size_t rb = qw.size() / rows;
     std::vector<uint8_t> packed(group_bytes * (rows / 8));
@@ -407,6 +414,30 @@ TEST(Regrouped, Q2_K) {  // an offset, so the mins matter
 TEST(Regrouped, Q6_K) {
     check_regrouped<XKActs>(GgmlType::Q6_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ6_Kx8Block, repack_q6_k_x8, resize_xk_acts, pack_xk_acts,
                             q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar, &KernelSet::q6_k_x16);
+}
+
+// Sums at the edge of what the kernels hold: every code at one end of its range against
+// activations of -128 (the AVX2 kernels sum runs of products in 16 bits before widening them).
+TEST(Regrouped, LargestSumsStayExact) {
+    for (int e : {1, -1}) {
+        SCOPED_TRACE(e);
+        check_regrouped<X8Acts>(GgmlType::Q4_0, GgmlType::Q8_0, 256, 0.f, 8 * 144, repack_q4_0_x8, resize_x8_acts, pack_x8_acts,
+                                q4_0_x8_gemm_scalar, &KernelSet::q4_0_x8, vec_dot_q4_0_q8_0_scalar, nullptr, e);
+        check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
+                                q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16, e);
+        check_regrouped<XKActs>(GgmlType::Q5_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ5_Kx8Block, repack_q5_k_x8, resize_xk_acts, pack_xk_acts,
+                                q5_k_x8_gemm_scalar, &KernelSet::q5_k_x8,
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_K, n, vx, vy); },
+                                &KernelSet::q5_k_x16, e);
+        check_regrouped<XKActs>(GgmlType::Q6_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ6_Kx8Block, repack_q6_k_x8, resize_xk_acts, pack_xk_acts,
+                                q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar, &KernelSet::q6_k_x16, e);
+        check_regrouped<XKActs>(GgmlType::Q3_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ3_Kx8Block, repack_q3_k_x8, resize_xk_acts, pack_xk_acts,
+                                q3_k_x8_gemm_scalar, &KernelSet::q3_k_x8,
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q3_K, n, vx, vy); }, nullptr, e);
+        check_regrouped<XKActs>(GgmlType::Q2_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ2_Kx8Block, repack_q2_k_x8, resize_xk_acts, pack_xk_acts,
+                                q2_k_x8_gemm_scalar, &KernelSet::q2_k_x8,
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q2_K, n, vx, vy); }, nullptr, e);
+    }
 }
 
 }  // namespace

@@ -21,6 +21,7 @@ inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_add_epi
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_add_epi32(acc, dot_u8s8(u, s)); }
 
 inline constexpr bool kWideCols = false;
+inline constexpr bool kVnni = false;
 
 // f32 vectors for the F16 matrix product: 8 lanes, 2 rows x 4 tokens per tile (16 registers).
 struct FVec {

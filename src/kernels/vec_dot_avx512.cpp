@@ -23,6 +23,7 @@ inline __m256i dp_s16(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_
 inline __m256i dp_u8s8_acc(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
 
 inline constexpr bool kWideCols = true;
+inline constexpr bool kVnni = true;
 
 // f32 vectors for the F16 matrix product: 16 lanes, 4 rows x 6 tokens per tile (24 accumulators).
 struct FVec {

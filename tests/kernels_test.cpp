@@ -29,6 +29,20 @@ TEST(Gemm, AttentionHelpersMatchThePortableOnes) {
         axpy(0.37f, a.data(), y0.data(), n);
         axpy_f32(0.37f, a.data(), y1.data(), n);
         EXPECT_EQ(y0, y1) << n;
+        // Many positions a call (rows 0..9 of a cache with a stride): the one-row helpers' bits.
+        for (int64_t rows : {0, 1, 3, 4, 9}) {
+            const size_t ld = static_cast<size_t>(n) + 3;
+            std::vector<float> cache(static_cast<size_t>(rows) * ld + 1), s(static_cast<size_t>(rows)), o0(s.size()), o1(s.size());
+            for (auto& v : cache) v = nd(rng);
+            for (auto& v : s) v = nd(rng);
+            best_dot_f32_rows()(a.data(), cache.data(), ld, rows, n, o0.data());
+            for (int64_t p = 0; p < rows; ++p) o1[static_cast<size_t>(p)] = dot_f32(a.data(), cache.data() + static_cast<size_t>(p) * ld, n);
+            for (size_t p = 0; p < s.size(); ++p) EXPECT_EQ(std::bit_cast<uint32_t>(o0[p]), std::bit_cast<uint32_t>(o1[p])) << n << " " << rows;
+            std::vector<float> z0 = y1, z1 = y1;
+            best_axpy_f32_rows()(s.data(), cache.data(), ld, rows, n, z0.data());
+            for (int64_t p = 0; p < rows; ++p) axpy_f32(s[static_cast<size_t>(p)], cache.data() + static_cast<size_t>(p) * ld, z1.data(), n);
+            EXPECT_EQ(z0, z1) << n << " " << rows;
+        }
         // f16's edges: ties, subnormals, overflow, infinities, NaN
         const float edges[] = {1.0f + 0x1p-11f, 1.0f + 0x3p-11f, 0x1p-25f, 0x1.8p-25f, 0x1p-20f + 0x1p-30f, 65519.f, 65520.f, 1e9f,
                                -std::numeric_limits<float>::infinity(), -0.0f, 6.1e-5f, std::numeric_limits<float>::quiet_NaN()};

@@ -20,6 +20,14 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_f32_rows(const float* q, const float* k, size_t ldk, int64_t rows, int64_t n, float* out) {
+    for (int64_t p = 0; p < rows; ++p) out[p] = dot_f32(q, k + static_cast<size_t>(p) * ldk, n);
+}
+
+void axpy_f32_rows(const float* s, const float* v, size_t ldv, int64_t rows, int64_t n, float* y) {
+    for (int64_t p = 0; p < rows; ++p) axpy_f32(s[p], v + static_cast<size_t>(p) * ldv, y, n);
+}
+
 void round_f16_f32(const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = round_fp16(x[i]);
 }
@@ -48,6 +56,24 @@ AxpyF32Fn best_axpy_f32() {
     return fn;
 #else
     return axpy_f32;
+#endif
+}
+
+DotRowsFn best_dot_f32_rows() {
+#if defined(__x86_64__)
+    static const DotRowsFn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? dot_f32_rows_avx2 : dot_f32_rows;
+    return fn;
+#else
+    return dot_f32_rows;
+#endif
+}
+
+AxpyRowsFn best_axpy_f32_rows() {
+#if defined(__x86_64__)
+    static const AxpyRowsFn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? axpy_f32_rows_avx2 : axpy_f32_rows;
+    return fn;
+#else
+    return axpy_f32_rows;
 #endif
 }
 

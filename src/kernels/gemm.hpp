@@ -39,6 +39,18 @@ using AxpyF32Fn = void (*)(float, const float*, float*, int64_t);
 DotF32Fn best_dot_f32();
 AxpyF32Fn best_axpy_f32();
 
+// Attention over a cache, many positions a call: out[p] = dot_f32(q, k + p * ldk, n) for p < rows,
+// and y += s[p] * (v + p * ldv) for p = 0, 1, ... in order. The same bits as the one-row helpers
+// (the AVX2 forms run four dot products side by side and keep y in registers).
+void dot_f32_rows(const float* q, const float* k, size_t ldk, int64_t rows, int64_t n, float* out);
+void axpy_f32_rows(const float* s, const float* v, size_t ldv, int64_t rows, int64_t n, float* y);
+void dot_f32_rows_avx2(const float* q, const float* k, size_t ldk, int64_t rows, int64_t n, float* out);  // x86-64 builds only
+void axpy_f32_rows_avx2(const float* s, const float* v, size_t ldv, int64_t rows, int64_t n, float* y);   // x86-64 builds only
+using DotRowsFn = void (*)(const float*, const float*, size_t, int64_t, int64_t, float*);
+using AxpyRowsFn = void (*)(const float*, const float*, size_t, int64_t, int64_t, float*);
+DotRowsFn best_dot_f32_rows();
+AxpyRowsFn best_axpy_f32_rows();
+
 // The best kernel this CPU supports (QFORGE_KERNELS=scalar forces the reference).
 GemmFn best_gemm_f32();
 const char* gemm_f32_name();

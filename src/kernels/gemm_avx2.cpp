@@ -75,6 +75,45 @@ void axpy_f32_avx2(float a, const float* x, float* y, int64_t n) {
     for (; i < n; ++i) y[i] += a * x[i];
 }
 
+void dot_f32_rows_avx2(const float* q, const float* k, size_t ldk, int64_t rows, int64_t n, float* out) {
+    int64_t p = 0;
+    if (n % 8 == 0) {
+        for (; p + 4 <= rows; p += 4) {
+            const float* kp = k + static_cast<size_t>(p) * ldk;
+            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int64_t i = 0; i < n; i += 8) {
+                const __m256 qv = _mm256_loadu_ps(q + i);
+                for (int j = 0; j < 4; ++j) a[j] = _mm256_add_ps(a[j], _mm256_mul_ps(qv, _mm256_loadu_ps(kp + static_cast<size_t>(j) * ldk + i)));
+            }
+            // Lane j of the result: ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) of a[j], as dot_f32_avx2.
+            const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+            _mm_storeu_ps(out + p, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+        }
+    }
+    for (; p < rows; ++p) out[p] = dot_f32_avx2(q, k + static_cast<size_t>(p) * ldk, n);
+}
+
+// y[0, 8W) += s[p] * v[p][0, 8W) for every p in order, y in registers.
+template <int W>
+static void axpy_rows_block(const float* s, const float* v, size_t ldv, int64_t rows, float* y) {
+    __m256 acc[W];
+    for (int j = 0; j < W; ++j) acc[j] = _mm256_loadu_ps(y + 8 * j);
+    for (int64_t p = 0; p < rows; ++p) {
+        const __m256 sv = _mm256_set1_ps(s[p]);
+        const float* vp = v + static_cast<size_t>(p) * ldv;
+        for (int j = 0; j < W; ++j) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(sv, _mm256_loadu_ps(vp + 8 * j)));
+    }
+    for (int j = 0; j < W; ++j) _mm256_storeu_ps(y + 8 * j, acc[j]);
+}
+
+void axpy_f32_rows_avx2(const float* s, const float* v, size_t ldv, int64_t rows, int64_t n, float* y) {
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) axpy_rows_block<8>(s, v + i, ldv, rows, y + i);
+    for (; i + 8 <= n; i += 8) axpy_rows_block<1>(s, v + i, ldv, rows, y + i);
+    for (; i < n; ++i)
+        for (int64_t p = 0; p < rows; ++p) y[i] += s[p] * v[static_cast<size_t>(p) * ldv + static_cast<size_t>(i)];
+}
+
 void gemm_f32_avx2(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
                    size_t ldy) {
     int64_t r = 0;

@@ -458,8 +458,8 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
             for (int i = 0; i < E; ++i) xt[i] += at[i];
         });
     };
-    const DotF32Fn dot = best_dot_f32();
-    const AxpyF32Fn axpy = best_axpy_f32();
+    const DotRowsFn dot_rows = best_dot_f32_rows();
+    const AxpyRowsFn axpy_rows = best_axpy_f32_rows();
     const RoundF16Fn round_f16 = best_round_f16();
     const int n_cpu_layers = gpu_ ? gpu_->first_layer() : hp.n_layer;
     for (int l = 0; l < n_cpu_layers; ++l) {
@@ -523,9 +523,10 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                     dequantize(GgmlType::Q8_0, sc.qq.data(), qr.data(), HD);
                     qh = qr.data();
                 }
+                dot_rows(qh, &kf[static_cast<size_t>(kvh) * HD], static_cast<size_t>(KV), n_kv, HD, scores.data());
                 float mx = -INFINITY;
                 for (int p = 0; p < n_kv; ++p) {
-                    const float s = dot(qh, &kf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], HD) * scale;
+                    const float s = scores[static_cast<size_t>(p)] * scale;
                     scores[static_cast<size_t>(p)] = s;
                     mx = std::max(mx, s);
                 }
@@ -537,9 +538,7 @@ void Context::eval_batch(const int32_t* tokens, int B, float* logits, bool all_l
                 std::fill(acc.begin(), acc.end(), 0.f);
                 for (int p = 0; p < n_kv; ++p) scores[static_cast<size_t>(p)] /= sum;
                 if (I.cache_type == KvCacheType::F16) round_f16(scores.data(), scores.data(), n_kv);  // the weights meet V in f16
-                for (int p = 0; p < n_kv; ++p) {
-                    axpy(scores[static_cast<size_t>(p)], &vf[static_cast<size_t>(p) * KV + static_cast<size_t>(kvh) * HD], acc.data(), HD);
-                }
+                axpy_rows(scores.data(), &vf[static_cast<size_t>(kvh) * HD], static_cast<size_t>(KV), n_kv, HD, acc.data());
                 std::copy(acc.begin(), acc.end(), &att[static_cast<size_t>(t) * Q + static_cast<size_t>(h) * HD]);
             }
         });

@@ -97,8 +97,9 @@ TEST(GpuShaders, MatvecEveryStoredFormat) {
         // One token: matvec.comp (37 rows: a partial group of 4; 530000 rows: more than 65535 groups,
         // the grid's z); more tokens: the tiled matmul.comp, with partial tiles.
         // 96 columns (32-element block formats only): a last half step of the tensor-core shader.
+        // 16640 columns: more activation blocks than matvec_dot.comp holds in shared memory.
         for (const Shape sh : {Shape{37, 512, 1}, Shape{37, 256, 11}, Shape{64, 2048, 2}, Shape{530000, 32, 1}, Shape{70, 512, 40}, Shape{128, 256, 70},
-                               Shape{40, 96, 5}}) {
+                               Shape{40, 96, 5}, Shape{9, 16640, 1}}) {
             if (sh.cols % type_traits(t).block_size != 0) continue;
             const auto w = randn(static_cast<size_t>(sh.rows * sh.cols), 1, 0.05f);
             const auto x = randn(static_cast<size_t>(sh.cols) * sh.B, 2);

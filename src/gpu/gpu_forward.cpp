@@ -51,6 +51,23 @@ int matvec_rows(bool dot, GgmlType t) {
     }();
     return r ? r : dot && !wide_units(t) ? 8 : 4;
 }
+// Groups of 64 threads a matvec_dot.comp workgroup, each of R rows; the activations are quantized
+// once for all of them. Measured on an H200 (tg128, llama2-7b; before: 203 / 179 / 171 t/s for
+// Q4_0 / Q8_0 / Q4_K_M): G = 1, 2, 4, 8 gave Q4_0 149, 174, 227-257, 252-257, Q8_0 138, 198,
+// 204-223, 221-222, Q4_K_M 110, 151, 151-169, 166; G = 16 (1024 threads) 122 / 51 / 55.
+// QFORGE_GPU_MATVEC_GROUPS (1, 2, 4, 8 or 16) sets it; never more than the device's workgroups
+// hold, and 1 where a subgroup could span groups (subgroups of more than 64 or fewer than 4 threads).
+uint32_t matvec_groups(const gpu::DeviceInfo& info) {
+    static const uint32_t g = [] {
+        const char* e = std::getenv("QFORGE_GPU_MATVEC_GROUPS");
+        const int v = e ? std::atoi(e) : 8;
+        return v == 1 || v == 2 || v == 4 || v == 8 || v == 16 ? static_cast<uint32_t>(v) : 8u;
+    }();
+    if (info.subgroup_size > 64 || info.subgroup_size < 4) return 1;
+    uint32_t n = g;
+    while (n > 1 && 64 * n > info.max_workgroup) n /= 2;
+    return n;
+}
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
@@ -167,16 +184,17 @@ struct Ops {
             return 0;
         }
         const bool dot = int_dots(*rt, w.type);
-        const uint32_t R = static_cast<uint32_t>(matvec_rows(dot, w.type));
-        // matvec_dot.comp's specialization: R, what it fuses (bits: SwiGLU, RMSNorm, sum of squares out).
-        const uint32_t spec[] = {R, (f.glu_up ? 1u : 0u) | (f.norm_w ? 2u : 0u) | (f.parts_out ? 4u : 0u)};
+        const uint32_t R = static_cast<uint32_t>(matvec_rows(dot, w.type)), G = dot ? matvec_groups(rt->info()) : 1u;
+        // matvec_dot.comp's specialization: R, what it fuses (bits: SwiGLU, RMSNorm, sum of squares out), threads.
+        const uint32_t PG = std::max(1u, 64 / std::max(1u, rt->info().subgroup_size));
+        const uint32_t spec[] = {R, (f.glu_up ? 1u : 0u) | (f.norm_w ? 2u : 0u) | (f.parts_out ? 4u : 0u), 64 * G, PG};
         const VkKernel*& k = dot ? matvec_dot_k[{w.type, spec[1]}] : matvec_k[w.type];
         if (!k)
             k = &rt->kernel(std::string(dot ? "matvec_dot_" : "matvec_") + type_traits(w.type).name + "_r" + std::to_string(R) +
-                                (dot ? "_f" + std::to_string(spec[1]) : ""),
+                                (dot ? "_f" + std::to_string(spec[1]) + "_g" + std::to_string(G) : ""),
                             dot ? gpu::matvec_dot_spirv(w.type) : gpu::matvec_spirv(w.type), dot ? 8 : 4, sizeof(MatvecPush),
-                            std::span<const uint32_t>(spec, dot ? 2 : 1));
-        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R);
+                            std::span<const uint32_t>(spec, dot ? 4 : 1));
+        const uint64_t row_groups = groups(static_cast<uint64_t>(w.rows), R * G);
         const uint32_t gx = static_cast<uint32_t>(std::min<uint64_t>(row_groups, 65535)), gz = groups(row_groups, gx);
         rt->dispatch(*k, std::span(bufs, dot ? 8 : 4), &p, gx, static_cast<uint32_t>(B), gz);
         return gx * gz;

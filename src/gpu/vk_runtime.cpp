@@ -217,6 +217,8 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         // matmul_cm.comp: 8 subgroups of 32 threads, 44 KiB of shared memory.
         best.info.coopmat = f12.shaderFloat16 && sg.subgroupSize == 32 && p.limits.maxComputeSharedMemorySize >= 45056 && has_coopmat_f16(f, d, exts);
         best.info.int_dot = has_int_dot(f, d, exts);
+        best.info.subgroup_size = sg.subgroupSize;
+        best.info.max_workgroup = std::min(p.limits.maxComputeWorkGroupInvocations, p.limits.maxComputeWorkGroupSize[0]);
     }
     if (!best.phys) fail(why);
     return best;

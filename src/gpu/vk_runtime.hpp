@@ -33,6 +33,8 @@ struct DeviceInfo {
     // VK_KHR_shader_integer_dot_product: generation's products of Q8_0, Q4_0, Q4_K and Q6_K weights
     // on 8-bit activations (matvec_dot.comp), unless QFORGE_GPU_INTDOT=0.
     bool int_dot = false;
+    uint32_t subgroup_size = 0;
+    uint32_t max_workgroup = 128;  // threads a workgroup may have (x dimension, and in all)
 };
 
 class VkRuntime;

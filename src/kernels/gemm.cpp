@@ -32,50 +32,40 @@ void round_f16_f32(const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] = round_fp16(x[i]);
 }
 
-RoundF16Fn best_round_f16() {
+// The AVX2 form of a helper where this CPU has AVX2 (and QFORGE_KERNELS=scalar is not set), else
+// the portable one; both give the same bits. (The AVX2 forms exist in x86-64 builds only.)
 #if defined(__x86_64__)
-    static const RoundF16Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? round_f16_f32_avx2 : round_f16_f32;
-    return fn;
+#define QF_AVX2_OR(fn) ((!kernels_forced_scalar() && cpu_has_avx2()) ? fn##_avx2 : fn)
 #else
-    return round_f16_f32;
+#define QF_AVX2_OR(fn) (fn)
 #endif
+
+RoundF16Fn best_round_f16() {
+    static const RoundF16Fn fn = QF_AVX2_OR(round_f16_f32);
+    return fn;
 }
 
 DotF32Fn best_dot_f32() {
-#if defined(__x86_64__)
-    static const DotF32Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? dot_f32_avx2 : dot_f32;
+    static const DotF32Fn fn = QF_AVX2_OR(dot_f32);
     return fn;
-#else
-    return dot_f32;
-#endif
 }
 
 AxpyF32Fn best_axpy_f32() {
-#if defined(__x86_64__)
-    static const AxpyF32Fn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? axpy_f32_avx2 : axpy_f32;
+    static const AxpyF32Fn fn = QF_AVX2_OR(axpy_f32);
     return fn;
-#else
-    return axpy_f32;
-#endif
 }
 
 DotRowsFn best_dot_f32_rows() {
-#if defined(__x86_64__)
-    static const DotRowsFn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? dot_f32_rows_avx2 : dot_f32_rows;
+    static const DotRowsFn fn = QF_AVX2_OR(dot_f32_rows);
     return fn;
-#else
-    return dot_f32_rows;
-#endif
 }
 
 AxpyRowsFn best_axpy_f32_rows() {
-#if defined(__x86_64__)
-    static const AxpyRowsFn fn = (!kernels_forced_scalar() && cpu_has_avx2()) ? axpy_f32_rows_avx2 : axpy_f32_rows;
+    static const AxpyRowsFn fn = QF_AVX2_OR(axpy_f32_rows);
     return fn;
-#else
-    return axpy_f32_rows;
-#endif
 }
+
+#undef QF_AVX2_OR
 
 void gemm_f32_scalar(const float* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K, float* Y,
                      size_t ldy) {

@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${QFORGE_FUZZ_SECONDS:-60}"
 
 echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-QFORGE_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQFORGE_SANITIZE=ON -DQFORGE_WERROR=ON
+# -O1 with line tables only (-g1: file:line in the reports) compiles ~40% faster than -O2 -g.
+QFORGE_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
+  -DQFORGE_SANITIZE=ON -DQFORGE_WERROR=ON
 # Left out here, run by the release build only: the numeric golden runs, and end-to-end runs that
 # repeat on more data or more formats what a lighter test of the same code already runs here
 # (each over 40 s under the sanitizers on a 2-core machine).
 LONG="PerplexityGolden|ImatrixGolden|ConvertGolden.TinyLlamaConvertedThenQuantized|QuantGolden.EveryTensorOfTinyDemo"
 LONG+="|Awq.CalibratedMethodsEndToEnd|QuantizeCli.TargetSizeMix|Report.CalibratedRows"
-LONG+="|GpuShaders.MatvecWithoutIntegerDot|GpuModel.TinyLlamaMatchesTheCpu|MlxDir.OtherWidthsRunOnTheirOwnCodes"
+LONG+="|GpuShaders.MatvecWithoutIntegerDot|GpuShaders.MatvecOneGroup|GpuModel.TinyLlamaMatchesTheCpu|MlxDir.OtherWidthsRunOnTheirOwnCodes"
 QFORGE_NO_PROGRESS=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j2 -E "$LONG"
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -19,7 +20,11 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin until pred() holds or about `us` microseconds pass; true if it holds.
+// Spin until pred() holds or about `us` microseconds pass; true if it holds. Between rounds the
+// thread yields its core: on an idle machine that returns at once, but where other threads wait
+// for the cores (more threads than cores, e.g. two programs at once) the one being waited for gets
+// to run instead of the spinner. Measured on 2 cores, two 2-thread perplexity runs at once (8
+// chunks of tiny-llama-23m Q4_K_M): 9.8 s each without the yield, 6.7 s with it; one alone 4.0-4.2 s.
 template <class Pred>
 bool spin_until(Pred pred, int us) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
@@ -29,6 +34,7 @@ bool spin_until(Pred pred, int us) {
             cpu_relax();
         }
         if (std::chrono::steady_clock::now() >= end) return pred();
+        std::this_thread::yield();
     }
 }
 

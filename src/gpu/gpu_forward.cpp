@@ -186,7 +186,9 @@ struct Ops {
         const bool dot = int_dots(*rt, w.type);
         const uint32_t R = static_cast<uint32_t>(matvec_rows(dot, w.type)), G = dot ? matvec_groups(rt->info()) : 1u;
         // matvec_dot.comp's specialization: R, what it fuses (bits: SwiGLU, RMSNorm, sum of squares out), threads.
-        const uint32_t PG = std::max(1u, 64 / std::max(1u, rt->info().subgroup_size));
+        // Room for each group's subgroup sums: any size with one group; with more, sizes down to 4
+        // (matvec_groups asks for 4 or more; a driver may run smaller subgroups than it reports).
+        const uint32_t PG = G == 1 ? 64u : 16u;
         const uint32_t spec[] = {R, (f.glu_up ? 1u : 0u) | (f.norm_w ? 2u : 0u) | (f.parts_out ? 4u : 0u), 64 * G, PG};
         const VkKernel*& k = dot ? matvec_dot_k[{w.type, spec[1]}] : matvec_k[w.type];
         if (!k)

@@ -39,7 +39,7 @@ layout(constant_id = 0) const uint R = 8;  // rows per group of 64 threads
 // product without them keeps none of their registers.
 layout(constant_id = 1) const uint FUSED = 0;
 layout(constant_id = 2) const uint WG = 64;  // threads: 64 G (the host keeps subgroups within a group)
-layout(constant_id = 3) const uint PG = 2;   // subgroups a group of 64 threads: max(1, 64 / subgroup size)
+layout(constant_id = 3) const uint PG = 64;  // room for the subgroups of a group of 64 threads (sizes down to 64 / PG)
 const uint G = WG / 64;
 const bool GLU = (FUSED & 1u) != 0, NORM = (FUSED & 2u) != 0, SUMSQ = (FUSED & 4u) != 0;
 shared float partial[G * R][PG];  // [row][subgroup of its group]
@@ -248,7 +248,7 @@ void main() {
     float out_sq = 0.0;
     if (t < G * R && r < p.rows) {
         float v = 0.0, total_ss = 0.0;
-        for (uint k = 0; k < PG; ++k) v += partial[t][k];
+        for (uint k = 0; k < max(1u, 64 / gl_SubgroupSize); ++k) v += partial[t][k];  // the subgroups as the shader ran
         if (NORM) {
             for (uint k = 0; k < gl_NumSubgroups; ++k) total_ss += partial_ss[k];
             v *= 1.0 / sqrt(total_ss / float(p.cols) + p.eps);

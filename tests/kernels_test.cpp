@@ -402,6 +402,11 @@ TEST(Regrouped, Q4_0) {
                             q4_0_x8_gemm_scalar, &KernelSet::q4_0_x8, vec_dot_q4_0_q8_0_scalar);
 }
 
+TEST(Regrouped, Q8_0) {
+    check_regrouped<X8Acts>(GgmlType::Q8_0, GgmlType::Q8_0, 256, 0.f, 8 * kQ8_0x8Block, repack_q8_0_x8, resize_x8_acts, pack_x8_acts,
+                            q8_0_x8_gemm_scalar, &KernelSet::q8_0_x8, vec_dot_q8_0_q8_0_scalar);
+}
+
 TEST(Regrouped, Q4_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
                             q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16);
@@ -437,6 +442,8 @@ TEST(Regrouped, LargestSumsStayExact) {
         SCOPED_TRACE(e);
         check_regrouped<X8Acts>(GgmlType::Q4_0, GgmlType::Q8_0, 256, 0.f, 8 * 144, repack_q4_0_x8, resize_x8_acts, pack_x8_acts,
                                 q4_0_x8_gemm_scalar, &KernelSet::q4_0_x8, vec_dot_q4_0_q8_0_scalar, nullptr, e);
+        check_regrouped<X8Acts>(GgmlType::Q8_0, GgmlType::Q8_0, 256, 0.f, 8 * kQ8_0x8Block, repack_q8_0_x8, resize_x8_acts, pack_x8_acts,
+                                q8_0_x8_gemm_scalar, &KernelSet::q8_0_x8, vec_dot_q8_0_q8_0_scalar, nullptr, e);
         check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
                                 q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16, e);
         check_regrouped<XKActs>(GgmlType::Q5_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ5_Kx8Block, repack_q5_k_x8, resize_xk_acts, pack_xk_acts,
@@ -462,7 +469,7 @@ TEST(Regrouped, LargestSumsStayExact) {
 namespace qforge {
 namespace {
 
-// F16 prompts: every set's tiled F16 product against a double reference on the same f16 values,
+// F16 weights (prompts and generation): every set's tiled F16 product against a double reference on the same f16 values,
 // and the same bits whatever the rows, tokens and tiles (odd sizes reach every edge tile).
 TEST(F16Gemm, MatchesTheReferenceAndDoesNotDependOnTheTiling) {
     const auto sets = usable_kernel_sets();

@@ -415,6 +415,26 @@ void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, 
 
 X8GemmFn find_q4_0_x8_gemm() { return first_kernel(&KernelSet::q4_0_x8); }
 
+void repack_q8_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    regroup<BlockQ8_0>(src, rows, cols, 32, dst, kQ8_0x8Block, [](uint8_t* o, int r, const BlockQ8_0& blk) {
+        std::memcpy(o + 2 * r, &blk.d, 2);
+        for (int k = 0; k < 8; ++k) std::memcpy(o + 16 + 32 * k + 4 * r, blk.qs + 4 * k, 4);
+    });
+}
+
+void q8_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out) {
+    const int64_t nb = a.K / 32;
+    regrouped_scalar(group, nb, kQ8_0x8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* yq = a.q.data() + t * static_cast<size_t>(a.K) + 32 * b;
+        int32_t s = 0;
+        for (int k = 0; k < 8; ++k)
+            for (int i = 0; i < 4; ++i) s += static_cast<int8_t>(p[16 + 32 * k + 4 * r + i]) * yq[4 * k + i];
+        return fp16_to_fp32(load_u16(p + 2 * r)) * a.d[t * static_cast<size_t>(nb) + static_cast<size_t>(b)] * static_cast<float>(s);
+    });
+}
+
+X8GemmFn find_q8_0_x8_gemm() { return first_kernel(&KernelSet::q8_0_x8); }
+
 }  // namespace qforge
 
 namespace qforge {

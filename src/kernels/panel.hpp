@@ -104,6 +104,15 @@ using X8GemmFn = void (*)(const uint8_t* group, const X8Acts& a, int c0, int nc,
 void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
 X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows are not repacked)
 
+// ---- Q8_0 regrouped the same way -------------------------------------------------------------------
+// Per 32-element block of eight rows: the eight f16 scales (16 bytes), then eight 32-byte vectors
+// whose lane r holds row r's codes 4k..4k+3 (k = 0..7): 272 bytes, as stored. One broadcast of four
+// activation codes meets eight rows, and the scales are applied to eight rows at once.
+inline constexpr size_t kQ8_0x8Block = 272;
+void repack_q8_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q8_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
+X8GemmFn find_q8_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows stay as stored)
+
 }  // namespace qforge
 
 namespace qforge {

@@ -64,12 +64,13 @@ struct KernelSet {
     XKGemmFn q6_k_x8 = nullptr;
     QuantizeRowFn quantize_f16 = nullptr;   // f16 activations (F16 weights), equal to fp32_to_fp16
     XKGemmFn q5_k_x8 = nullptr;             // repacked Q5_K
-    F16GemmFn f16_gemm = nullptr;           // prompts with F16 weights
+    F16GemmFn f16_gemm = nullptr;           // F16 weights (prompts and generation)
     XKGemmFn q3_k_x8 = nullptr;             // repacked Q3_K and Q2_K
     XKGemmFn q2_k_x8 = nullptr;
     XKGemm16Fn q4_k_x16 = nullptr;          // two groups at once, 8 tokens (AVX-512)
     XKGemm16Fn q5_k_x16 = nullptr;
     XKGemm16Fn q6_k_x16 = nullptr;
+    X8GemmFn q8_0_x8 = nullptr;             // repacked Q8_0
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

@@ -108,26 +108,52 @@ TEST(ModelGolden, LlamaCppQuantizedFilesGenerate) {
     }
 }
 
-// llama-cli's greedy continuations of llama.cpp's own quantized files (greedy_check.json): the
-// Q8_0 and Q4_0 files give the same 40 tokens. (K-quant files drift after a few tokens: the float
-// summation order of their dot products differs, and greedy decoding amplifies near-ties.)
+// llama-cli's greedy continuations of llama.cpp's own quantized files (greedy_check.json), all four,
+// followed token by token (teacher forcing): at every one of the ~40 steps llama.cpp's token must be
+// our top choice or a near-tie with it, and at most two steps may be such ties. Free-running greedy
+// text cannot be compared for equality between engines whose float summation orders differ: one
+// near-tie flips and the texts part for good. Our regrouped kernels (Q4_0, Q8_0, K-quants) sum each
+// block's products exactly in integers and round once a block, where llama.cpp's AVX2 row kernels
+// accumulate eight float lanes. Measured here (2026-11-28): with the row kernels (QFORGE_REPACK=0)
+// every step of all four files is llama.cpp's top choice; with the regrouped ones Q4_0 also has no
+// tie, Q8_0, Q4_K_M and Q2_K one each, of 0.009, 0.051 and < 0.001 logits. The f16 KV cache's
+// rounding alone moves this model's top-two margin by ~0.04 (F16 against F32 cache), so a tie is a
+// gap below 0.1 logits.
 TEST(ModelGolden, LlamaCppGreedyContinuations) {
     QFORGE_REQUIRE_SHARED(data);
+    constexpr float kNearTie = 0.1f;
     std::ifstream in(data + "/reference/tiny-demo-8m/greedy_check.json");
     const auto ref = nlohmann::json::parse(in);
+    const std::string prompt = "Once upon a time, there was a little";
     int checked = 0;
     for (const auto& r : ref["results_quantized"]) {
         const std::string file = r["gguf"];
-        if (file != "tiny-demo-8m-Q8_0.gguf" && file != "tiny-demo-8m-Q4_0.gguf") continue;
+        SCOPED_TRACE(file);
         auto model = Model::load(data + "/reference/tiny-demo-8m/" + file);
+        const Tokenizer& tok = model->tokenizer();
+        // llama.cpp's tokens: the continuation as the tokenizer splits it after the prompt.
+        const auto ids = tok.tokenize(prompt, true);
+        const auto all = tok.tokenize(prompt + r["continuation"].get<std::string>(), true);
+        ASSERT_TRUE(std::equal(ids.begin(), ids.end(), all.begin()));
         Context ctx(*model, 128, KvCacheType::F16, 2);
-        const auto ids = model->tokenizer().tokenize("Once upon a time, there was a little", true);
-        std::string text;
-        for (int32_t t : greedy(ctx, ids, 40)) text += model->tokenizer().token_to_piece(t);
-        EXPECT_EQ(text, r["continuation"].get<std::string>()) << file;
+        std::vector<float> logits;
+        ctx.eval(ids, logits);
+        const int nv = model->hparams().n_vocab;
+        int ties = 0;
+        for (size_t i = ids.size(); i < all.size(); ++i) {
+            const int32_t top = static_cast<int32_t>(std::max_element(logits.begin(), logits.begin() + nv) - logits.begin()), next = all[i];
+            if (top != next) {
+                EXPECT_LT(logits[static_cast<size_t>(top)] - logits[static_cast<size_t>(next)], kNearTie)
+                    << "step " << i - ids.size() << ": ours \"" << tok.token_to_piece(top) << "\", llama.cpp's \"" << tok.token_to_piece(next) << "\"";
+                ++ties;
+            }
+            ctx.eval({next}, logits);
+        }
+        EXPECT_GE(all.size() - ids.size(), 35u);
+        EXPECT_LE(ties, 2);
         ++checked;
     }
-    EXPECT_EQ(checked, 2);
+    EXPECT_EQ(checked, 4);
 }
 
 std::string load_error(const std::function<void()>& fn) {

@@ -407,6 +407,12 @@ TEST(Regrouped, Q8_0) {
                             q8_0_x8_gemm_scalar, &KernelSet::q8_0_x8, vec_dot_q8_0_q8_0_scalar);
 }
 
+TEST(Regrouped, Q5_0) {
+    check_regrouped<X8Acts>(GgmlType::Q5_0, GgmlType::Q8_0, 256, 0.f, 8 * kQ5_0x8Block, repack_q5_0_x8, resize_x8_acts, pack_x8_acts,
+                            q5_0_x8_gemm_scalar, &KernelSet::q5_0_x8,
+                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_0, n, vx, vy); });
+}
+
 TEST(Regrouped, Q4_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
                             q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16);
@@ -444,6 +450,9 @@ TEST(Regrouped, LargestSumsStayExact) {
                                 q4_0_x8_gemm_scalar, &KernelSet::q4_0_x8, vec_dot_q4_0_q8_0_scalar, nullptr, e);
         check_regrouped<X8Acts>(GgmlType::Q8_0, GgmlType::Q8_0, 256, 0.f, 8 * kQ8_0x8Block, repack_q8_0_x8, resize_x8_acts, pack_x8_acts,
                                 q8_0_x8_gemm_scalar, &KernelSet::q8_0_x8, vec_dot_q8_0_q8_0_scalar, nullptr, e);
+        check_regrouped<X8Acts>(GgmlType::Q5_0, GgmlType::Q8_0, 256, 0.f, 8 * kQ5_0x8Block, repack_q5_0_x8, resize_x8_acts, pack_x8_acts,
+                                q5_0_x8_gemm_scalar, &KernelSet::q5_0_x8,
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q5_0, n, vx, vy); }, nullptr, e);
         check_regrouped<XKActs>(GgmlType::Q4_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ4_Kx8Block, repack_q4_k_x8, resize_xk_acts, pack_xk_acts,
                                 q4_k_x8_gemm_scalar, &KernelSet::q4_k_x8, vec_dot_q4_k_q8_k_scalar, &KernelSet::q4_k_x16, e);
         check_regrouped<XKActs>(GgmlType::Q5_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ5_Kx8Block, repack_q5_k_x8, resize_xk_acts, pack_xk_acts,

@@ -433,7 +433,44 @@ void q8_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, 
     });
 }
 
-X8GemmFn find_q8_0_x8_gemm() { return first_kernel(&KernelSet::q8_0_x8); }
+void repack_q5_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
+    regroup<BlockQ5_0>(src, rows, cols, 32, dst, kQ5_0x8Block, [](uint8_t* o, int r, const BlockQ5_0& blk) {
+        std::memcpy(o + 2 * r, &blk.d, 2);
+        uint32_t qh;
+        std::memcpy(&qh, blk.qh, 4);
+        for (int i = 0; i < 4; ++i) {
+            uint8_t v = 0;
+            for (int k = 0; k < 8; ++k) v = static_cast<uint8_t>(v | (((qh >> (4 * k + i)) & 1u) << k));
+            o[16 + 4 * r + i] = v;
+        }
+        for (int j = 0; j < 4; ++j) std::memcpy(o + 48 + 32 * j + 4 * r, blk.qs + 4 * j, 4);
+    });
+}
+
+void q5_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out) {
+    const int64_t nb = a.K / 32;
+    regrouped_scalar(group, nb, kQ5_0x8Block, c0, nc, out, [&](const uint8_t* p, int r, size_t t, int64_t b) {
+        const int8_t* yq = a.q.data() + t * static_cast<size_t>(a.K) + 32 * b;
+        const size_t at = t * static_cast<size_t>(nb) + static_cast<size_t>(b);
+        int32_t s = -2 * a.s8[at];  // codes 0..31 less 16
+        for (int e = 0; e < 32; ++e) {
+            const int k = e / 4, i = e % 4;  // word k of the nibble vectors: elements 4k..4k+3, high nibbles from 16 on
+            const uint8_t byte = p[48 + 32 * (k % 4) + 4 * r + i];
+            const int nib = k < 4 ? byte & 0x0F : byte >> 4;
+            s += (nib | (((p[16 + 4 * r + i] >> k) & 1) << 4)) * yq[e];
+        }
+        return fp16_to_fp32(load_u16(p + 2 * r)) * a.d[at] * static_cast<float>(s);
+    });
+}
+
+const X8Format* find_x8_format(GgmlType t) {
+    static const X8Format formats[] = {{GgmlType::Q4_0, repack_q4_0_x8, first_kernel(&KernelSet::q4_0_x8)},
+                                       {GgmlType::Q5_0, repack_q5_0_x8, first_kernel(&KernelSet::q5_0_x8)},
+                                       {GgmlType::Q8_0, repack_q8_0_x8, first_kernel(&KernelSet::q8_0_x8)}};
+    for (const X8Format& f : formats)
+        if (f.type == t) return &f;
+    return nullptr;
+}
 
 }  // namespace qforge
 

@@ -111,7 +111,23 @@ X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows a
 inline constexpr size_t kQ8_0x8Block = 272;
 void repack_q8_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q8_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
-X8GemmFn find_q8_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows stay as stored)
+
+// ---- Q5_0 regrouped the same way -------------------------------------------------------------------
+// Per block of eight rows: the eight f16 scales (16 bytes), the fifth bits as one 32-byte vector
+// whose lane r, byte i, bit k is row r's bit of element 4k + i (so a shift and a mask bring word k's
+// bits to bit 4 of each byte), then the nibbles as Q4_0's: 176 bytes, as stored.
+inline constexpr size_t kQ5_0x8Block = 176;
+void repack_q5_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+void q5_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
+
+// The 32-element formats regrouped eight rows at a time (Q4_0, Q5_0, Q8_0): the repacker and this
+// CPU's kernel (gemm: nullptr where none runs; then rows stay as stored). nullptr for other types.
+struct X8Format {
+    GgmlType type;
+    void (*repack)(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
+    X8GemmFn gemm;
+};
+const X8Format* find_x8_format(GgmlType t);
 
 }  // namespace qforge
 

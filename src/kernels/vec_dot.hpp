@@ -70,7 +70,8 @@ struct KernelSet {
     XKGemm16Fn q4_k_x16 = nullptr;          // two groups at once, 8 tokens (AVX-512)
     XKGemm16Fn q5_k_x16 = nullptr;
     XKGemm16Fn q6_k_x16 = nullptr;
-    X8GemmFn q8_0_x8 = nullptr;             // repacked Q8_0
+    X8GemmFn q8_0_x8 = nullptr;             // repacked Q8_0 and Q5_0
+    X8GemmFn q5_0_x8 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

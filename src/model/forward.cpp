@@ -187,11 +187,10 @@ struct Context::Impl {
         // One deliberate exception: bf16 weights meet f32 activations (bf16 -> f32 is exact, so a bf16
         // model computes exactly like its f32 original; llama.cpp rounds the activations to bf16).
         const GgmlType vdt = w.type == GgmlType::BF16 ? GgmlType::F32 : type_traits(w.type).vec_dot_type;
-        // Q4_0, Q8_0 and the K-quants regrouped at load: eight rows per vector for every batch size.
+        // Q4_0, Q5_0, Q8_0 and the K-quants regrouped at load: eight rows per vector for every batch size.
         if (w.x8) {
-            if (w.type == GgmlType::Q4_0 || w.type == GgmlType::Q8_0) {
-                if (const X8GemmFn g = w.type == GgmlType::Q4_0 ? find_q4_0_x8_gemm() : find_q8_0_x8_gemm())
-                    return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, g, rb * kPanelRows);
+            if (const X8Format* f = find_x8_format(w.type)) {
+                if (f->gemm) return regrouped(w, x, B, y, GgmlType::Q8_0, x8_acts, pack_x8_acts, resize_x8_acts, f->gemm, rb * kPanelRows);
             } else if (const XKFormat* f = find_xk_format(w.type); f && f->gemm) {
                 return regrouped(w, x, B, y, GgmlType::Q8_K, xk_acts, pack_xk_acts, resize_xk_acts, f->gemm, static_cast<size_t>(cols / QK_K) * f->block_bytes,
                                  B >= kGemmCols ? f->gemm16 : nullptr);

@@ -88,20 +88,18 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-// Q4_0, Q8_0 and Q2_K … Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
+// Q4_0, Q5_0, Q8_0 and Q2_K … Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
 // at load): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%, Q3_K: 3.6%), so memory use stays; the
 // other matrices copied as stored. All in one huge-page arena in the order the forward pass reads
 // them; the mapped file's pages of each are handed back to the kernel (they stay on disk and are
 // read again only if something touches them).
 void Model::repack_for_cpu() {
     if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons
-    const bool q4_0 = find_q4_0_x8_gemm() != nullptr, q8_0 = find_q8_0_x8_gemm() != nullptr;
     const uint8_t* embd = tok_embd.data;
     // The regrouped size of a matrix (0: it stays as stored).
     auto regrouped_bytes = [&](const WeightView& w) -> size_t {
         if (!w.present() || w.rows() % kPanelRows != 0) return 0;
-        if (w.type == GgmlType::Q4_0 && q4_0 && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
-        if (w.type == GgmlType::Q8_0 && q8_0 && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
+        if (const X8Format* f = find_x8_format(w.type); f && f->gemm && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
         if (const XKFormat* f = find_xk_format(w.type); f && f->gemm && w.cols() % QK_K == 0)
             return static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * f->block_bytes;
         return 0;
@@ -137,11 +135,8 @@ void Model::repack_for_cpu() {
         if (regrouped_bytes(w) == 0) {
             std::memcpy(buf, w.data, bytes);
             w.data = buf;
-        } else if (w.type == GgmlType::Q4_0) {
-            repack_q4_0_x8(w.data, w.rows(), w.cols(), buf);
-            w.x8 = buf;
-        } else if (w.type == GgmlType::Q8_0) {
-            repack_q8_0_x8(w.data, w.rows(), w.cols(), buf);
+        } else if (const X8Format* f = find_x8_format(w.type)) {
+            f->repack(w.data, w.rows(), w.cols(), buf);
             w.x8 = buf;
         } else {
             find_xk_format(w.type)->repack(w.data, w.rows(), w.cols(), buf);

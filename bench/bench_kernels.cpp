@@ -76,23 +76,27 @@ void BM_XK(benchmark::State& st, GgmlType type, bool wide) {
     st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(kRows * kCols) * nc / 1e9, benchmark::Counter::kIsRate);
 }
 
-void BM_Q4_0(benchmark::State& st) {
+// The regrouped 32-element formats (Q4_0, Q5_0, Q8_0).
+void BM_X8(benchmark::State& st, GgmlType t) {
     const int nc = static_cast<int>(st.range(0));
     const int64_t kCols = st.range(1);
-    const qforge::X8GemmFn gemm = qforge::find_q4_0_x8_gemm();
-    if (!gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const qforge::X8Format* f = qforge::find_x8_format(t);
+    if (!f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const qforge::X8GemmFn gemm = f->gemm;
     const auto w = random_matrix(kRows * kCols, 1);
-    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, GgmlType::Q4_0, {}, 1);
-    const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(GgmlType::Q4_0), kCols) * qforge::kPanelRows;
+    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, t, {}, 1);
+    const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(t), kCols) * qforge::kPanelRows;
     std::vector<uint8_t> packed(q.size());
-    qforge::repack_q4_0_x8(q.data(), kRows, kCols, packed.data());
+    f->repack(q.data(), kRows, kCols, packed.data());
     const auto acts = random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, nc, qforge::resize_x8_acts, qforge::pack_x8_acts);
     run_groups(st, packed, group_bytes, acts, gemm, kCols, nc);
 }
 
 }  // namespace
 
-BENCHMARK(BM_Q4_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_X8, Q4_0, GgmlType::Q4_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_X8, Q5_0, GgmlType::Q5_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_X8, Q8_0, GgmlType::Q8_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_XK, Q2_K, GgmlType::Q2_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_XK, Q3_K, GgmlType::Q3_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_XK, Q4_K, GgmlType::Q4_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});

@@ -413,8 +413,6 @@ void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, 
     });
 }
 
-X8GemmFn find_q4_0_x8_gemm() { return first_kernel(&KernelSet::q4_0_x8); }
-
 void repack_q8_0_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst) {
     regroup<BlockQ8_0>(src, rows, cols, 32, dst, kQ8_0x8Block, [](uint8_t* o, int r, const BlockQ8_0& blk) {
         std::memcpy(o + 2 * r, &blk.d, 2);

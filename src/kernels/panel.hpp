@@ -102,7 +102,6 @@ void pack_x8_acts(const void* q8_0_row, int t, X8Acts& a);
 inline constexpr int kGemmCols = 8;
 using X8GemmFn = void (*)(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
 void q4_0_x8_gemm_scalar(const uint8_t* group, const X8Acts& a, int c0, int nc, float* out);
-X8GemmFn find_q4_0_x8_gemm();  // nullptr where no SIMD kernel runs (then rows are not repacked)
 
 // ---- Q8_0 regrouped the same way -------------------------------------------------------------------
 // Per 32-element block of eight rows: the eight f16 scales (16 bytes), then eight 32-byte vectors

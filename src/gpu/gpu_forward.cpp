@@ -73,6 +73,7 @@ struct NormPush {
     uint32_t n;
     float eps;
     uint32_t x_row0;
+    uint32_t n_parts;  // rmsnorm_parts.comp only
 };
 struct RopePush {
     uint32_t n_heads, head_dim, n_rot, neox, B;
@@ -152,7 +153,7 @@ struct Ops {
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
     std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
     std::map<std::pair<GgmlType, uint32_t>, const VkKernel*> matvec_dot_k;  // by format and what it fuses
-    const VkKernel *rmsnorm_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
+    const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
         if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
@@ -163,9 +164,10 @@ struct Ops {
     // Q4_0 (measured on an H200, Q4_0 tg128 201 -> 213 t/s), not Q4_K and Q6_K, whose threads hold 64
     // weights of a row and lost more to the extra registers than the fused steps saved (Q4_K_M
     // 164 -> 121-130 t/s).
-    bool fusable(const GpuMatrix& w, int B) const {
-        return B < kMatmulMinTokens && int_dots(*rt, w.type) && !wide_units(w.type);
-    }
+    bool fusable(const GpuMatrix& w, int B) const { return sums_squares(w, B) && !wide_units(w.type); }
+    // Whether a product of w with B tokens runs matvec_dot.comp, and so can leave the sum of
+    // squares of what it writes in parts (Fused::parts_out; every format, fused or not).
+    bool sums_squares(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
 
     // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it.
     // Returns the number of workgroup parts a Fused::parts_out receives.
@@ -204,9 +206,18 @@ struct Ops {
 
     void rmsnorm(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0) {
         const VkKernel& kern = kernel(rmsnorm_k, "rmsnorm", gpu::rmsnorm_spirv(), 3, sizeof(NormPush));
-        const NormPush p{static_cast<uint32_t>(n), eps, static_cast<uint32_t>(row0)};
+        const NormPush p{static_cast<uint32_t>(n), eps, static_cast<uint32_t>(row0), 0};
         const VkBuf* bufs[] = {&in, &weight, &out};
         rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(rows));
+    }
+    // The same from the sum of squares in n_parts parts a row ([row][part], rows row0 ..): many
+    // workgroups a row (256 elements each) instead of one.
+    void rmsnorm_parts(const VkBuf& in, const VkBuf& weight, VkBuf& out, int n, float eps, int rows, int row0, const VkBuf& parts,
+                       uint32_t n_parts) {
+        const VkKernel& kern = kernel(rmsnorm_parts_k, "rmsnorm_parts", gpu::rmsnorm_parts_spirv(), 4, sizeof(NormPush));
+        const NormPush p{static_cast<uint32_t>(n), eps, static_cast<uint32_t>(row0), n_parts};
+        const VkBuf* bufs[] = {&in, &weight, &out, &parts};
+        rt->dispatch(kern, bufs, &p, groups(static_cast<uint64_t>(n), 256), static_cast<uint32_t>(rows));
     }
 
     void rope(VkBuf& vec, const VkBuf& cs, int n_heads, int head_dim, int n_rot, bool neox, int B) {
@@ -352,18 +363,20 @@ struct GpuForward::Impl {
         rt->barrier();
         // In generation, where the products run matvec_dot.comp, RMSNorm and SwiGLU happen inside
         // them (Fused): the product that adds to x (attn_output, ffn_down) leaves the parts of x's
-        // sum of squares in parts_a/parts_f, the next products normalize as they read x.
+        // sum of squares in parts_a/parts_f, the next products normalize as they read x; where
+        // those are not fusable (Q4_K, Q6_K), the parts still make RMSNorm a step of many workgroups.
         const auto fusable = [&](const GpuMatrix& w) { return ops.fusable(w, B); };
-        // QFORGE_GPU_FUSE_NORM=0 keeps RMSNorm a step of its own (for comparisons).
+        // QFORGE_GPU_FUSE_NORM=0 keeps RMSNorm a step of its own, one workgroup a token (for comparisons).
         static const bool fuse_norm = [] {
             const char* e = std::getenv("QFORGE_GPU_FUSE_NORM");
             return !e || std::string(e) != "0";
         }();
         // RMSNorm of x with weights w for the next products: fused into them (the returned Fused)
-        // where `fused`, else a step of its own into xn.
+        // where `fused`, else a step of its own into xn (from the parts where n_parts > 0).
         const auto norm = [&](bool fused, const VkBuf& w, const VkBuf& parts, uint32_t n_parts, int rows, int row0) {
             if (fused) return Fused{nullptr, &w, &parts, n_parts, hp.rms_eps, nullptr};
-            ops.rmsnorm(x, w, xn, hp.n_embd, hp.rms_eps, rows, row0);
+            if (n_parts) ops.rmsnorm_parts(x, w, xn, hp.n_embd, hp.rms_eps, rows, row0, parts, n_parts);
+            else ops.rmsnorm(x, w, xn, hp.n_embd, hp.rms_eps, rows, row0);
             rt->barrier();
             rt->timestamp("rmsnorm");
             return Fused{};
@@ -387,8 +400,8 @@ struct GpuForward::Impl {
             rt->timestamp("attention");
             const bool norm_f = fuse_norm && fusable(L.wo) && fusable(L.gate) && fusable(L.up);
             Fused fo;
-            if (norm_f) fo.parts_out = &parts_f;
-            const uint32_t n_parts_f = ops.matvec(L.wo, att, x, B, true, nullptr, fo);
+            if (fuse_norm && ops.sums_squares(L.wo, B)) fo.parts_out = &parts_f;
+            const uint32_t wo_parts = ops.matvec(L.wo, att, x, B, true, nullptr, fo), n_parts_f = fo.parts_out ? wo_parts : 0;
             rt->barrier();
             rt->timestamp("matvec o");
             const Fused ff = norm(norm_f, L.ffn_norm, parts_f, n_parts_f, B, 0);
@@ -397,9 +410,9 @@ struct GpuForward::Impl {
             rt->barrier();
             rt->timestamp("matvec gate/up");
             Fused fd;
+            if (fuse_norm && ops.sums_squares(L.down, B)) fd.parts_out = &parts_a;
             if (fusable(L.down)) {
                 fd.glu_up = &up;
-                if (fuse_norm) fd.parts_out = &parts_a;
             } else {
                 ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
                 rt->barrier();
@@ -552,11 +565,20 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     return read(yb, static_cast<size_t>(rows * B));
 }
 
-std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps) {
+std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps, int n_parts) {
     Ops& ops = test_ops();
-    VkBuf xb = buffer_of(x), wb = buffer_of(w), yb = buffer_of({}, x.size());
+    const int n = static_cast<int>(w.size()), rows = static_cast<int>(x.size() / w.size());
+    // The parts as a product would leave them: each row's sum of squares over n_parts slices.
+    std::vector<float> parts(static_cast<size_t>(std::max(rows * n_parts, 1)), 0.f);
+    for (int r = 0; r < rows; ++r)
+        for (int i = 0; i < n && n_parts > 0; ++i) {
+            const float v = x[static_cast<size_t>(r) * w.size() + static_cast<size_t>(i)];
+            parts[static_cast<size_t>(r * n_parts + static_cast<int>(static_cast<int64_t>(i) * n_parts / n))] += v * v;
+        }
+    VkBuf xb = buffer_of(x), wb = buffer_of(w), yb = buffer_of({}, x.size()), pb = buffer_of(parts);
     ops.rt->begin();
-    ops.rmsnorm(xb, wb, yb, static_cast<int>(w.size()), eps, static_cast<int>(x.size() / w.size()), 0);
+    if (n_parts > 0) ops.rmsnorm_parts(xb, wb, yb, n, eps, rows, 0, pb, static_cast<uint32_t>(n_parts));
+    else ops.rmsnorm(xb, wb, yb, n, eps, rows, 0);
     ops.rt->submit_and_wait();
     return read(yb, x.size());
 }

@@ -48,7 +48,9 @@ bool int_dot(GgmlType t);
 // (one token, where int_dot(t)) the input is SwiGLU's silu(x) * glu_up, made by the product.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias = {}, std::span<const float> y0 = {}, std::span<const float> glu_up = {});
-std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps);  // rows of w.size()
+// Rows of w.size(); with n_parts > 0 through rmsnorm_parts.comp, the rows' sums of squares
+// given in that many parts (as the products of generation leave them).
+std::vector<float> rmsnorm(std::span<const float> x, std::span<const float> w, float eps, int n_parts = 0);
 std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox, int B);
 // Keys k ([B][n_heads * head_dim]) through kv_store's rotation into the cache, read back as [B][...].
 std::vector<float> rope_stored_keys(std::span<const float> k, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox,

@@ -23,7 +23,7 @@ bool coopmat(GgmlType) { return false; }
 bool int_dot(GgmlType) { return false; }
 std::vector<float> matvec(GgmlType, std::span<const uint8_t>, int64_t, int64_t, std::span<const float>, int, std::span<const float>,
                           std::span<const float>, std::span<const float>) { none(); }
-std::vector<float> rmsnorm(std::span<const float>, std::span<const float>, float) { none(); }
+std::vector<float> rmsnorm(std::span<const float>, std::span<const float>, float, int) { none(); }
 std::vector<float> rope(std::span<const float>, std::span<const float>, int, int, int, bool, int) { none(); }
 std::vector<float> attention(std::span<const float>, std::span<const float>, std::span<const float>, int, int, int, int, int) { none(); }
 std::vector<float> swiglu(std::span<const float>, std::span<const float>) { none(); }

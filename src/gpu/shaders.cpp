@@ -184,6 +184,9 @@ const uint32_t kMatvecDot_q6_k[] =
 const uint32_t kRmsnorm[] =
 #include "rmsnorm.inc"
     ;
+const uint32_t kRmsnormParts[] =
+#include "rmsnorm_parts.inc"
+    ;
 const uint32_t kRope[] =
 #include "rope.inc"
     ;
@@ -251,6 +254,7 @@ std::span<const uint32_t> matvec_dot_spirv(GgmlType t) {
     return f ? f->matvec_dot : std::span<const uint32_t>{};
 }
 std::span<const uint32_t> rmsnorm_spirv() { return kRmsnorm; }
+std::span<const uint32_t> rmsnorm_parts_spirv() { return kRmsnormParts; }
 std::span<const uint32_t> rope_spirv() { return kRope; }
 std::span<const uint32_t> attention_spirv() { return kAttention; }
 std::span<const uint32_t> attn_combine_spirv() { return kAttnCombine; }

@@ -18,6 +18,7 @@ std::span<const uint32_t> matmul_spirv(GgmlType t);
 std::span<const uint32_t> matmul_cm_spirv(GgmlType t);
 std::span<const uint32_t> matvec_dot_spirv(GgmlType t);  // empty where the format has none
 std::span<const uint32_t> rmsnorm_spirv();
+std::span<const uint32_t> rmsnorm_parts_spirv();  // RMSNorm from matvec_dot.comp's sum-of-squares parts
 std::span<const uint32_t> rope_spirv();
 std::span<const uint32_t> attention_spirv();
 std::span<const uint32_t> attn_combine_spirv();  // the split attention's parts into outputs

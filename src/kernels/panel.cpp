@@ -574,11 +574,13 @@ void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst
         for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = static_cast<uint8_t>(x.scales[k]);
         for (int h = 0; h < 2; ++h) {
             uint8_t* oh = o + 144 + 768 * h;
-            for (int m = 0; m < 8; ++m) {
-                std::memcpy(oh + 96 * m + 4 * r, x.ql + 64 * h + 4 * m, 4);
-                std::memcpy(oh + 96 * m + 32 + 4 * r, x.ql + 64 * h + 32 + 4 * m, 4);
-                std::memcpy(oh + 96 * m + 64 + 4 * r, x.qh + 32 * h + 4 * m, 4);
-            }
+            for (int m = 0; m < 8; ++m)
+                for (int i = 0; i < 4; ++i) {
+                    const int l0 = x.ql[64 * h + 4 * m + i], l1 = x.ql[64 * h + 32 + 4 * m + i], hb = x.qh[32 * h + 4 * m + i];
+                    const int c3 = (l1 >> 4) | ((hb >> 6) << 4);
+                    const int codes[3] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4), (l0 >> 4) | (((hb >> 4) & 3) << 4)};
+                    for (int k = 0; k < 3; ++k) oh[96 * m + 32 * k + 4 * r + i] = static_cast<uint8_t>(codes[k] | (((c3 >> (2 * k)) & 3) << 6));
+                }
         }
     });
 }
@@ -593,10 +595,9 @@ void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
             int32_t gs[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // groups 8h + 0..7
             for (int m = 0; m < 8; ++m)
                 for (int i = 0; i < 4; ++i) {
-                    const int l0 = ph[96 * m + 4 * r + i], l1 = ph[96 * m + 32 + 4 * r + i], hb = ph[96 * m + 64 + 4 * r + i];
+                    const int b0 = ph[96 * m + 4 * r + i], b1 = ph[96 * m + 32 + 4 * r + i], b2 = ph[96 * m + 64 + 4 * r + i];
                     const int e = 4 * m + i;  // 0..31
-                    const int codes[4] = {(l0 & 15) | ((hb & 3) << 4), (l1 & 15) | (((hb >> 2) & 3) << 4), (l0 >> 4) | (((hb >> 4) & 3) << 4),
-                                          (l1 >> 4) | (((hb >> 6) & 3) << 4)};
+                    const int codes[4] = {b0 & 63, b1 & 63, b2 & 63, (b0 >> 6) | ((b1 >> 6) << 2) | ((b2 >> 6) << 4)};
                     for (int k = 0; k < 4; ++k) gs[2 * k + e / 16] += (codes[k] - 32) * y[128 * h + 32 * k + e];
                 }
             for (int gi = 0; gi < 8; ++gi) isum += gs[gi] * static_cast<int8_t>(p[16 + 8 * (8 * h + gi) + r]);

@@ -171,8 +171,10 @@ void q5_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
 
 // ---- Q6_K regrouped the same way (1680 bytes per super-block of eight rows, as stored) -----------
 // d (f16 x 8), the sixteen int8 scales [group][row], then per half h and word m, in the order
-// the kernel reads them, three vectors whose lane r holds row r's ql[64h + 4m ..],
-// ql[64h + 32 + 4m ..] and qh[32h + 4m ..].
+// the kernel reads them, three vectors b0, b1, b2 whose lane r holds row r's four codes of
+// elements 128h + 32k + 4m .. +3 (k = 0, 1, 2) in bits 0-5, and in bits 6-7 bits 2k, 2k+1 of
+// the codes of k = 3: three codes come out with one mask, the fourth with three shifts, three
+// masks and two ors (the file's ql/qh split takes seventeen operations for the four).
 inline constexpr size_t kQ6_Kx8Block = 1680;
 void repack_q6_k_x8(const uint8_t* src, int64_t rows, int64_t cols, uint8_t* dst);
 void q6_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, float* out);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end speed: qforge bench on synth models of real shapes, with generation bandwidth against
 # the machine's measured memory bandwidth, and llama.cpp's llama-bench on the same files side by
-# side when LLAMA_BENCH names its binary. Usage: [LLAMA_BENCH=path] bench/e2e.sh [--7b] [threads]
+# side when LLAMA_BENCH names its binary. Usage: [LLAMA_BENCH=path] [TYPES="Q4_0 ..."] bench/e2e.sh [--7b] [threads]
 # Run nothing else meanwhile: these machines are shared and noisy (the bandwidth available has been
 # seen to change from 36 to 58 GB/s within minutes), so the read bandwidth is measured again right
 # before each model, and the generation bandwidth is given against that.
@@ -50,5 +50,5 @@ else
   echo "| shape | type | weights | pp64 t/s | tg32 t/s | generation bandwidth (share of the read bandwidth measured just before) |"
   echo "|---|---|---:|---:|---:|---:|"
 fi
-for t in F16 Q8_0 Q6_K Q5_K_M Q5_0 Q4_K_M Q4_0 Q3_K_M Q2_K; do run tinyllama-1.1b "$t"; done
+for t in ${TYPES:-F16 Q8_0 Q6_K Q5_K_M Q5_0 Q4_K_M Q4_0 Q3_K_M Q2_K}; do run tinyllama-1.1b "$t"; done
 if [ "$WITH_7B" = 1 ]; then for t in Q4_0 Q4_K_M; do run llama2-7b "$t"; done; fi

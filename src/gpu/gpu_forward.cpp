@@ -153,7 +153,7 @@ struct Ops {
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
     std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
     std::map<std::pair<GgmlType, uint32_t>, const VkKernel*> matvec_dot_k;  // by format and what it fuses
-    const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *kv_store_k = nullptr,
+    const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *to_f16_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
         if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
@@ -169,15 +169,25 @@ struct Ops {
     // squares of what it writes in parts (Fused::parts_out; every format, fused or not).
     bool sums_squares(const GpuMatrix& w, int B) const { return B < kMatmulMinTokens && int_dots(*rt, w.type); }
 
-    // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it.
-    // Returns the number of workgroup parts a Fused::parts_out receives.
-    uint32_t matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const Fused& f = {}) {
+    // Whether a product of w with B tokens runs on tensor cores (matmul_cm.comp), which reads its
+    // input as f16 (to_f16 makes it, once for the products that share an input).
+    bool half_input(const GpuMatrix& w, int B) const { return B >= kMatmulMinTokens && tensor_cores(*rt, w.type); }
+
+    // y = W x for B tokens (+ bias, + y where accumulate); f (only where fusable(w, B)) adds to it;
+    // in16: x as f16 where half_input(w, B). Returns the number of workgroup parts a
+    // Fused::parts_out receives.
+    uint32_t matvec(const GpuMatrix& w, const VkBuf& in, VkBuf& out, int B, bool accumulate, const VkBuf* bias, const Fused& f = {},
+                    const VkBuf* in16 = nullptr) {
         const MatvecPush p{static_cast<uint32_t>(w.rows), static_cast<uint32_t>(w.cols), accumulate ? 1u : 0u, bias ? 1u : 0u,
                            static_cast<uint32_t>(B), f.norm_w ? f.n_parts : 0u, f.eps};
         const VkBuf* bufs[] = {&w.buf, &in, &out, bias ? bias : &dummy, f.glu_up ? f.glu_up : &dummy, f.norm_w ? f.norm_w : &dummy,
                                f.parts_in ? f.parts_in : &dummy, f.parts_out ? f.parts_out : &dummy};
         if (B >= kMatmulMinTokens) {  // prompts: tiles of 128 rows x 128 tokens on tensor cores, else x 64 tokens
-            const bool cm = tensor_cores(*rt, w.type);
+            const bool cm = half_input(w, B);
+            if (cm) {
+                if (!in16) throw std::logic_error("[gpu] a tensor-core product without its f16 input");
+                bufs[1] = in16;
+            }
             const VkKernel*& k = (cm ? matmul_cm_k : matmul_k)[w.type];
             if (!k)
                 k = &rt->kernel(std::string(cm ? "matmul_cm_" : "matmul_") + type_traits(w.type).name,
@@ -263,6 +273,15 @@ struct Ops {
         rt->dispatch(comb, cbufs, &cp, static_cast<uint32_t>(n_head), 1);
     }
 
+    // out (f16) = in (f32), n values (a multiple of 4).
+    void to_f16(const VkBuf& in, VkBuf& out, uint64_t n) {
+        const VkKernel& kern = kernel(to_f16_k, "to_f16", gpu::to_f16_spirv(), 2, sizeof(CountPush));
+        const CountPush p{static_cast<uint32_t>(n / 4)};
+        const VkBuf* bufs[] = {&in, &out};
+        const uint32_t g = groups(n / 4, 64), gx = std::min<uint32_t>(g, 65535);
+        rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
+    }
+
     void swiglu(VkBuf& gate, const VkBuf& up, uint64_t n) {
         const VkKernel& kern = kernel(swiglu_k, "swiglu", gpu::swiglu_spirv(), 2, sizeof(CountPush));
         const CountPush p{static_cast<uint32_t>(n)};
@@ -283,6 +302,7 @@ struct GpuForward::Impl {
     Ops ops;
     // Activations, sized for max_b tokens.
     VkBuf x_in, x, xn, q, k, v, att, gate, up, logits, logits_host, cs, attn_part;
+    VkBuf xh;  // prompts: the products' input as f16 (Ops::half_input)
     VkBuf parts_a, parts_f;  // generation: parts of x's sum of squares (Fused)
     std::vector<float> inv_freq, cos_sin;  // cos_sin: the batch's rotary table, host side
 
@@ -344,6 +364,7 @@ struct GpuForward::Impl {
         att = VkBuf(*rt, b * Q * 4, false);
         gate = VkBuf(*rt, b * F * 4, false);
         up = VkBuf(*rt, b * F * 4, false);
+        xh = VkBuf(*rt, b * std::max({E, Q, F}) * 2, false);
         logits = VkBuf(*rt, b * V * 4, false);
         logits_host = VkBuf(*rt, b * V * 4, true, true);
         cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
@@ -381,13 +402,22 @@ struct GpuForward::Impl {
             rt->timestamp("rmsnorm");
             return Fused{};
         };
+        // The input of the products ws as f16 in xh, where one of them runs on tensor cores (one
+        // conversion for the products that share it); null otherwise.
+        const auto half_of = [&](const VkBuf& in, size_t cols, int rows, std::initializer_list<const GpuMatrix*> ws) -> const VkBuf* {
+            if (std::none_of(ws.begin(), ws.end(), [&](const GpuMatrix* w) { return ops.half_input(*w, rows); })) return nullptr;
+            ops.to_f16(in, xh, static_cast<uint64_t>(rows) * cols);
+            rt->barrier();
+            return &xh;
+        };
         uint32_t n_parts_a = 0;  // > 0: parts_a holds the parts of this layer's input's sum of squares
         for (auto& L : layers) {
             const bool norm_a = n_parts_a && fusable(L.wq) && fusable(L.wk) && fusable(L.wv);
             const Fused fa = norm(norm_a, L.attn_norm, parts_a, n_parts_a, B, 0);
-            ops.matvec(L.wq, norm_a ? x : xn, q, B, false, L.bias ? &L.bq : nullptr, fa);
-            ops.matvec(L.wk, norm_a ? x : xn, k, B, false, L.bias ? &L.bk : nullptr, fa);
-            ops.matvec(L.wv, norm_a ? x : xn, v, B, false, L.bias ? &L.bv : nullptr, fa);
+            const VkBuf* h = half_of(xn, E, B, {&L.wq, &L.wk, &L.wv});
+            ops.matvec(L.wq, norm_a ? x : xn, q, B, false, L.bias ? &L.bq : nullptr, fa, h);
+            ops.matvec(L.wk, norm_a ? x : xn, k, B, false, L.bias ? &L.bk : nullptr, fa, h);
+            ops.matvec(L.wv, norm_a ? x : xn, v, B, false, L.bias ? &L.bv : nullptr, fa, h);
             rt->barrier();
             rt->timestamp("matvec qkv");
             // Queries rotated in place; keys rotated as they go into the cache.
@@ -401,12 +431,14 @@ struct GpuForward::Impl {
             const bool norm_f = fuse_norm && fusable(L.wo) && fusable(L.gate) && fusable(L.up);
             Fused fo;
             if (fuse_norm && ops.sums_squares(L.wo, B)) fo.parts_out = &parts_f;
-            const uint32_t wo_parts = ops.matvec(L.wo, att, x, B, true, nullptr, fo), n_parts_f = fo.parts_out ? wo_parts : 0;
+            h = half_of(att, static_cast<size_t>(hp.n_head) * hp.head_dim, B, {&L.wo});
+            const uint32_t wo_parts = ops.matvec(L.wo, att, x, B, true, nullptr, fo, h), n_parts_f = fo.parts_out ? wo_parts : 0;
             rt->barrier();
             rt->timestamp("matvec o");
             const Fused ff = norm(norm_f, L.ffn_norm, parts_f, n_parts_f, B, 0);
-            ops.matvec(L.gate, norm_f ? x : xn, gate, B, false, nullptr, ff);
-            ops.matvec(L.up, norm_f ? x : xn, up, B, false, nullptr, ff);
+            h = half_of(xn, E, B, {&L.gate, &L.up});
+            ops.matvec(L.gate, norm_f ? x : xn, gate, B, false, nullptr, ff, h);
+            ops.matvec(L.up, norm_f ? x : xn, up, B, false, nullptr, ff, h);
             rt->barrier();
             rt->timestamp("matvec gate/up");
             Fused fd;
@@ -418,7 +450,8 @@ struct GpuForward::Impl {
                 rt->barrier();
                 rt->timestamp("swiglu");
             }
-            const uint32_t parts = ops.matvec(L.down, gate, x, B, true, nullptr, fd);
+            h = half_of(gate, static_cast<size_t>(hp.n_ff), B, {&L.down});
+            const uint32_t parts = ops.matvec(L.down, gate, x, B, true, nullptr, fd, h);
             n_parts_a = fd.parts_out ? parts : 0;
             rt->barrier();
             rt->timestamp("matvec down");
@@ -426,7 +459,7 @@ struct GpuForward::Impl {
         const int first_row = all_logits ? 0 : B - 1, nl = B - first_row;
         const bool norm_out = n_parts_a && fusable(output) && nl == B;
         const Fused fout = norm(norm_out, out_norm, parts_a, n_parts_a, nl, first_row);
-        ops.matvec(output, norm_out ? x : xn, logits, nl, false, nullptr, fout);
+        ops.matvec(output, norm_out ? x : xn, logits, nl, false, nullptr, fout, half_of(xn, E, nl, {&output}));
         rt->barrier();
         rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
@@ -557,10 +590,16 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
     // Every matvec_dot.comp format can take SwiGLU (the forward pass fuses it for some only).
     if (!glu_up.empty() && !(B < kMatmulMinTokens && int_dots(*ops.rt, t))) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
+    VkBuf hb(*ops.rt, std::max<size_t>(x.size() * 2, 16), false);
     ops.rt->begin();
     Fused f;
     if (!glu_up.empty()) f.glu_up = &ub;
-    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, f);
+    const bool half = ops.half_input(m, B);
+    if (half) {
+        ops.to_f16(xb, hb, x.size());
+        ops.rt->barrier();
+    }
+    ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, f, half ? &hb : nullptr);
     ops.rt->submit_and_wait();
     return read(yb, static_cast<size_t>(rows * B));
 }

@@ -199,6 +199,9 @@ const uint32_t kAttention[] =
 const uint32_t kAttnCombine[] =
 #include "attn_combine.inc"
     ;
+const uint32_t kToF16[] =
+#include "to_f16.inc"
+    ;
 const uint32_t kSwiglu[] =
 #include "swiglu.inc"
     ;
@@ -260,5 +263,6 @@ std::span<const uint32_t> attention_spirv() { return kAttention; }
 std::span<const uint32_t> attn_combine_spirv() { return kAttnCombine; }
 std::span<const uint32_t> kv_store_spirv() { return kKvStore; }
 std::span<const uint32_t> swiglu_spirv() { return kSwiglu; }
+std::span<const uint32_t> to_f16_spirv() { return kToF16; }
 
 }  // namespace qforge::gpu

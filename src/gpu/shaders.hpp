@@ -24,5 +24,6 @@ std::span<const uint32_t> attention_spirv();
 std::span<const uint32_t> attn_combine_spirv();  // the split attention's parts into outputs
 std::span<const uint32_t> kv_store_spirv();
 std::span<const uint32_t> swiglu_spirv();
+std::span<const uint32_t> to_f16_spirv();  // f32 activations to f16 for matmul_cm.comp
 
 }  // namespace qforge::gpu

@@ -2,9 +2,9 @@
 // Prompts on tensor cores (VK_NV_cooperative_matrix, 16 x 16 x 16 f16 products summed in f32):
 // Y[b][r] = (accumulate ? Y[b][r] : 0) + bias[r] + W[r] . X[b]. A workgroup of 256 threads (8
 // subgroups of 32) owns 128 rows x 128 tokens; per 64-column step every thread decodes 32 weights
-// of one row (weights.glsl; unit32_weights where the format has it) and loads 32
-// activations of one token, rounds both to f16 and stores them in shared memory 16 bytes at a
-// time; then each subgroup multiplies its 32 rows x 64 tokens (2 x 4 matrices of 16 x 16) while
+// of one row (weights.glsl; unit32_weights where the format has it), rounds them to f16 and
+// loads 32 activations of one token (already f16: to_f16.comp rounds them once for all the
+// workgroups), and stores both in shared memory 16 bytes at a time; then each subgroup multiplies its 32 rows x 64 tokens (2 x 4 matrices of 16 x 16) while
 // the next step's weights and activations are on their way.
 // Weights and activations are rounded to f16 (as llama.cpp's GPU backends do), sums are f32.
 #include "common.glsl"
@@ -18,7 +18,7 @@ layout(push_constant) uniform Push {
 } p;
 #include "weights.glsl"
 
-layout(std430, binding = 1) readonly buffer X { vec4 x4[]; };  // rows are multiples of 32 floats
+layout(std430, binding = 1) readonly buffer X { uvec4 xh[]; };  // f16, eight a word; rows are multiples of 32
 layout(std430, binding = 2) buffer Y { float y[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
 
@@ -51,15 +51,12 @@ void weights32(uint r, uint u, out uvec4 h[4]) {
 #endif
 }
 
-// The 32 activations of token b, columns 32 u .. 32 u + 31, as f16 (zero past the batch).
+// The 32 activations of token b, columns 32 u .. 32 u + 31 (zero past the batch).
 void acts32(uint b, uint u, out uvec4 h[4]) {
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = uvec4(0);
     if (b >= p.B || 32 * u >= p.cols) return;
-    const uint xo = (b * p.cols + 32 * u) / 4;
-    [[unroll]] for (uint q = 0; q < 4; ++q) {
-        const vec4 a = x4[xo + 2 * q], c = x4[xo + 2 * q + 1];
-        h[q] = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(c.xy), packHalf2x16(c.zw));
-    }
+    const uint xo = (b * p.cols + 32 * u) / 8;
+    [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = xh[xo + q];
 }
 
 #define ACC fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>

@@ -192,13 +192,15 @@ TEST(GpuShaders, RmsNormRopeSwiglu) {
 
 // Causal attention with grouped KV heads over more than one tile of positions, head sizes below
 // and above one workgroup's width; one token over long caches goes through the split form
-// (parts of 128 positions and more, the last one short or empty).
+// (parts of 128 positions and more, the last one short or empty); longer batches from an empty
+// cache and after one, head size 128.
 TEST(GpuShaders, Attention) {
     REQUIRE_GPU();
     struct Case {
         int hd, n_past, B;
     };
-    for (const Case c : {Case{64, 70, 3}, Case{80, 70, 3}, Case{64, 300, 1}, Case{80, 1100, 1}, Case{64, 255, 1}}) {
+    for (const Case c : {Case{64, 70, 3}, Case{80, 70, 3}, Case{64, 300, 1}, Case{80, 1100, 1}, Case{64, 255, 1}, Case{64, 0, 19},
+                         Case{80, 100, 20}, Case{128, 5, 70}}) {
         const int hd = c.hd, n_past = c.n_past, B = c.B;
         const int n_head = 4, n_kv = 2, kv_dim = n_kv * hd, n_pos = n_past + B;
         const auto q = randn(static_cast<size_t>(B * n_head * hd), 10), kc = randn(static_cast<size_t>(n_pos * kv_dim), 11),

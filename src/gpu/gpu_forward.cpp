@@ -364,7 +364,8 @@ struct GpuForward::Impl {
         att = VkBuf(*rt, b * Q * 4, false);
         gate = VkBuf(*rt, b * F * 4, false);
         up = VkBuf(*rt, b * F * 4, false);
-        xh = VkBuf(*rt, b * std::max({E, Q, F}) * 2, false);
+        // Only where batches can run on tensor cores (Ops::half_input).
+        xh = VkBuf(*rt, rt->info().coopmat && B >= kMatmulMinTokens ? b * std::max({E, Q, F}) * 2 : 16, false);
         logits = VkBuf(*rt, b * V * 4, false);
         logits_host = VkBuf(*rt, b * V * 4, true, true);
         cs = VkBuf(*rt, b * static_cast<size_t>(hp.n_rot) * 4, true);
@@ -392,6 +393,9 @@ struct GpuForward::Impl {
             const char* e = std::getenv("QFORGE_GPU_FUSE_NORM");
             return !e || std::string(e) != "0";
         }();
+        // Whether the product of w leaves the parts of its output's sum of squares (every
+        // integer-dot product, fused or not).
+        const auto leaves_parts = [&](const GpuMatrix& w) { return fuse_norm && ops.sums_squares(w, B); };
         // RMSNorm of x with weights w for the next products: fused into them (the returned Fused)
         // where `fused`, else a step of its own into xn (from the parts where n_parts > 0).
         const auto norm = [&](bool fused, const VkBuf& w, const VkBuf& parts, uint32_t n_parts, int rows, int row0) {
@@ -430,7 +434,7 @@ struct GpuForward::Impl {
             rt->timestamp("attention");
             const bool norm_f = fuse_norm && fusable(L.wo) && fusable(L.gate) && fusable(L.up);
             Fused fo;
-            if (fuse_norm && ops.sums_squares(L.wo, B)) fo.parts_out = &parts_f;
+            if (leaves_parts(L.wo)) fo.parts_out = &parts_f;
             h = half_of(att, static_cast<size_t>(hp.n_head) * hp.head_dim, B, {&L.wo});
             const uint32_t wo_parts = ops.matvec(L.wo, att, x, B, true, nullptr, fo, h), n_parts_f = fo.parts_out ? wo_parts : 0;
             rt->barrier();
@@ -442,7 +446,7 @@ struct GpuForward::Impl {
             rt->barrier();
             rt->timestamp("matvec gate/up");
             Fused fd;
-            if (fuse_norm && ops.sums_squares(L.down, B)) fd.parts_out = &parts_a;
+            if (leaves_parts(L.down)) fd.parts_out = &parts_a;
             if (fusable(L.down)) {
                 fd.glu_up = &up;
             } else {
@@ -590,11 +594,12 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
     // Every matvec_dot.comp format can take SwiGLU (the forward pass fuses it for some only).
     if (!glu_up.empty() && !(B < kMatmulMinTokens && int_dots(*ops.rt, t))) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
-    VkBuf hb(*ops.rt, std::max<size_t>(x.size() * 2, 16), false);
+    const bool half = ops.half_input(m, B);
+    VkBuf hb;  // x as f16, where the product runs on tensor cores
+    if (half) hb = VkBuf(*ops.rt, x.size() * 2, false);
     ops.rt->begin();
     Fused f;
     if (!glu_up.empty()) f.glu_up = &ub;
-    const bool half = ops.half_input(m, B);
     if (half) {
         ops.to_f16(xb, hb, x.size());
         ops.rt->barrier();

@@ -1,9 +1,12 @@
-// Prompt-processing kernels in isolation: one thread, one group of eight regrouped weight rows
-// (Q4_0, Q2_K … Q6_K) against 8 tokens (a prompt's tile) or 1 (generation), weights and
-// activations in cache. Reports multiply-accumulates per second (GMAC/s), the figure the kernel's
-// arithmetic sets; the end-to-end speed is bench/e2e.sh's.
+// Kernels in isolation, one thread. BM_X8/BM_XK: groups of eight regrouped weight rows (Q4_0,
+// Q2_K … Q6_K) against 8 tokens (a prompt's tile) or 1 (generation), weights and activations in
+// cache; reports multiply-accumulates per second (GMAC/s), the figure the kernel's arithmetic sets.
+// BM_Stream*: generation over 256 MiB of weights (out of cache, huge pages); reports GB/s, to set
+// against bench_stream's one-thread read. The end-to-end speed is bench/e2e.sh's.
 // Run: build-bench/bench/bench_kernels  (scripts/bench.sh builds it and prints the machine).
 #include <benchmark/benchmark.h>
+
+#include <sys/mman.h>
 
 #include <random>
 
@@ -92,8 +95,103 @@ void BM_X8(benchmark::State& st, GgmlType t) {
     run_groups(st, packed, group_bytes, acts, gemm, kCols, nc);
 }
 
+// Generation out of cache: one token against a weight matrix far larger than the caches (the
+// 64-row groups copied over 256 MiB), one thread, as a forward pass meets each weight once per
+// token. Reports the weight bytes read per second (GB/s), to set against bench_stream's read figure.
+constexpr size_t kStreamBytes = size_t{256} << 20;
+
+// Memory advised for transparent huge pages, as qforge's copy of the weights is.
+class HugeBuffer {
+public:
+    explicit HugeBuffer(size_t bytes) : size_(bytes + kHuge) {
+        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        base_ = static_cast<uint8_t*>(p);
+        data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base_) + kHuge - 1) / kHuge * kHuge);
+        ::madvise(data_, bytes, MADV_HUGEPAGE);
+        bytes_ = bytes;
+    }
+    HugeBuffer(const HugeBuffer&) = delete;
+    HugeBuffer& operator=(const HugeBuffer&) = delete;
+    ~HugeBuffer() { ::munmap(base_, size_); }
+    uint8_t* data() const { return data_; }
+    size_t size() const { return bytes_; }
+
+private:
+    static constexpr size_t kHuge = size_t{2} << 20;
+    uint8_t* base_ = nullptr;
+    uint8_t* data_ = nullptr;
+    size_t size_ = 0, bytes_ = 0;
+};
+
+template <class Gemm, class Acts>
+void run_stream(benchmark::State& st, const std::vector<uint8_t>& groups, size_t group_bytes, const Acts& acts, Gemm gemm) {
+    const size_t n_groups = kStreamBytes / group_bytes;
+    HugeBuffer big(n_groups * group_bytes);
+    for (size_t g = 0; g < n_groups; ++g) std::copy(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(group_bytes), big.data() + g * group_bytes);
+    float out[qforge::kPanelRows * qforge::kGemmCols];
+    for (auto _ : st) {
+        for (size_t g = 0; g < n_groups; ++g) gemm(big.data() + g * group_bytes, acts, 0, 1, out);
+        benchmark::DoNotOptimize(out);
+    }
+    st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(big.size()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_StreamXK(benchmark::State& st, GgmlType type) {
+    constexpr int64_t kCols = 2048;
+    const qforge::XKFormat* f = qforge::find_xk_format(type);
+    if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const auto q = qforge::quantize_tensor(random_matrix(kRows * kCols, 1).data(), kRows, kCols, type, {}, 1);
+    const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
+    std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
+    f->repack(q.data(), kRows, kCols, packed.data());
+    run_stream(st, packed, group_bytes, random_acts<qforge::XKActs>(GgmlType::Q8_K, kCols, 1, qforge::resize_xk_acts, qforge::pack_xk_acts), f->gemm);
+}
+
+void BM_StreamX8(benchmark::State& st, GgmlType type) {
+    constexpr int64_t kCols = 2048;
+    const qforge::X8Format* f = qforge::find_x8_format(type);
+    if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
+    const auto q = qforge::quantize_tensor(random_matrix(kRows * kCols, 1).data(), kRows, kCols, type, {}, 1);
+    const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(type), kCols) * qforge::kPanelRows;
+    std::vector<uint8_t> packed(q.size());
+    f->repack(q.data(), kRows, kCols, packed.data());
+    run_stream(st, packed, group_bytes, random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, 1, qforge::resize_x8_acts, qforge::pack_x8_acts), f->gemm);
+}
+
+// F16 rows as stored (four rows a tile: four streams) or regrouped four rows at a time (one stream).
+void BM_StreamF16(benchmark::State& st, bool regrouped) {
+    constexpr int64_t kCols = 2048;
+    const qforge::F16GemmFn fg = qforge::find_f16_gemm();
+    const qforge::F16X4GemmFn fx4 = qforge::find_f16_x4_gemm();
+    if (!fg || (regrouped && !fx4)) return st.SkipWithError("no SIMD kernel on this CPU");
+    const int64_t rows = static_cast<int64_t>(kStreamBytes / (2 * kCols));
+    HugeBuffer buf(static_cast<size_t>(rows * kCols) * 2);
+    auto* w = reinterpret_cast<uint16_t*>(buf.data());
+    std::mt19937 rng(1);
+    for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
+    const auto x = random_matrix(kCols, 2);
+    std::vector<float> y(static_cast<size_t>(rows));
+    for (auto _ : st) {
+        if (regrouped) fx4(w, rows / qforge::kF16X4Rows, x.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
+        else fg(w, kCols, rows, x.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(buf.size()) / 1e9, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(BM_StreamF16, F16, false);
+BENCHMARK_CAPTURE(BM_StreamF16, F16_x4, true);
+BENCHMARK_CAPTURE(BM_StreamX8, Q8_0, GgmlType::Q8_0);
+BENCHMARK_CAPTURE(BM_StreamX8, Q4_0, GgmlType::Q4_0);
+BENCHMARK_CAPTURE(BM_StreamX8, Q5_0, GgmlType::Q5_0);
+BENCHMARK_CAPTURE(BM_StreamXK, Q2_K, GgmlType::Q2_K);
+BENCHMARK_CAPTURE(BM_StreamXK, Q3_K, GgmlType::Q3_K);
+BENCHMARK_CAPTURE(BM_StreamXK, Q4_K, GgmlType::Q4_K);
+BENCHMARK_CAPTURE(BM_StreamXK, Q5_K, GgmlType::Q5_K);
+BENCHMARK_CAPTURE(BM_StreamXK, Q6_K, GgmlType::Q6_K);
 BENCHMARK_CAPTURE(BM_X8, Q4_0, GgmlType::Q4_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_X8, Q5_0, GgmlType::Q5_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_X8, Q8_0, GgmlType::Q8_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});

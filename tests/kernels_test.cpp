@@ -510,5 +510,30 @@ TEST(F16Gemm, MatchesTheReferenceAndDoesNotDependOnTheTiling) {
     }
 }
 
+// F16 regrouped four rows at a time: the same bits as the kernel on the rows as stored, for every
+// batch size from generation to past a prompt tile, and the layout is the documented one.
+TEST(F16Gemm, RegroupedRowsGiveTheSameBits) {
+    const auto sets = usable_kernel_sets();
+    if (sets.empty() || !sets.front().f16_x4_gemm) GTEST_SKIP() << "no regrouped F16 kernel on this CPU";
+    std::mt19937 rng(29);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t K = 320, rows = 12;
+    std::vector<uint16_t> W(static_cast<size_t>(rows * K)), G(W.size());
+    for (auto& v : W) v = fp32_to_fp16(nd(rng) * 0.1f);
+    repack_f16_x4(W.data(), rows, K, G.data());
+    EXPECT_EQ(G[static_cast<size_t>(2 * 4 * K + 3 * 16 * 4 + 1 * 16 + 5)], W[static_cast<size_t>((2 * 4 + 1) * K + 3 * 16 + 5)]);
+    for (int B : {1, 2, 3, 4, 5, 6, 7, 13, 40}) {
+        std::vector<float> X(static_cast<size_t>(B * K));
+        for (auto& v : X) v = fp16_to_fp32(fp32_to_fp16(nd(rng)));
+        for (const KernelSet& s : sets) {
+            if (!s.f16_x4_gemm || !s.f16_gemm) continue;
+            std::vector<float> y(static_cast<size_t>(B * rows)), yg(y.size());
+            s.f16_gemm(W.data(), K, rows, X.data(), K, B, K, y.data(), rows);
+            s.f16_x4_gemm(G.data(), rows / kF16X4Rows, X.data(), K, B, K, yg.data(), rows);
+            EXPECT_EQ(y, yg) << s.isa << " B " << B;
+        }
+    }
+}
+
 }  // namespace
 }  // namespace qforge

@@ -2,6 +2,7 @@
 
 #include "kernels/cpu.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -231,6 +232,19 @@ F16GemmFn find_f16_gemm() {
     for (const auto& s : usable_kernel_sets())
         if (s.f16_gemm) return s.f16_gemm;
     return nullptr;
+}
+
+F16X4GemmFn find_f16_x4_gemm() {
+    for (const auto& s : usable_kernel_sets())
+        if (s.f16_x4_gemm) return s.f16_x4_gemm;
+    return nullptr;
+}
+
+void repack_f16_x4(const uint16_t* W, int64_t rows, int64_t K, uint16_t* out) {
+    for (int64_t g = 0; g < rows / kF16X4Rows; ++g)
+        for (int64_t i = 0; i < K; i += kF16X4Chunk)
+            for (int r = 0; r < kF16X4Rows; ++r, out += kF16X4Chunk)
+                std::copy_n(W + static_cast<size_t>(g * kF16X4Rows + r) * static_cast<size_t>(K) + static_cast<size_t>(i), kF16X4Chunk, out);
 }
 
 VecDotNFn find_vec_dot_n(GgmlType t) {

@@ -39,6 +39,13 @@ using VecDotNFn = void (*)(int64_t n, const void* vx, const void* vy, size_t by,
 using F16GemmFn = void (*)(const uint16_t* W, size_t ldw, int64_t n_rows, const float* X, size_t ldx, int B, int64_t K,
                            float* Y, size_t ldy);
 
+// F16 weights regrouped four rows at a time (repack_f16_x4): each group holds, for every 16 weights
+// of a row, those of rows 0..3 in turn. n_groups groups against B tokens as F16GemmFn, the same bits
+// as it gives on the rows as stored. K must be a multiple of kF16X4Chunk.
+inline constexpr int kF16X4Rows = 4, kF16X4Chunk = 16;
+using F16X4GemmFn = void (*)(const uint16_t* G, int64_t n_groups, const float* X, size_t ldx, int B, int64_t K, float* Y, size_t ldy);
+void repack_f16_x4(const uint16_t* W, int64_t rows, int64_t K, uint16_t* out);  // rows % kF16X4Rows == 0
+
 // Two weight rows (w0, w1) against nc activation rows `by` bytes apart: out[c * os] = w0 . y_c,
 // out[c * os + 1] = w1 . y_c, each the same bits as the one-row kernel gives.
 using VecDot2Fn = void (*)(int64_t n, const void* w0, const void* w1, const void* vy, size_t by, int nc, float* out, size_t os);
@@ -72,6 +79,7 @@ struct KernelSet {
     XKGemm16Fn q6_k_x16 = nullptr;
     X8GemmFn q8_0_x8 = nullptr;             // repacked Q8_0 and Q5_0
     X8GemmFn q5_0_x8 = nullptr;
+    F16X4GemmFn f16_x4_gemm = nullptr;      // F16 regrouped four rows at a time
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only
@@ -82,6 +90,7 @@ const std::vector<KernelSet>& usable_kernel_sets();  // detected once
 QuantizeRowFn find_act_quantizer(GgmlType act_type);
 // The best F16 matrix product this CPU runs, or nullptr (then the row kernels serve).
 F16GemmFn find_f16_gemm();
+F16X4GemmFn find_f16_x4_gemm();  // nullptr where there is none
 // The best multi-row kernel for a weight type, or nullptr.
 VecDotNFn find_vec_dot_n(GgmlType weight_type);
 VecDot2Fn find_vec_dot_2(GgmlType weight_type);  // nullptr where the CPU has none

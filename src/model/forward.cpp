@@ -199,11 +199,21 @@ struct Context::Impl {
         // F16: activations rounded to f16 (as ggml's F16 dot products do) and kept as f32, then
         // register tiles of rows x tokens (generation too: each activation is converted once, not once a row).
         if (w.type == GgmlType::F16) {
-            if (const F16GemmFn fg = find_f16_gemm()) {
+            const F16X4GemmFn fx4 = w.x8 ? find_f16_x4_gemm() : nullptr;
+            if (const F16GemmFn fg = find_f16_gemm(); fg || fx4) {
                 act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
                 quantize_acts(GgmlType::F16, x, B, cols, [&](const uint8_t* qa, int t) {
                     dequantize(GgmlType::F16, qa, act.data() + static_cast<size_t>(t) * static_cast<size_t>(cols), cols);
                 });
+                if (fx4) {  // regrouped at load: groups of kF16X4Rows rows
+                    const int64_t n_groups = rows / kF16X4Rows;
+                    const auto* g = reinterpret_cast<const uint16_t*>(w.x8);
+                    pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
+                        fx4(g + static_cast<size_t>(g0 * kF16X4Rows) * static_cast<size_t>(cols), g1 - g0, act.data(), static_cast<size_t>(cols), B, cols,
+                            y + g0 * kF16X4Rows, static_cast<size_t>(rows));
+                    });
+                    return;
+                }
                 constexpr int64_t kBlock = 16;
                 const int64_t n_blocks = (rows + kBlock - 1) / kBlock;
                 pool.parallel_chunks(n_blocks, std::max<int64_t>(1, n_blocks / (8 * pool.size())), [&](int64_t b0, int64_t b1, int) {

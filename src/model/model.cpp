@@ -15,6 +15,7 @@
 
 #include "core/strings.hpp"
 #include "kernels/panel.hpp"
+#include "kernels/vec_dot.hpp"
 #include "quant/blocks.hpp"
 #include "qforge/convert.hpp"
 #include "qforge/error.hpp"
@@ -89,7 +90,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 }
 
 // Q4_0, Q5_0, Q8_0 and Q2_K … Q6_K matrices regrouped eight rows at a time for the x8 kernels (as llama.cpp repacks
-// at load): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%, Q3_K: 3.6%), so memory use stays; the
+// at load), F16 four rows at a time (repack_f16_x4): the same bytes (Q4_K: 2.8% more, Q5_K: 2.3%, Q3_K: 3.6%), so memory use stays; the
 // other matrices copied as stored. All in one huge-page arena in the order the forward pass reads
 // them; the mapped file's pages of each are handed back to the kernel (they stay on disk and are
 // read again only if something touches them).
@@ -98,6 +99,8 @@ void Model::repack_for_cpu() {
     const uint8_t* embd = tok_embd.data;
     // The regrouped size of a matrix (0: it stays as stored).
     auto regrouped_bytes = [&](const WeightView& w) -> size_t {
+        if (w.present() && w.type == GgmlType::F16)
+            return find_f16_x4_gemm() && w.rows() % kF16X4Rows == 0 && w.cols() % kF16X4Chunk == 0 ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
         if (!w.present() || w.rows() % kPanelRows != 0) return 0;
         if (const X8Format* f = find_x8_format(w.type); f && f->gemm && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
         if (const XKFormat* f = find_xk_format(w.type); f && f->gemm && w.cols() % QK_K == 0)
@@ -135,6 +138,9 @@ void Model::repack_for_cpu() {
         if (regrouped_bytes(w) == 0) {
             std::memcpy(buf, w.data, bytes);
             w.data = buf;
+        } else if (w.type == GgmlType::F16) {
+            repack_f16_x4(reinterpret_cast<const uint16_t*>(w.data), w.rows(), w.cols(), reinterpret_cast<uint16_t*>(buf));
+            w.x8 = buf;
         } else if (const X8Format* f = find_x8_format(w.type)) {
             f->repack(w.data, w.rows(), w.cols(), buf);
             w.x8 = buf;

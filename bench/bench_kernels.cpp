@@ -12,6 +12,7 @@
 
 #include "kernels/panel.hpp"
 #include "kernels/vec_dot.hpp"
+#include "qforge/half.hpp"
 #include "quant/blocks.hpp"
 #include "qforge/quantize.hpp"
 
@@ -171,9 +172,11 @@ void BM_StreamF16(benchmark::State& st, bool regrouped) {
     std::mt19937 rng(1);
     for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
     const auto x = random_matrix(kCols, 2);
+    std::vector<uint16_t> xh(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xh[i] = qforge::fp32_to_fp16(x[i]);
     std::vector<float> y(static_cast<size_t>(rows));
     for (auto _ : st) {
-        if (regrouped) fx4(w, rows / qforge::kF16X4Rows, x.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
+        if (regrouped) fx4(w, rows / qforge::kF16X4Rows, xh.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
         else fg(w, kCols, rows, x.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
         benchmark::DoNotOptimize(y.data());
     }

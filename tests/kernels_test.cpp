@@ -523,13 +523,14 @@ TEST(F16Gemm, RegroupedRowsGiveTheSameBits) {
     repack_f16_x4(W.data(), rows, K, G.data());
     EXPECT_EQ(G[static_cast<size_t>(2 * 4 * K + 3 * 16 * 4 + 1 * 16 + 5)], W[static_cast<size_t>((2 * 4 + 1) * K + 3 * 16 + 5)]);
     for (int B : {1, 2, 3, 4, 5, 6, 7, 13, 40}) {
-        std::vector<float> X(static_cast<size_t>(B * K));
-        for (auto& v : X) v = fp16_to_fp32(fp32_to_fp16(nd(rng)));
+        std::vector<uint16_t> Xh(static_cast<size_t>(B * K));
+        std::vector<float> X(Xh.size());
+        for (size_t i = 0; i < Xh.size(); ++i) X[i] = fp16_to_fp32(Xh[i] = fp32_to_fp16(nd(rng)));
         for (const KernelSet& s : sets) {
             if (!s.f16_x4_gemm || !s.f16_gemm) continue;
             std::vector<float> y(static_cast<size_t>(B * rows)), yg(y.size());
             s.f16_gemm(W.data(), K, rows, X.data(), K, B, K, y.data(), rows);
-            s.f16_x4_gemm(G.data(), rows / kF16X4Rows, X.data(), K, B, K, yg.data(), rows);
+            s.f16_x4_gemm(G.data(), rows / kF16X4Rows, Xh.data(), K, B, K, yg.data(), rows);
             EXPECT_EQ(y, yg) << s.isa << " B " << B;
         }
     }

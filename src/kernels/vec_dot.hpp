@@ -40,10 +40,10 @@ using F16GemmFn = void (*)(const uint16_t* W, size_t ldw, int64_t n_rows, const 
                            float* Y, size_t ldy);
 
 // F16 weights regrouped four rows at a time (repack_f16_x4): each group holds, for every 16 weights
-// of a row, those of rows 0..3 in turn. n_groups groups against B tokens as F16GemmFn, the same bits
-// as it gives on the rows as stored. K must be a multiple of kF16X4Chunk.
+// of a row, those of rows 0..3 in turn. n_groups groups against B tokens of f16 activations X: the
+// same bits as F16GemmFn on the rows as stored and X as f32. K must be a multiple of kF16X4Chunk.
 inline constexpr int kF16X4Rows = 4, kF16X4Chunk = 16;
-using F16X4GemmFn = void (*)(const uint16_t* G, int64_t n_groups, const float* X, size_t ldx, int B, int64_t K, float* Y, size_t ldy);
+using F16X4GemmFn = void (*)(const uint16_t* G, int64_t n_groups, const uint16_t* X, size_t ldx, int B, int64_t K, float* Y, size_t ldy);
 void repack_f16_x4(const uint16_t* W, int64_t rows, int64_t K, uint16_t* out);  // rows % kF16X4Rows == 0
 
 // Two weight rows (w0, w1) against nc activation rows `by` bytes apart: out[c * os] = w0 . y_c,

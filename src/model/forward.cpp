@@ -199,21 +199,23 @@ struct Context::Impl {
         // F16: activations rounded to f16 (as ggml's F16 dot products do) and kept as f32, then
         // register tiles of rows x tokens (generation too: each activation is converted once, not once a row).
         if (w.type == GgmlType::F16) {
-            const F16X4GemmFn fx4 = w.x8 ? find_f16_x4_gemm() : nullptr;
-            if (const F16GemmFn fg = find_f16_gemm(); fg || fx4) {
+            // Regrouped at load: groups of kF16X4Rows rows against the f16 activations as they are.
+            if (const F16X4GemmFn fx4 = w.x8 ? find_f16_x4_gemm() : nullptr) {
+                quantize_acts(GgmlType::F16, x, B, cols, [](const uint8_t*, int) {});
+                const int64_t n_groups = rows / kF16X4Rows;
+                const auto* g = reinterpret_cast<const uint16_t*>(w.x8);
+                const auto* xh = reinterpret_cast<const uint16_t*>(act_bytes.data());
+                pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
+                    fx4(g + static_cast<size_t>(g0 * kF16X4Rows) * static_cast<size_t>(cols), g1 - g0, xh, static_cast<size_t>(cols), B, cols,
+                        y + g0 * kF16X4Rows, static_cast<size_t>(rows));
+                });
+                return;
+            }
+            if (const F16GemmFn fg = find_f16_gemm()) {
                 act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
                 quantize_acts(GgmlType::F16, x, B, cols, [&](const uint8_t* qa, int t) {
                     dequantize(GgmlType::F16, qa, act.data() + static_cast<size_t>(t) * static_cast<size_t>(cols), cols);
                 });
-                if (fx4) {  // regrouped at load: groups of kF16X4Rows rows
-                    const int64_t n_groups = rows / kF16X4Rows;
-                    const auto* g = reinterpret_cast<const uint16_t*>(w.x8);
-                    pool.parallel_chunks(n_groups, std::max<int64_t>(1, n_groups / (8 * pool.size())), [&](int64_t g0, int64_t g1, int) {
-                        fx4(g + static_cast<size_t>(g0 * kF16X4Rows) * static_cast<size_t>(cols), g1 - g0, act.data(), static_cast<size_t>(cols), B, cols,
-                            y + g0 * kF16X4Rows, static_cast<size_t>(rows));
-                    });
-                    return;
-                }
                 constexpr int64_t kBlock = 16;
                 const int64_t n_blocks = (rows + kBlock - 1) / kBlock;
                 pool.parallel_chunks(n_blocks, std::max<int64_t>(1, n_blocks / (8 * pool.size())), [&](int64_t b0, int64_t b1, int) {

@@ -97,20 +97,28 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
 void Model::repack_for_cpu() {
     if (const char* e = std::getenv("QFORGE_REPACK"); e && std::string(e) == "0") return;  // for comparisons
     const uint8_t* embd = tok_embd.data;
+    std::vector<WeightView*> order;  // as the forward pass reads them
+    for (auto& L : layers)
+        for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) order.push_back(w);
+    order.push_back(&output);
+    const long avail_pages = ::sysconf(_SC_AVPHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+    const size_t avail = avail_pages > 0 && page_size > 0 ? static_cast<size_t>(avail_pages) * static_cast<size_t>(page_size) : 0;
+    // F16 matrices of a GGUF are regrouped where they take at most half the memory available (else
+    // they stay mapped, as stored: a model directory's are in memory already).
+    size_t f16_bytes = 0;
+    for (const WeightView* w : order)
+        if (w->present() && w->type == GgmlType::F16) f16_bytes += w->row_bytes() * static_cast<size_t>(w->rows());
+    const bool regroup_f16 = storage_->gguf && find_f16_x4_gemm() && f16_bytes <= avail / 2;
     // The regrouped size of a matrix (0: it stays as stored).
     auto regrouped_bytes = [&](const WeightView& w) -> size_t {
         if (w.present() && w.type == GgmlType::F16)
-            return find_f16_x4_gemm() && w.rows() % kF16X4Rows == 0 && w.cols() % kF16X4Chunk == 0 ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
+            return regroup_f16 && w.rows() % kF16X4Rows == 0 && w.cols() % kF16X4Chunk == 0 ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
         if (!w.present() || w.rows() % kPanelRows != 0) return 0;
         if (const X8Format* f = find_x8_format(w.type); f && f->gemm && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
         if (const XKFormat* f = find_xk_format(w.type); f && f->gemm && w.cols() % QK_K == 0)
             return static_cast<size_t>(w.rows() / kPanelRows) * static_cast<size_t>(w.cols() / QK_K) * f->block_bytes;
         return 0;
     };
-    std::vector<WeightView*> order;  // as the forward pass reads them
-    for (auto& L : layers)
-        for (WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) order.push_back(w);
-    order.push_back(&output);
     // The other matrices of a GGUF are copied as stored (huge pages: generation reads F16/Q8_0 ~10%
     // faster), unless they would take more than half the memory available: then they stay mapped.
     auto stored_bytes = [&](const WeightView& w) -> size_t {
@@ -118,8 +126,7 @@ void Model::repack_for_cpu() {
     };
     size_t to_copy = 0;
     for (WeightView* w : order) to_copy += stored_bytes(*w);
-    const long avail_pages = ::sysconf(_SC_AVPHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
-    const bool copy = avail_pages > 0 && page_size > 0 && to_copy <= static_cast<size_t>(avail_pages) * static_cast<size_t>(page_size) / 2;
+    const bool copy = to_copy <= avail / 2;
     auto arena_bytes = [&](const WeightView& w) -> size_t {
         if (const size_t b = regrouped_bytes(w)) return b;
         return copy ? stored_bytes(w) : 0;

@@ -126,7 +126,7 @@ void Model::repack_for_cpu() {
     };
     size_t to_copy = 0;
     for (WeightView* w : order) to_copy += stored_bytes(*w);
-    const bool copy = to_copy <= avail / 2;
+    const bool copy = to_copy + (regroup_f16 ? f16_bytes : 0) <= avail / 2;  // the F16 copies count in the half
     auto arena_bytes = [&](const WeightView& w) -> size_t {
         if (const size_t b = regrouped_bytes(w)) return b;
         return copy ? stored_bytes(w) : 0;

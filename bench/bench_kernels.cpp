@@ -6,10 +6,9 @@
 // Run: build-bench/bench/bench_kernels  (scripts/bench.sh builds it and prints the machine).
 #include <benchmark/benchmark.h>
 
-#include <sys/mman.h>
-
 #include <random>
 
+#include "core/huge_arena.hpp"
 #include "kernels/panel.hpp"
 #include "kernels/vec_dot.hpp"
 #include "qforge/half.hpp"
@@ -45,6 +44,15 @@ Acts random_acts(GgmlType act_type, int64_t K, int nc, void (*resize)(Acts&, int
     return acts;
 }
 
+// kRows random rows of kCols quantized to `type` and regrouped by the format's repacker.
+template <class Format>
+std::vector<uint8_t> regrouped_rows(const Format& f, GgmlType type, int64_t kCols, size_t group_bytes) {
+    const auto q = qforge::quantize_tensor(random_matrix(kRows * kCols, 1).data(), kRows, kCols, type, {}, 1);
+    std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
+    f.repack(q.data(), kRows, kCols, packed.data());
+    return packed;
+}
+
 // Every group of rows meets the batch of tokens kGemmCols at a time, as the forward pass does.
 template <class Acts, class Gemm>
 void run_groups(benchmark::State& st, const std::vector<uint8_t>& packed, size_t group_bytes, const Acts& acts, Gemm gemm, int64_t K, int n) {
@@ -64,11 +72,8 @@ void BM_XK(benchmark::State& st, GgmlType type, bool wide) {
     const int64_t kCols = st.range(1);
     const qforge::XKFormat* f = qforge::find_xk_format(type);
     if (!f || !f->gemm || (wide && !f->gemm16)) return st.SkipWithError("no SIMD kernel on this CPU");
-    const auto w = random_matrix(kRows * kCols, 1);
-    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, type, {}, 1);
     const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
-    std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
-    f->repack(q.data(), kRows, kCols, packed.data());
+    const auto packed = regrouped_rows(*f, type, kCols, group_bytes);
     const auto acts = random_acts<qforge::XKActs>(GgmlType::Q8_K, kCols, nc, qforge::resize_xk_acts, qforge::pack_xk_acts);
     if (!wide) return run_groups(st, packed, group_bytes, acts, f->gemm, kCols, nc);
     float out[2 * qforge::kPanelRows * qforge::kGemmCols];
@@ -87,48 +92,21 @@ void BM_X8(benchmark::State& st, GgmlType t) {
     const qforge::X8Format* f = qforge::find_x8_format(t);
     if (!f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
     const qforge::X8GemmFn gemm = f->gemm;
-    const auto w = random_matrix(kRows * kCols, 1);
-    const auto q = qforge::quantize_tensor(w.data(), kRows, kCols, t, {}, 1);
     const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(t), kCols) * qforge::kPanelRows;
-    std::vector<uint8_t> packed(q.size());
-    f->repack(q.data(), kRows, kCols, packed.data());
+    const auto packed = regrouped_rows(*f, t, kCols, group_bytes);
     const auto acts = random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, nc, qforge::resize_x8_acts, qforge::pack_x8_acts);
     run_groups(st, packed, group_bytes, acts, gemm, kCols, nc);
 }
 
 // Generation out of cache: one token against a weight matrix far larger than the caches (the
-// 64-row groups copied over 256 MiB), one thread, as a forward pass meets each weight once per
+// 64-row groups copied over 256 MiB of huge-page memory, as qforge keeps the weights), one thread, as a forward pass meets each weight once per
 // token. Reports the weight bytes read per second (GB/s), to set against bench_stream's read figure.
 constexpr size_t kStreamBytes = size_t{256} << 20;
-
-// Memory advised for transparent huge pages, as qforge's copy of the weights is.
-class HugeBuffer {
-public:
-    explicit HugeBuffer(size_t bytes) : size_(bytes + kHuge) {
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::bad_alloc();
-        base_ = static_cast<uint8_t*>(p);
-        data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base_) + kHuge - 1) / kHuge * kHuge);
-        ::madvise(data_, bytes, MADV_HUGEPAGE);
-        bytes_ = bytes;
-    }
-    HugeBuffer(const HugeBuffer&) = delete;
-    HugeBuffer& operator=(const HugeBuffer&) = delete;
-    ~HugeBuffer() { ::munmap(base_, size_); }
-    uint8_t* data() const { return data_; }
-    size_t size() const { return bytes_; }
-
-private:
-    static constexpr size_t kHuge = size_t{2} << 20;
-    uint8_t* base_ = nullptr;
-    uint8_t* data_ = nullptr;
-    size_t size_ = 0, bytes_ = 0;
-};
 
 template <class Gemm, class Acts>
 void run_stream(benchmark::State& st, const std::vector<uint8_t>& groups, size_t group_bytes, const Acts& acts, Gemm gemm) {
     const size_t n_groups = kStreamBytes / group_bytes;
-    HugeBuffer big(n_groups * group_bytes);
+    qforge::HugeArena big(n_groups * group_bytes);
     for (size_t g = 0; g < n_groups; ++g) std::copy(groups.begin(), groups.begin() + static_cast<std::ptrdiff_t>(group_bytes), big.data() + g * group_bytes);
     float out[qforge::kPanelRows * qforge::kGemmCols];
     for (auto _ : st) {
@@ -142,22 +120,16 @@ void BM_StreamXK(benchmark::State& st, GgmlType type) {
     constexpr int64_t kCols = 2048;
     const qforge::XKFormat* f = qforge::find_xk_format(type);
     if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
-    const auto q = qforge::quantize_tensor(random_matrix(kRows * kCols, 1).data(), kRows, kCols, type, {}, 1);
     const size_t group_bytes = static_cast<size_t>(kCols / qforge::QK_K) * f->block_bytes;
-    std::vector<uint8_t> packed(group_bytes * (kRows / qforge::kPanelRows));
-    f->repack(q.data(), kRows, kCols, packed.data());
-    run_stream(st, packed, group_bytes, random_acts<qforge::XKActs>(GgmlType::Q8_K, kCols, 1, qforge::resize_xk_acts, qforge::pack_xk_acts), f->gemm);
+    run_stream(st, regrouped_rows(*f, type, kCols, group_bytes), group_bytes, random_acts<qforge::XKActs>(GgmlType::Q8_K, kCols, 1, qforge::resize_xk_acts, qforge::pack_xk_acts), f->gemm);
 }
 
 void BM_StreamX8(benchmark::State& st, GgmlType type) {
     constexpr int64_t kCols = 2048;
     const qforge::X8Format* f = qforge::find_x8_format(type);
     if (!f || !f->gemm) return st.SkipWithError("no SIMD kernel on this CPU");
-    const auto q = qforge::quantize_tensor(random_matrix(kRows * kCols, 1).data(), kRows, kCols, type, {}, 1);
     const size_t group_bytes = *qforge::row_bytes(qforge::type_traits(type), kCols) * qforge::kPanelRows;
-    std::vector<uint8_t> packed(q.size());
-    f->repack(q.data(), kRows, kCols, packed.data());
-    run_stream(st, packed, group_bytes, random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, 1, qforge::resize_x8_acts, qforge::pack_x8_acts), f->gemm);
+    run_stream(st, regrouped_rows(*f, type, kCols, group_bytes), group_bytes, random_acts<qforge::X8Acts>(GgmlType::Q8_0, kCols, 1, qforge::resize_x8_acts, qforge::pack_x8_acts), f->gemm);
 }
 
 // F16 rows as stored (four rows a tile: four streams) or regrouped four rows at a time (one stream).
@@ -167,7 +139,7 @@ void BM_StreamF16(benchmark::State& st, bool regrouped) {
     const qforge::F16X4GemmFn fx4 = qforge::find_f16_x4_gemm();
     if (!fg || (regrouped && !fx4)) return st.SkipWithError("no SIMD kernel on this CPU");
     const int64_t rows = static_cast<int64_t>(kStreamBytes / (2 * kCols));
-    HugeBuffer buf(static_cast<size_t>(rows * kCols) * 2);
+    qforge::HugeArena buf(static_cast<size_t>(rows * kCols) * 2);
     auto* w = reinterpret_cast<uint16_t*>(buf.data());
     std::mt19937 rng(1);
     for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);

@@ -196,8 +196,8 @@ struct Context::Impl {
                                  B >= kGemmCols ? f->gemm16 : nullptr);
             }
         }
-        // F16: activations rounded to f16 (as ggml's F16 dot products do) and kept as f32, then
-        // register tiles of rows x tokens (generation too: each activation is converted once, not once a row).
+        // F16: activations rounded to f16 (as ggml's F16 dot products do), then register tiles of
+        // rows x tokens (generation too: each activation is converted once, not once a row).
         if (w.type == GgmlType::F16) {
             // Regrouped at load: groups of kF16X4Rows rows against the f16 activations as they are.
             if (const F16X4GemmFn fx4 = w.x8 ? find_f16_x4_gemm() : nullptr) {
@@ -211,7 +211,7 @@ struct Context::Impl {
                 });
                 return;
             }
-            if (const F16GemmFn fg = find_f16_gemm()) {
+            if (const F16GemmFn fg = find_f16_gemm()) {  // rows as stored: the activations kept as f32
                 act.resize(static_cast<size_t>(B) * static_cast<size_t>(cols));
                 quantize_acts(GgmlType::F16, x, B, cols, [&](const uint8_t* qa, int t) {
                     dequantize(GgmlType::F16, qa, act.data() + static_cast<size_t>(t) * static_cast<size_t>(cols), cols);

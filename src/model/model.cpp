@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "core/huge_arena.hpp"
 #include "core/strings.hpp"
 #include "kernels/panel.hpp"
 #include "kernels/vec_dot.hpp"
@@ -24,40 +25,11 @@ namespace qforge {
 
 size_t WeightView::row_bytes() const { return *qforge::row_bytes(type_traits(type), cols()); }
 
-// Anonymous memory for the CPU's copy of the weights (regrouped or as stored): one mapping, 2 MiB
-// aligned and advised for huge pages (fewer TLB misses while generation streams every weight once a token).
-class Arena {
-public:
-    Arena() = default;
-    explicit Arena(size_t bytes) {
-        constexpr size_t kHuge = size_t{2} << 20;
-        size_ = bytes + kHuge;
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw Error(ExitCode::resource, "out of memory: cannot map " + std::to_string(bytes >> 20) + " MiB for the weights");
-        base_ = static_cast<uint8_t*>(p);
-        data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base_) + kHuge - 1) / kHuge * kHuge);
-#ifdef MADV_HUGEPAGE
-        ::madvise(data_, bytes, MADV_HUGEPAGE);  // advice only: without transparent huge pages nothing changes
-#endif
-    }
-    Arena(const Arena&) = delete;
-    Arena& operator=(const Arena&) = delete;
-    ~Arena() {
-        if (base_) ::munmap(base_, size_);
-    }
-    uint8_t* data() const { return data_; }
-
-private:
-    uint8_t* base_ = nullptr;
-    uint8_t* data_ = nullptr;
-    size_t size_ = 0;
-};
-
 struct Model::Storage {
     std::unique_ptr<GgufFile> gguf;
     std::unique_ptr<HfModel> hf;
     std::vector<std::vector<uint8_t>> buffers;
-    std::unique_ptr<Arena> weights;  // repack_for_cpu's copy
+    std::unique_ptr<HugeArena> weights;  // repack_for_cpu's copy
 };
 
 Model::~Model() = default;
@@ -134,7 +106,7 @@ void Model::repack_for_cpu() {
     size_t total = 0;
     for (WeightView* w : order) total += (arena_bytes(*w) + 63) / 64 * 64;
     if (total == 0) return;
-    storage_->weights = std::make_unique<Arena>(total);
+    storage_->weights = std::make_unique<HugeArena>(total);
     uint8_t* next = storage_->weights->data();
     auto repack = [&](WeightView& w) {
         const size_t bytes = arena_bytes(w);

@@ -153,10 +153,12 @@ struct Ops {
     // Pipelines looked up once (the runtime finds them by name; hundreds of dispatches a token).
     std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
     std::map<std::pair<GgmlType, uint32_t>, const VkKernel*> matvec_dot_k;  // by format and what it fuses
-    const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *attention_k = nullptr, *swiglu_k = nullptr, *to_f16_k = nullptr, *kv_store_k = nullptr,
+    std::map<int, const VkKernel*> attention_k;                               // by head_dim
+    const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *swiglu_k = nullptr, *to_f16_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
-    const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push) {
-        if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push);
+    const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push,
+                           std::span<const uint32_t> spec = {}) {
+        if (!slot) slot = &rt->kernel(name, spirv, n_buffers, push, spec);
         return *slot;
     }
 
@@ -253,7 +255,9 @@ struct Ops {
     // part: scratch of attn_part_floats() for one token's split attention.
     void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, VkBuf& part, int n_head, int n_head_kv, int head_dim, int n_ctx,
                    int n_past, int B) {
-        const VkKernel& kern = kernel(attention_k, "attention", gpu::attention_spirv(), 5, sizeof(AttnPush));
+        const uint32_t hd = static_cast<uint32_t>(head_dim);  // attention.comp's HD
+        const VkKernel& kern = kernel(attention_k[head_dim], "attention_hd" + std::to_string(hd), gpu::attention_spirv(), 5, sizeof(AttnPush),
+                                      std::span<const uint32_t>(&hd, 1));
         AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
                    static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim)), 0, 1};
         const VkBuf* bufs[] = {&q, &kc, &vc, &out, &part};
@@ -352,6 +356,7 @@ struct GpuForward::Impl {
 
     void ensure_batch(int B) {
         if (B <= max_b) return;
+        pre.valid = false;  // its buffers go
         const auto& hp = m.hparams();
         const size_t b = static_cast<size_t>(B), E = static_cast<size_t>(hp.n_embd), Q = static_cast<size_t>(hp.n_head) * hp.head_dim,
                      KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim, F = static_cast<size_t>(hp.n_ff), V = static_cast<size_t>(hp.n_vocab);
@@ -377,7 +382,38 @@ struct GpuForward::Impl {
         max_b = B;
     }
 
-    void forward(int B, int n_past, bool all_logits) {
+    // A recording of the next generation step, made while the GPU runs this one: the commands
+    // depend on the batch size, position and logits wanted, not on the token (x_in and cs are
+    // written before each submit). QFORGE_GPU_PRERECORD=0 records every step after the last.
+    struct Prerecorded {
+        bool valid = false;
+        int B = 0, n_past = 0;
+        bool all_logits = false;
+        uint64_t stamp = 0;  // rt->recordings() just after it
+    } pre;
+
+    // Runs the forward pass of B tokens at n_past (x_in and cs written): the recording made
+    // ahead where it is this one, else a new one; then, for one token, the next step's recording
+    // while the GPU works.
+    void run(int B, int n_past, bool all_logits) {
+        static const bool prerecord = [] {
+            const char* e = std::getenv("QFORGE_GPU_PRERECORD");
+            return !e || std::string(e) != "0";
+        }();
+        if (pre.valid && pre.B == B && pre.n_past == n_past && pre.all_logits == all_logits && pre.stamp == rt->recordings()) rt->swap();
+        else record(B, n_past, all_logits);
+        pre.valid = false;
+        rt->submit();
+        if (prerecord && !rt->profiling() && B == 1 && n_past + 2 <= n_ctx) {
+            rt->swap();
+            record(1, n_past + 1, all_logits);
+            pre = {true, 1, n_past + 1, all_logits, rt->recordings()};
+            rt->swap();
+        }
+        rt->wait();
+    }
+
+    void record(int B, int n_past, bool all_logits) {
         const auto& hp = m.hparams();
         const size_t KV = static_cast<size_t>(hp.n_head_kv) * hp.head_dim, E = static_cast<size_t>(hp.n_embd);
         rt->begin();
@@ -467,7 +503,7 @@ struct GpuForward::Impl {
         rt->barrier();
         rt->timestamp("output");
         rt->copy(logits, 0, logits_host, 0, static_cast<size_t>(nl) * static_cast<size_t>(hp.n_vocab) * 4);
-        rt->submit_and_wait();
+        rt->end();
     }
 };
 
@@ -531,7 +567,7 @@ void GpuForward::eval(const float* x, int B, int n_past, float* logits, bool all
     I.cos_sin.resize(static_cast<size_t>(B) * static_cast<size_t>(hp.n_rot));
     for (int b = 0; b < B; ++b) rope_cos_sin(hp, I.inv_freq, n_past + b, I.cos_sin.data() + static_cast<size_t>(b) * hp.n_rot);
     I.cs.upload(I.cos_sin.data(), I.cos_sin.size() * 4);
-    I.forward(B, n_past, all_logits);
+    I.run(B, n_past, all_logits);
     const size_t nl = all_logits ? static_cast<size_t>(B) : 1;
     if (logits) I.logits_host.download(logits, nl * static_cast<size_t>(hp.n_vocab) * 4);
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 
 #include "qforge/error.hpp"
 
@@ -294,10 +295,10 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     auto cai = vk_struct<VkCommandBufferAllocateInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO);
     cai.commandPool = rt->pool_;
     cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cai.commandBufferCount = 1;
-    check(f.vkAllocateCommandBuffers(rt->device_, &cai, &rt->cmd_), "vkAllocateCommandBuffers");
+    cai.commandBufferCount = 2;
+    check(f.vkAllocateCommandBuffers(rt->device_, &cai, rt->cmds_), "vkAllocateCommandBuffers");
     auto fci = vk_struct<VkFenceCreateInfo>(VK_STRUCTURE_TYPE_FENCE_CREATE_INFO);
-    check(f.vkCreateFence(rt->device_, &fci, nullptr, &rt->fence_), "vkCreateFence");
+    for (VkFence& fence : rt->fences_) check(f.vkCreateFence(rt->device_, &fci, nullptr, &fence), "vkCreateFence");
     if (const char* e = std::getenv("QFORGE_GPU_PROFILE"); e && std::string(e) == "1") {
         auto qp = vk_struct<VkQueryPoolCreateInfo>(VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO);
         qp.queryType = VK_QUERY_TYPE_TIMESTAMP;
@@ -313,6 +314,7 @@ VkRuntime::~VkRuntime() {
         double total = 0;
         for (const auto& [l, v] : profile_) total += v.first;
         std::fprintf(stderr, "GPU profile (%s): %.1f ms in all\n", info_.name.c_str(), total);
+        std::fprintf(stderr, "  host: %d submits, %.1f ms recording, %.1f ms waiting\n", submits_, record_ms_, wait_ms_);
         for (const auto& [l, v] : profile_) std::fprintf(stderr, "  %-14s %9.2f ms %5.1f%%  %d\n", l, v.first, 100.0 * v.first / std::max(total, 1e-9), v.second);
         fn_->vkDestroyQueryPool(device_, query_pool_, nullptr);
     }
@@ -323,7 +325,9 @@ VkRuntime::~VkRuntime() {
         f.vkDestroyPipelineLayout(device_, nk->k.layout, nullptr);
         f.vkDestroyDescriptorSetLayout(device_, nk->k.set_layout, nullptr);
     }
-    f.vkDestroyFence(device_, fence_, nullptr);
+    for (int i = 0; i < 2; ++i)
+        if (pending_[i]) f.vkWaitForFences(device_, 1, &fences_[i], VK_TRUE, UINT64_MAX);
+    for (VkFence fence : fences_) f.vkDestroyFence(device_, fence, nullptr);
     f.vkDestroyCommandPool(device_, pool_, nullptr);
     f.vkDestroyDevice(device_, nullptr);
 }
@@ -384,20 +388,25 @@ const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint3
 
 void VkRuntime::begin() {
     const VkFns& f = *fn_;
-    check(f.vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
+    if (pending_[cur_]) throw std::logic_error("[gpu] recording over a command buffer in flight");
+    ++recordings_;
+    check(f.vkResetCommandBuffer(cmds_[cur_], 0), "vkResetCommandBuffer");
     auto bi = vk_struct<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-    check(f.vkBeginCommandBuffer(cmd_, &bi), "vkBeginCommandBuffer");
+    check(f.vkBeginCommandBuffer(cmds_[cur_], &bi), "vkBeginCommandBuffer");
     if (query_pool_) {
-        f.vkCmdResetQueryPool(cmd_, query_pool_, 0, kMaxStamps);
+        began_ = std::chrono::steady_clock::now();
+        f.vkCmdResetQueryPool(cmds_[cur_], query_pool_, 0, kMaxStamps);
         stamp_labels_.clear();
         timestamp("");
     }
 }
 
+void VkRuntime::swap() { cur_ ^= 1; }
+
 void VkRuntime::timestamp(const char* label) {
     if (!query_pool_ || stamp_labels_.size() >= kMaxStamps) return;
-    fn_->vkCmdWriteTimestamp(cmd_, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, query_pool_, static_cast<uint32_t>(stamp_labels_.size()));
+    fn_->vkCmdWriteTimestamp(cmds_[cur_], VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, query_pool_, static_cast<uint32_t>(stamp_labels_.size()));
     stamp_labels_.push_back(label);
 }
 
@@ -428,41 +437,64 @@ void VkRuntime::dispatch(const VkKernel& k, std::span<const VkBuf* const> bufs, 
         writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
         writes[i].pBufferInfo = &infos[i];
     }
-    f.vkCmdBindPipeline(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, k.pipeline);
-    f.vkCmdPushDescriptorSetKHR(cmd_, VK_PIPELINE_BIND_POINT_COMPUTE, k.layout, 0, static_cast<uint32_t>(nb), writes);
-    if (k.push_bytes) f.vkCmdPushConstants(cmd_, k.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k.push_bytes, push);
-    f.vkCmdDispatch(cmd_, gx, gy, gz);
+    f.vkCmdBindPipeline(cmds_[cur_], VK_PIPELINE_BIND_POINT_COMPUTE, k.pipeline);
+    f.vkCmdPushDescriptorSetKHR(cmds_[cur_], VK_PIPELINE_BIND_POINT_COMPUTE, k.layout, 0, static_cast<uint32_t>(nb), writes);
+    if (k.push_bytes) f.vkCmdPushConstants(cmds_[cur_], k.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, k.push_bytes, push);
+    f.vkCmdDispatch(cmds_[cur_], gx, gy, gz);
 }
 
 void VkRuntime::barrier() {
     auto mb = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-    fn_->vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+    fn_->vkCmdPipelineBarrier(cmds_[cur_], VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
 }
 
 void VkRuntime::copy(const VkBuf& src, size_t src_off, const VkBuf& dst, size_t dst_off, size_t bytes) {
     VkBufferCopy c{src_off, dst_off, bytes};
-    fn_->vkCmdCopyBuffer(cmd_, src.buffer(), dst.buffer(), 1, &c);
+    fn_->vkCmdCopyBuffer(cmds_[cur_], src.buffer(), dst.buffer(), 1, &c);
 }
 
-void VkRuntime::submit_and_wait() {
+void VkRuntime::end() {
     const VkFns& f = *fn_;
     // Results visible to the host.
     auto mb = vk_struct<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
     mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
-    f.vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
-                           nullptr, 0, nullptr);
-    check(f.vkEndCommandBuffer(cmd_), "vkEndCommandBuffer");
+    f.vkCmdPipelineBarrier(cmds_[cur_], VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb,
+                           0, nullptr, 0, nullptr);
+    check(f.vkEndCommandBuffer(cmds_[cur_]), "vkEndCommandBuffer");
+}
+
+void VkRuntime::submit() {
+    const VkFns& f = *fn_;
     auto si = vk_struct<VkSubmitInfo>(VK_STRUCTURE_TYPE_SUBMIT_INFO);
     si.commandBufferCount = 1;
-    si.pCommandBuffers = &cmd_;
-    check(f.vkResetFences(device_, 1, &fence_), "vkResetFences");
-    check(f.vkQueueSubmit(queue_, 1, &si, fence_), "vkQueueSubmit");
-    check(f.vkWaitForFences(device_, 1, &fence_, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    si.pCommandBuffers = &cmds_[cur_];
+    check(f.vkResetFences(device_, 1, &fences_[cur_]), "vkResetFences");
+    submitted_ = std::chrono::steady_clock::now();
+    check(f.vkQueueSubmit(queue_, 1, &si, fences_[cur_]), "vkQueueSubmit");
+    pending_[cur_] = true;
+}
+
+void VkRuntime::wait() {
+    if (!pending_[cur_]) return;
+    pending_[cur_] = false;
+    check(fn_->vkWaitForFences(device_, 1, &fences_[cur_], VK_TRUE, UINT64_MAX), "vkWaitForFences");
+    if (query_pool_) {
+        const auto done = std::chrono::steady_clock::now();
+        record_ms_ += std::chrono::duration<double, std::milli>(submitted_ - began_).count();
+        wait_ms_ += std::chrono::duration<double, std::milli>(done - submitted_).count();
+        ++submits_;
+    }
     collect_timestamps();
+}
+
+void VkRuntime::submit_and_wait() {
+    end();
+    submit();
+    wait();
 }
 
 VkBuf::VkBuf(VkRuntime& rt, size_t bytes, bool host_visible, bool readback) : rt_(&rt), size_(std::max<size_t>(bytes, 4)) {

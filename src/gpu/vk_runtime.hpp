@@ -6,6 +6,7 @@
 #define VK_NO_PROTOTYPES
 #include <vulkan/vulkan.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -93,12 +94,22 @@ public:
     const VkKernel& kernel(const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push_bytes,
                            std::span<const uint32_t> spec = {});
 
-    // Record into the one command buffer, then submit and wait.
+    // Record into the current command buffer (one of two), then submit and wait: begin, what the
+    // commands do, end, submit, wait (submit_and_wait: the last three). swap makes the other
+    // buffer current, so that one can be recorded while the other runs; a recording is kept until
+    // that buffer's next begin.
     void begin();
     void dispatch(const VkKernel& k, std::span<const VkBuf* const> bufs, const void* push, uint32_t gx, uint32_t gy = 1, uint32_t gz = 1);
     void barrier();  // shader writes visible to later shader reads and transfers
     void copy(const VkBuf& src, size_t src_off, const VkBuf& dst, size_t dst_off, size_t bytes);
+    void end();
+    void submit();
+    void wait();
     void submit_and_wait();
+    void swap();
+    // How many recordings were begun so far: a recording kept for later is still the current
+    // buffer's last while this has not moved since.
+    uint64_t recordings() const { return recordings_; }
 
     // With QFORGE_GPU_PROFILE=1: a GPU timestamp after the commands recorded so far, charged to
     // `label`; totals per label are printed to stderr when the runtime goes.
@@ -116,8 +127,11 @@ private:
     VkQueue queue_ = VK_NULL_HANDLE;
     uint32_t queue_family_ = 0;
     VkCommandPool pool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
-    VkFence fence_ = VK_NULL_HANDLE;
+    VkCommandBuffer cmds_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
+    VkFence fences_[2] = {VK_NULL_HANDLE, VK_NULL_HANDLE};
+    int cur_ = 0;           // the current command buffer
+    bool pending_[2] = {false, false};  // submitted and not waited for
+    uint64_t recordings_ = 0;
     VkPhysicalDeviceMemoryProperties mem_props_{};
     DeviceInfo info_;
     uint64_t max_range_ = 0;
@@ -127,6 +141,10 @@ private:
     float timestamp_ns_ = 1.0f;
     std::vector<const char*> stamp_labels_;
     std::vector<std::pair<const char*, std::pair<double, int>>> profile_;  // label: (ms, count)
+    // With profiling: host time recording (begin to submit) and waiting (submit to fence), per submit.
+    std::chrono::steady_clock::time_point began_, submitted_;
+    double record_ms_ = 0, wait_ms_ = 0;
+    int submits_ = 0;
     void collect_timestamps();
 };
 

@@ -16,44 +16,39 @@ layout(std430, binding = 2) readonly buffer V { float vc[]; };
 layout(std430, binding = 3) writeonly buffer O { float o[]; };
 layout(std430, binding = 4) writeonly buffer Part { float part[]; };
 
-shared float qs[256];
+layout(constant_id = 0) const uint HD = 128;  // head_dim (at most 256)
+const uint NJ = (HD + 63) / 64;               // dimensions a thread accumulates
+shared float qs[HD];
 shared float sc[64];
 shared float red_max[64], red_sum[64];  // per subgroup
 
 void main() {
     const uint h = gl_WorkGroupID.x, b = gl_WorkGroupID.y, t = gl_LocalInvocationID.x;
-    const uint HD = p.head_dim, kvh = h / (p.n_head / p.n_head_kv);
+    const uint kvh = h / (p.n_head / p.n_head_kv);
     const uint qo = (b * p.n_head + h) * HD;
     for (uint d = t; d < HD; d += 64) qs[d] = q[qo + d];
     barrier();
     const uint z = gl_WorkGroupID.z;
     const uint n_kv = p.chunk > 0 ? min(p.n_past + b + 1, (z + 1) * p.chunk) : p.n_past + b + 1;
     float m = -1.0 / 0.0, l = 0.0;
-    float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);  // dims t, t+64, t+128, t+192
+    float acc[NJ];  // dims t, t+64, …
+    [[unroll]] for (uint j = 0; j < NJ; ++j) acc[j] = 0.0;
     for (uint p0 = z * p.chunk; p0 < n_kv; p0 += 64) {
         const uint pos = p0 + t;
         float s = -1.0 / 0.0;
         if (pos < n_kv) {
             const uint ko = kvh * HD * p.n_ctx + pos;
-            // Sixteen independent loads in flight (one workgroup per head and part: its time is
-            // the latency of these chains, not bandwidth).
-            vec4 s0 = vec4(0.0), s1 = vec4(0.0), s2 = vec4(0.0), s3 = vec4(0.0);
-            uint d = 0;
-            for (; d + 16 <= HD; d += 16) {
+            // Every load of the score issued at once (HD is a constant of the pipeline, the loops
+            // unrolled): a workgroup's time is the latency of its loads, not their bandwidth.
+            vec4 s0 = vec4(0.0), s1 = vec4(0.0);
+            [[unroll]] for (uint d = 0; d + 8 <= HD; d += 8) {
                 s0 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
                       vec4(kc[ko + d * p.n_ctx], kc[ko + (d + 1) * p.n_ctx], kc[ko + (d + 2) * p.n_ctx], kc[ko + (d + 3) * p.n_ctx]);
                 s1 += vec4(qs[d + 4], qs[d + 5], qs[d + 6], qs[d + 7]) *
                       vec4(kc[ko + (d + 4) * p.n_ctx], kc[ko + (d + 5) * p.n_ctx], kc[ko + (d + 6) * p.n_ctx], kc[ko + (d + 7) * p.n_ctx]);
-                s2 += vec4(qs[d + 8], qs[d + 9], qs[d + 10], qs[d + 11]) *
-                      vec4(kc[ko + (d + 8) * p.n_ctx], kc[ko + (d + 9) * p.n_ctx], kc[ko + (d + 10) * p.n_ctx], kc[ko + (d + 11) * p.n_ctx]);
-                s3 += vec4(qs[d + 12], qs[d + 13], qs[d + 14], qs[d + 15]) *
-                      vec4(kc[ko + (d + 12) * p.n_ctx], kc[ko + (d + 13) * p.n_ctx], kc[ko + (d + 14) * p.n_ctx], kc[ko + (d + 15) * p.n_ctx]);
             }
-            for (; d + 4 <= HD; d += 4)
-                s0 += vec4(qs[d], qs[d + 1], qs[d + 2], qs[d + 3]) *
-                      vec4(kc[ko + d * p.n_ctx], kc[ko + (d + 1) * p.n_ctx], kc[ko + (d + 2) * p.n_ctx], kc[ko + (d + 3) * p.n_ctx]);
-            s = dot((s0 + s1) + (s2 + s3), vec4(1.0));
-            for (; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
+            s = dot(s0 + s1, vec4(1.0));
+            [[unroll]] for (uint d = HD / 8 * 8; d < HD; ++d) s += qs[d] * kc[ko + d * p.n_ctx];
             s *= p.scale;
         }
         const float smax = subgroupMax(s);
@@ -71,35 +66,28 @@ void main() {
         const float corr = exp(m - m_new);
         l = l * corr + tsum;
         m = m_new;
-        const uint n_tile = min(64u, n_kv - p0);
-        // Every dimension of this thread (t, t+64, …) and eight positions at a time: up to 32
-        // independent loads in flight.
-        vec4 a0[4], a1[4];
-        float tail[4];
-        [[unroll]] for (uint j = 0; j < 4; ++j) a0[j] = a1[j] = vec4(0.0), tail[j] = 0.0;
-        uint i = 0;
-        for (; i + 8 <= n_tile; i += 8) {
+        // Every dimension of this thread (t, t+64, …) and all 64 positions of the tile, the loads
+        // issued at once: positions past n_kv read position n_kv - 1 (written, finite) and weigh 0.
+        vec4 a0[NJ], a1[NJ];
+        [[unroll]] for (uint j = 0; j < NJ; ++j) a0[j] = a1[j] = vec4(0.0);
+        [[unroll]] for (uint i = 0; i < 64; i += 8) {
             const vec4 e0 = vec4(sc[i], sc[i + 1], sc[i + 2], sc[i + 3]), e1 = vec4(sc[i + 4], sc[i + 5], sc[i + 6], sc[i + 7]);
-            [[unroll]] for (uint j = 0; j < 4; ++j) {
+            uint vo[8];
+            [[unroll]] for (uint k = 0; k < 8; ++k) vo[k] = min(p0 + i + k, n_kv - 1) * p.kv_dim + kvh * HD;
+            [[unroll]] for (uint j = 0; j < NJ; ++j) {
                 const uint d = t + 64 * j;
                 if (d < HD) {
-                    const uint vo = (p0 + i) * p.kv_dim + kvh * HD + d, s = p.kv_dim;
-                    a0[j] += e0 * vec4(vc[vo], vc[vo + s], vc[vo + 2 * s], vc[vo + 3 * s]);
-                    a1[j] += e1 * vec4(vc[vo + 4 * s], vc[vo + 5 * s], vc[vo + 6 * s], vc[vo + 7 * s]);
+                    a0[j] += e0 * vec4(vc[vo[0] + d], vc[vo[1] + d], vc[vo[2] + d], vc[vo[3] + d]);
+                    a1[j] += e1 * vec4(vc[vo[4] + d], vc[vo[5] + d], vc[vo[6] + d], vc[vo[7] + d]);
                 }
             }
         }
-        for (; i < n_tile; ++i)
-            [[unroll]] for (uint j = 0; j < 4; ++j) {
-                const uint d = t + 64 * j;
-                if (d < HD) tail[j] += sc[i] * vc[(p0 + i) * p.kv_dim + kvh * HD + d];
-            }
-        [[unroll]] for (uint j = 0; j < 4; ++j) acc[j] = acc[j] * corr + (dot(a0[j] + a1[j], vec4(1.0)) + tail[j]);
+        [[unroll]] for (uint j = 0; j < NJ; ++j) acc[j] = acc[j] * corr + dot(a0[j] + a1[j], vec4(1.0));
         barrier();
     }
     if (p.chunk > 0) {  // an empty chunk leaves l = 0, which the combine skips
         const uint po = ((b * p.n_head + h) * p.n_split + z) * (HD + 2);
-        for (uint j = 0; j < 4; ++j) {
+        for (uint j = 0; j < NJ; ++j) {
             const uint d = t + 64 * j;
             if (d < HD) part[po + d] = acc[j];
         }
@@ -109,7 +97,7 @@ void main() {
         }
         return;
     }
-    for (uint j = 0; j < 4; ++j) {
+    for (uint j = 0; j < NJ; ++j) {
         const uint d = t + 64 * j;
         if (d < HD) o[qo + d] = acc[j] / l;
     }

@@ -37,7 +37,10 @@ uvec4 pack8(float v[8]) {
 void weights32(uint r, uint u, out uvec4 h[4]) {
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = uvec4(0);
     if (r >= p.rows || 32 * u >= p.cols) return;
-#ifdef UNIT32_WEIGHTS
+#if WTYPE == 1  // f16 already: copied as they are
+    const uint o = (r * p.cols + 32 * u) / 8;
+    [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = w[o + q];
+#elif defined(UNIT32_WEIGHTS)
     float c[32];
     unit32_weights(r, u, c);
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = pack8(float[8](c[8 * q], c[8 * q + 1], c[8 * q + 2], c[8 * q + 3], c[8 * q + 4], c[8 * q + 5], c[8 * q + 6], c[8 * q + 7]));

@@ -199,9 +199,10 @@ void part_codes(uint r, uint u, uint part, out float c[8], out float d, out floa
 }
 
 
-#if WTYPE == 2 || WTYPE == 3 || WTYPE == 9 || WTYPE == 11 || WTYPE == 12
-// Generation's path: one thread decodes a whole unit of UE weights (w = d * q + m) with 16-byte
-// loads; unit_x gives where its 16-element chunk ch lies in the row.
+#if WTYPE == 1 || WTYPE == 2 || WTYPE == 3 || WTYPE == 9 || WTYPE == 11 || WTYPE == 12
+// Generation's path: one thread decodes a whole unit of UE weights (w = d * q + m; F16: w) with
+// 16-byte loads, all issued before any is used; unit_x gives where its 16-element chunk ch lies
+// in the row.
 #define FAST_UNITS 1
 #if WTYPE == 9 || WTYPE == 11
 const uint UE = 64;
@@ -217,7 +218,17 @@ uint unit_x(uint u, uint ch) {
 }
 
 void unit_weights(uint r, uint u, out float c[UE]) {
-#if WTYPE == 2 || WTYPE == 3 || WTYPE == 12
+#if WTYPE == 1
+    const uint o = (r * p.cols + 32 * u) / 8;
+    uvec4 v[4];
+    [[unroll]] for (uint q = 0; q < 4; ++q) v[q] = w[o + q];
+    [[unroll]] for (uint q = 0; q < 4; ++q)
+        [[unroll]] for (uint i = 0; i < 4; ++i) {
+            const vec2 h = unpackHalf2x16(v[q][i]);
+            c[8 * q + 2 * i] = h.x;
+            c[8 * q + 2 * i + 1] = h.y;
+        }
+#elif WTYPE == 2 || WTYPE == 3 || WTYPE == 12
     const uint blk = r * (p.cols / 32) + u, nblk = p.rows * (p.cols / 32);
 #if WTYPE == 2
     const float d = unpackHalf2x16(uint(w16[16 * nblk + blk])).x;

@@ -155,8 +155,32 @@ void BM_StreamF16(benchmark::State& st, bool regrouped) {
     st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(buf.size()) / 1e9, benchmark::Counter::kIsRate);
 }
 
+// Prompts with F16 weights regrouped four rows at a time: rows x cols weights (range 0, 1) against
+// tokens (range 2) f16 activations, one thread; GMAC/s (compare with the core's FMA peak:
+// 16 MACs per 512-bit FMA).
+void BM_F16Prompt(benchmark::State& st) {
+    const qforge::F16X4GemmFn fx4 = qforge::find_f16_x4_gemm();
+    if (!fx4) return st.SkipWithError("no regrouped F16 kernel on this CPU");
+    const int64_t rows = st.range(0), cols = st.range(1);
+    const int B = static_cast<int>(st.range(2));
+    qforge::HugeArena buf(static_cast<size_t>(rows * cols) * 2);
+    auto* w = reinterpret_cast<uint16_t*>(buf.data());
+    std::mt19937 rng(1);
+    for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
+    const auto x = random_matrix(cols * B, 2);
+    std::vector<uint16_t> xh(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xh[i] = qforge::fp32_to_fp16(x[i]);
+    std::vector<float> y(static_cast<size_t>(rows) * static_cast<size_t>(B));
+    for (auto _ : st) {
+        fx4(w, rows / qforge::kF16X4Rows, xh.data(), static_cast<size_t>(cols), B, cols, y.data(), static_cast<size_t>(rows));
+        benchmark::DoNotOptimize(y.data());
+    }
+    st.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * static_cast<double>(rows * cols * B) / 1e9, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
+BENCHMARK(BM_F16Prompt)->Args({64, 2048, 64})->Args({2048, 2048, 64})->Args({256, 5632, 64})->Args({2048, 2048, 512});
 BENCHMARK_CAPTURE(BM_StreamF16, F16, false);
 BENCHMARK_CAPTURE(BM_StreamF16, F16_x4, true);
 BENCHMARK_CAPTURE(BM_StreamX8, Q8_0, GgmlType::Q8_0);

@@ -195,7 +195,9 @@ BENCHMARK_CAPTURE(BM_X8, Q4_0, GgmlType::Q4_0)->Args({8, 2048})->Args({64, 5632}
 BENCHMARK_CAPTURE(BM_X8, Q5_0, GgmlType::Q5_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_X8, Q8_0, GgmlType::Q8_0)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_XK, Q2_K, GgmlType::Q2_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q2_K_x16, GgmlType::Q2_K, true)->Args({8, 2048})->Args({64, 5632});
 BENCHMARK_CAPTURE(BM_XK, Q3_K, GgmlType::Q3_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
+BENCHMARK_CAPTURE(BM_XK, Q3_K_x16, GgmlType::Q3_K, true)->Args({8, 2048})->Args({64, 5632});
 BENCHMARK_CAPTURE(BM_XK, Q4_K, GgmlType::Q4_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});
 BENCHMARK_CAPTURE(BM_XK, Q4_K_x16, GgmlType::Q4_K, true)->Args({8, 2048})->Args({64, 5632});
 BENCHMARK_CAPTURE(BM_XK, Q5_K, GgmlType::Q5_K, false)->Args({8, 2048})->Args({64, 5632})->Args({1, 2048});

@@ -427,13 +427,13 @@ TEST(Regrouped, Q5_K) {  // an offset, so the mins matter
 TEST(Regrouped, Q3_K) {
     check_regrouped<XKActs>(GgmlType::Q3_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ3_Kx8Block, repack_q3_k_x8, resize_xk_acts, pack_xk_acts,
                             q3_k_x8_gemm_scalar, &KernelSet::q3_k_x8,
-                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q3_K, n, vx, vy); });
+                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q3_K, n, vx, vy); }, &KernelSet::q3_k_x16);
 }
 
 TEST(Regrouped, Q2_K) {  // an offset, so the mins matter
     check_regrouped<XKActs>(GgmlType::Q2_K, GgmlType::Q8_K, 512, 0.01f, 2 * kQ2_Kx8Block, repack_q2_k_x8, resize_xk_acts, pack_xk_acts,
                             q2_k_x8_gemm_scalar, &KernelSet::q2_k_x8,
-                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q2_K, n, vx, vy); });
+                            [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q2_K, n, vx, vy); }, &KernelSet::q2_k_x16);
 }
 
 TEST(Regrouped, Q6_K) {
@@ -463,10 +463,10 @@ TEST(Regrouped, LargestSumsStayExact) {
                                 q6_k_x8_gemm_scalar, &KernelSet::q6_k_x8, vec_dot_q6_k_q8_k_scalar, &KernelSet::q6_k_x16, e);
         check_regrouped<XKActs>(GgmlType::Q3_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ3_Kx8Block, repack_q3_k_x8, resize_xk_acts, pack_xk_acts,
                                 q3_k_x8_gemm_scalar, &KernelSet::q3_k_x8,
-                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q3_K, n, vx, vy); }, nullptr, e);
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q3_K, n, vx, vy); }, &KernelSet::q3_k_x16, e);
         check_regrouped<XKActs>(GgmlType::Q2_K, GgmlType::Q8_K, 512, 0.f, 2 * kQ2_Kx8Block, repack_q2_k_x8, resize_xk_acts, pack_xk_acts,
                                 q2_k_x8_gemm_scalar, &KernelSet::q2_k_x8,
-                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q2_K, n, vx, vy); }, nullptr, e);
+                                [](int64_t n, const void* vx, const void* vy) { return vec_dot_generic(GgmlType::Q2_K, n, vx, vy); }, &KernelSet::q2_k_x16, e);
     }
 }
 

@@ -679,8 +679,8 @@ void q2_k_x8_gemm_scalar(const uint8_t* group, const XKActs& a, int c0, int nc, 
 
 const XKFormat* find_xk_format(GgmlType t) {
     static const XKFormat formats[] = {
-        {GgmlType::Q2_K, kQ2_Kx8Block, repack_q2_k_x8, first_kernel(&KernelSet::q2_k_x8), nullptr},
-        {GgmlType::Q3_K, kQ3_Kx8Block, repack_q3_k_x8, first_kernel(&KernelSet::q3_k_x8), nullptr},
+        {GgmlType::Q2_K, kQ2_Kx8Block, repack_q2_k_x8, first_kernel(&KernelSet::q2_k_x8), first_kernel(&KernelSet::q2_k_x16)},
+        {GgmlType::Q3_K, kQ3_Kx8Block, repack_q3_k_x8, first_kernel(&KernelSet::q3_k_x8), first_kernel(&KernelSet::q3_k_x16)},
         {GgmlType::Q4_K, kQ4_Kx8Block, repack_q4_k_x8, first_kernel(&KernelSet::q4_k_x8), first_kernel(&KernelSet::q4_k_x16)},
         {GgmlType::Q5_K, kQ5_Kx8Block, repack_q5_k_x8, first_kernel(&KernelSet::q5_k_x8), first_kernel(&KernelSet::q5_k_x16)},
         {GgmlType::Q6_K, kQ6_Kx8Block, repack_q6_k_x8, first_kernel(&KernelSet::q6_k_x8), first_kernel(&KernelSet::q6_k_x16)}};

@@ -80,6 +80,8 @@ struct KernelSet {
     X8GemmFn q8_0_x8 = nullptr;             // repacked Q8_0 and Q5_0
     X8GemmFn q5_0_x8 = nullptr;
     F16X4GemmFn f16_x4_gemm = nullptr;      // F16 regrouped four rows at a time
+    XKGemm16Fn q3_k_x16 = nullptr;          // as q4_k_x16, for Q3_K and Q2_K (AVX-512)
+    XKGemm16Fn q2_k_x16 = nullptr;
 };
 KernelSet kernel_set_avx2();        // x86-64 builds only
 KernelSet kernel_set_avx512vnni();  // x86-64 builds only

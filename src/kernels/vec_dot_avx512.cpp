@@ -53,6 +53,8 @@ KernelSet kernel_set_avx512vnni() {
     s.q4_k_x16 = x86_avx512vnni::q4_k_x16;
     s.q5_k_x16 = x86_avx512vnni::q5_k_x16;
     s.q6_k_x16 = x86_avx512vnni::q6_k_x16;
+    s.q3_k_x16 = x86_avx512vnni::q3_k_x16;
+    s.q2_k_x16 = x86_avx512vnni::q2_k_x16;
     return s;
 }
 

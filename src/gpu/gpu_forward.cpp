@@ -406,7 +406,13 @@ struct GpuForward::Impl {
         rt->submit();
         if (prerecord && !rt->profiling() && B == 1 && n_past + 2 <= n_ctx) {
             rt->swap();
-            record(1, n_past + 1, all_logits);
+            try {
+                record(1, n_past + 1, all_logits);
+            } catch (...) {  // back to the submitted buffer, and wait for it, before the error goes on
+                rt->swap();
+                rt->wait();
+                throw;
+            }
             pre = {true, 1, n_past + 1, all_logits, rt->recordings()};
             rt->swap();
         }

@@ -53,6 +53,20 @@ std::vector<uint8_t> regrouped_rows(const Format& f, GgmlType type, int64_t kCol
     return packed;
 }
 
+// F16 weights for the F16 benchmarks: buf filled with random halves of moderate size.
+const uint16_t* fill_random_f16(const qforge::HugeArena& buf) {
+    auto* w = reinterpret_cast<uint16_t*>(buf.data());
+    std::mt19937 rng(1);
+    for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
+    return w;
+}
+
+std::vector<uint16_t> to_f16(const std::vector<float>& x) {
+    std::vector<uint16_t> h(x.size());
+    for (size_t i = 0; i < x.size(); ++i) h[i] = qforge::fp32_to_fp16(x[i]);
+    return h;
+}
+
 // Every group of rows meets the batch of tokens kGemmCols at a time, as the forward pass does.
 template <class Acts, class Gemm>
 void run_groups(benchmark::State& st, const std::vector<uint8_t>& packed, size_t group_bytes, const Acts& acts, Gemm gemm, int64_t K, int n) {
@@ -139,13 +153,10 @@ void BM_StreamF16(benchmark::State& st, bool regrouped) {
     const qforge::F16X4GemmFn fx4 = qforge::find_f16_x4_gemm();
     if (!fg || (regrouped && !fx4)) return st.SkipWithError("no SIMD kernel on this CPU");
     const int64_t rows = static_cast<int64_t>(kStreamBytes / (2 * kCols));
-    qforge::HugeArena buf(static_cast<size_t>(rows * kCols) * 2);
-    auto* w = reinterpret_cast<uint16_t*>(buf.data());
-    std::mt19937 rng(1);
-    for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
+    const qforge::HugeArena buf(static_cast<size_t>(rows * kCols) * 2);
+    const uint16_t* w = fill_random_f16(buf);
     const auto x = random_matrix(kCols, 2);
-    std::vector<uint16_t> xh(x.size());
-    for (size_t i = 0; i < x.size(); ++i) xh[i] = qforge::fp32_to_fp16(x[i]);
+    const auto xh = to_f16(x);
     std::vector<float> y(static_cast<size_t>(rows));
     for (auto _ : st) {
         if (regrouped) fx4(w, rows / qforge::kF16X4Rows, xh.data(), kCols, 1, kCols, y.data(), static_cast<size_t>(rows));
@@ -163,13 +174,9 @@ void BM_F16Prompt(benchmark::State& st) {
     if (!fx4) return st.SkipWithError("no regrouped F16 kernel on this CPU");
     const int64_t rows = st.range(0), cols = st.range(1);
     const int B = static_cast<int>(st.range(2));
-    qforge::HugeArena buf(static_cast<size_t>(rows * cols) * 2);
-    auto* w = reinterpret_cast<uint16_t*>(buf.data());
-    std::mt19937 rng(1);
-    for (size_t i = 0; i < buf.size() / 2; ++i) w[i] = static_cast<uint16_t>(0x3000 + rng() % 0x1000);
-    const auto x = random_matrix(cols * B, 2);
-    std::vector<uint16_t> xh(x.size());
-    for (size_t i = 0; i < x.size(); ++i) xh[i] = qforge::fp32_to_fp16(x[i]);
+    const qforge::HugeArena buf(static_cast<size_t>(rows * cols) * 2);
+    const uint16_t* w = fill_random_f16(buf);
+    const auto xh = to_f16(random_matrix(cols * B, 2));
     std::vector<float> y(static_cast<size_t>(rows) * static_cast<size_t>(B));
     for (auto _ : st) {
         fx4(w, rows / qforge::kF16X4Rows, xh.data(), static_cast<size_t>(cols), B, cols, y.data(), static_cast<size_t>(rows));

@@ -78,8 +78,8 @@ struct NormPush {
 struct RopePush {
     uint32_t n_heads, head_dim, n_rot, neox, B;
 };
-struct AttnPush {
-    uint32_t n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx;
+struct AttnPush {  // head_dim is attention.comp's pipeline constant
+    uint32_t n_head, n_head_kv, n_past, kv_dim, n_ctx;
     float scale;
     uint32_t chunk, n_split;
 };
@@ -258,7 +258,7 @@ struct Ops {
         const uint32_t hd = static_cast<uint32_t>(head_dim);  // attention.comp's HD
         const VkKernel& kern = kernel(attention_k[head_dim], "attention_hd" + std::to_string(hd), gpu::attention_spirv(), 5, sizeof(AttnPush),
                                       std::span<const uint32_t>(&hd, 1));
-        AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(head_dim), static_cast<uint32_t>(n_past),
+        AttnPush p{static_cast<uint32_t>(n_head), static_cast<uint32_t>(n_head_kv), static_cast<uint32_t>(n_past),
                    static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim)), 0, 1};
         const VkBuf* bufs[] = {&q, &kc, &vc, &out, &part};
         const int n_kv = n_past + B;

@@ -75,16 +75,19 @@ void Model::repack_for_cpu() {
     order.push_back(&output);
     const long avail_pages = ::sysconf(_SC_AVPHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
     const size_t avail = avail_pages > 0 && page_size > 0 ? static_cast<size_t>(avail_pages) * static_cast<size_t>(page_size) : 0;
-    // F16 matrices of a GGUF are regrouped where they take at most half the memory available (else
-    // they stay mapped, as stored: a model directory's are in memory already).
+    // F16 matrices of a GGUF (of a shape the regrouped layout takes) are regrouped where they take at
+    // most half the memory available (else they stay mapped, as stored: a model directory's are in
+    // memory already).
+    auto f16_groupable = [](const WeightView& w) {
+        return w.present() && w.type == GgmlType::F16 && w.rows() % kF16X4Rows == 0 && w.cols() % kF16X4Chunk == 0;
+    };
     size_t f16_bytes = 0;
     for (const WeightView* w : order)
-        if (w->present() && w->type == GgmlType::F16) f16_bytes += w->row_bytes() * static_cast<size_t>(w->rows());
+        if (f16_groupable(*w)) f16_bytes += w->row_bytes() * static_cast<size_t>(w->rows());
     const bool regroup_f16 = storage_->gguf && find_f16_x4_gemm() && f16_bytes <= avail / 2;
     // The regrouped size of a matrix (0: it stays as stored).
     auto regrouped_bytes = [&](const WeightView& w) -> size_t {
-        if (w.present() && w.type == GgmlType::F16)
-            return regroup_f16 && w.rows() % kF16X4Rows == 0 && w.cols() % kF16X4Chunk == 0 ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
+        if (w.present() && w.type == GgmlType::F16) return regroup_f16 && f16_groupable(w) ? w.row_bytes() * static_cast<size_t>(w.rows()) : 0;
         if (!w.present() || w.rows() % kPanelRows != 0) return 0;
         if (const X8Format* f = find_x8_format(w.type); f && f->gemm && w.cols() % 32 == 0) return w.row_bytes() * static_cast<size_t>(w.rows());
         if (const XKFormat* f = find_xk_format(w.type); f && f->gemm && w.cols() % QK_K == 0)
@@ -127,8 +130,8 @@ void Model::repack_for_cpu() {
             find_xk_format(w.type)->repack(w.data, w.rows(), w.cols(), buf);
             w.x8 = buf;
         }
-        if (storage_->gguf && stored != embd) {
-            const long page = ::sysconf(_SC_PAGESIZE);
+        if (storage_->gguf && stored != embd && page_size > 0) {
+            const long page = page_size;
             const auto b = (reinterpret_cast<uintptr_t>(stored) + static_cast<uintptr_t>(page) - 1) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
             const auto e = (reinterpret_cast<uintptr_t>(stored) + w.row_bytes() * static_cast<size_t>(w.rows())) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
             if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);

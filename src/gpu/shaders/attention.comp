@@ -9,7 +9,7 @@
 #include "common.glsl"
 
 layout(local_size_x = 64) in;
-layout(push_constant) uniform Push { uint n_head, n_head_kv, head_dim, n_past, kv_dim, n_ctx; float scale; uint chunk, n_split; } p;
+layout(push_constant) uniform Push { uint n_head, n_head_kv, n_past, kv_dim, n_ctx; float scale; uint chunk, n_split; } p;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer K { float kc[]; };
 layout(std430, binding = 2) readonly buffer V { float vc[]; };

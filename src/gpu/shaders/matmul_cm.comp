@@ -38,8 +38,7 @@ void weights32(uint r, uint u, out uvec4 h[4]) {
     [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = uvec4(0);
     if (r >= p.rows || 32 * u >= p.cols) return;
 #if WTYPE == 1  // f16 already: copied as they are
-    const uint o = (r * p.cols + 32 * u) / 8;
-    [[unroll]] for (uint q = 0; q < 4; ++q) h[q] = w[o + q];
+    f16_unit_words(r, u, h);
 #elif defined(UNIT32_WEIGHTS)
     float c[32];
     unit32_weights(r, u, c);

@@ -217,11 +217,18 @@ uint unit_x(uint u, uint ch) {
 #endif
 }
 
+#if WTYPE == 1
+// The 32 halves of row r, columns 32 u .. 32 u + 31, as stored (eight a word).
+void f16_unit_words(uint r, uint u, out uvec4 v[4]) {
+    const uint o = (r * p.cols + 32 * u) / 8;
+    [[unroll]] for (uint q = 0; q < 4; ++q) v[q] = w[o + q];
+}
+#endif
+
 void unit_weights(uint r, uint u, out float c[UE]) {
 #if WTYPE == 1
-    const uint o = (r * p.cols + 32 * u) / 8;
     uvec4 v[4];
-    [[unroll]] for (uint q = 0; q < 4; ++q) v[q] = w[o + q];
+    f16_unit_words(r, u, v);
     [[unroll]] for (uint q = 0; q < 4; ++q)
         [[unroll]] for (uint i = 0; i < 4; ++i) {
             const vec2 h = unpackHalf2x16(v[q][i]);

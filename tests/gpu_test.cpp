@@ -135,7 +135,21 @@ TEST(GpuShaders, MatvecFusedSwiglu) {
         expect_product(got, t, dequantize(t, q, rows * cols), rows, cols, act, 1, {}, {}, std::string(type_traits(t).name) + " fused SwiGLU");
         ++tested;
     }
-    if (!tested) GTEST_SKIP() << "no integer dot products on " << gpu_ops::device();
+    // Batches on tensor cores: SwiGLU as ffn_down's input goes to f16.
+    for (GgmlType t : {T::Q8_0, T::Q4_0, T::Q4_K, T::F16}) {
+        if (!gpu_ops::coopmat(t)) continue;
+        const int64_t rows = 37, cols = 768;
+        const int B = 5;
+        const auto w = randn(static_cast<size_t>(rows * cols), 14, 0.05f), gate = randn(static_cast<size_t>(cols * B), 15),
+                   up = randn(static_cast<size_t>(cols * B), 16);
+        const auto q = quantize_tensor(w.data(), rows, cols, t);
+        std::vector<float> act(gate.size());
+        for (size_t i = 0; i < act.size(); ++i) act[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+        const auto got = gpu_ops::matvec(t, q, rows, cols, gate, B, {}, {}, up);
+        expect_product(got, t, dequantize(t, q, rows * cols), rows, cols, act, B, {}, {}, std::string(type_traits(t).name) + " SwiGLU into f16");
+        ++tested;
+    }
+    if (!tested) GTEST_SKIP() << "no integer dot products or tensor cores on " << gpu_ops::device();
 }
 
 TEST(GpuShaders, RmsNormRopeSwiglu) {
@@ -193,7 +207,8 @@ TEST(GpuShaders, RmsNormRopeSwiglu) {
 // Causal attention with grouped KV heads over more than one tile of positions, head sizes below
 // and above one workgroup's width; one token over long caches goes through the split form
 // (parts of 128 positions and more, the last one short or empty); longer batches from an empty
-// cache and after one, head size 128.
+// cache and after one, head size 128 (batches: attention_batch.comp, 16 tokens a workgroup, the
+// last group partial).
 TEST(GpuShaders, Attention) {
     REQUIRE_GPU();
     struct Case {
@@ -206,6 +221,10 @@ TEST(GpuShaders, Attention) {
         const auto q = randn(static_cast<size_t>(B * n_head * hd), 10), kc = randn(static_cast<size_t>(n_pos * kv_dim), 11),
                    vc = randn(static_cast<size_t>(n_pos * kv_dim), 12);
         const auto got = gpu_ops::attention(q, kc, vc, n_head, n_kv, hd, n_past, B);
+        // Batches also with attention_batch.comp's tiles of 8 and 16 positions (one of them the
+        // subgroup size on lavapipe: its subgroup form; NVIDIA's 32 is the default).
+        const auto got8 = gpu_ops::attention(q, kc, vc, n_head, n_kv, hd, n_past, B, 8);
+        const auto got16 = gpu_ops::attention(q, kc, vc, n_head, n_kv, hd, n_past, B, 16);
         std::vector<double> ref(got.size());
         for (int b = 0; b < B; ++b)
             for (int h = 0; h < n_head; ++h) {
@@ -226,7 +245,10 @@ TEST(GpuShaders, Attention) {
                     ref[static_cast<size_t>((b * n_head + h) * hd + i)] = a;
                 }
             }
-        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-5, "attention hd " + std::to_string(hd) + " n_past " + std::to_string(n_past));
+        const std::string what = "attention hd " + std::to_string(hd) + " n_past " + std::to_string(n_past) + " B " + std::to_string(B);
+        expect_close(got, ref, std::vector<double>(ref.size(), 1.0), 1e-5, what);
+        expect_close(got8, ref, std::vector<double>(ref.size(), 1.0), 1e-5, what + " (tile 8)");
+        expect_close(got16, ref, std::vector<double>(ref.size(), 1.0), 1e-5, what + " (tile 16)");
     }
 }
 

@@ -97,6 +97,9 @@ struct KvStorePush {
 struct CountPush {
     uint32_t n;
 };
+struct HalfPush {  // to_f16.comp
+    uint32_t n4, glu;
+};
 
 // Whether batches of weights of type t run on tensor cores (matmul_cm.comp) on this device.
 bool tensor_cores(const VkRuntime& rt, GgmlType t) { return rt.info().coopmat && !gpu::matmul_cm_spirv(t).empty(); }
@@ -154,6 +157,8 @@ struct Ops {
     std::map<GgmlType, const VkKernel*> matvec_k, matmul_k, matmul_cm_k;
     std::map<std::pair<GgmlType, uint32_t>, const VkKernel*> matvec_dot_k;  // by format and what it fuses
     std::map<int, const VkKernel*> attention_k;                               // by head_dim
+    std::map<std::pair<int, uint32_t>, const VkKernel*> attention_batch_k;    // by head_dim and tile
+    uint32_t force_tile = 0;  // tests: attention_batch.comp's tile of positions (8, 16 or 32) where it applies
     const VkKernel *rmsnorm_k = nullptr, *rmsnorm_parts_k = nullptr, *rope_k = nullptr, *swiglu_k = nullptr, *to_f16_k = nullptr, *kv_store_k = nullptr,
                    *combine_k = nullptr;
     const VkKernel& kernel(const VkKernel*& slot, const std::string& name, std::span<const uint32_t> spirv, int n_buffers, uint32_t push,
@@ -252,6 +257,24 @@ struct Ops {
         rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
     }
 
+    // attention_batch.comp's tile of positions (32, or 16 where shared memory is short) for a batch
+    // of B tokens with heads of head_dim; 0 where it does not apply (one token, heads above 128 or
+    // not a multiple of 8; QFORGE_GPU_ATTN_BATCH=0).
+    uint32_t batch_tile(int head_dim, int B) const {
+        static const bool on = [] {
+            const char* e = std::getenv("QFORGE_GPU_ATTN_BATCH");
+            return !e || std::string(e) != "0";
+        }();
+        const auto& i = rt->info();
+        if (!on || B < 2 || head_dim > 128 || head_dim % 8 != 0) return 0;
+        if (force_tile) return force_tile;
+        for (const uint32_t tp : {32u, 16u}) {
+            const uint32_t hd = static_cast<uint32_t>(head_dim), bytes = 4 * (16 * hd + 2 * hd * tp + (i.subgroup_size == tp ? 1 : 16 * tp) + 16 * tp + 3 * 16);
+            if (bytes <= i.shared_memory) return tp;
+        }
+        return 0;
+    }
+
     // part: scratch of attn_part_floats() for one token's split attention.
     void attention(const VkBuf& q, const VkBuf& kc, const VkBuf& vc, VkBuf& out, VkBuf& part, int n_head, int n_head_kv, int head_dim, int n_ctx,
                    int n_past, int B) {
@@ -262,6 +285,14 @@ struct Ops {
                    static_cast<uint32_t>(n_head_kv * head_dim), static_cast<uint32_t>(n_ctx), 1.0f / std::sqrt(static_cast<float>(head_dim)), 0, 1};
         const VkBuf* bufs[] = {&q, &kc, &vc, &out, &part};
         const int n_kv = n_past + B;
+        if (const uint32_t tp = batch_tile(head_dim, B)) {  // attention_batch.comp: 16 tokens a workgroup
+            const uint32_t spec[] = {hd, tp, rt->info().subgroup_size == tp ? 1u : 0u};  // HD, TP, ROWS_IN_SUBGROUPS
+            const VkKernel& bk = kernel(attention_batch_k[{head_dim, tp}], "attention_batch_hd" + std::to_string(hd) + "_tp" + std::to_string(tp),
+                                        gpu::attention_batch_spirv(), 4, sizeof(AttnPush), spec);
+            p.chunk = static_cast<uint32_t>(B);  // its push constant B
+            rt->dispatch(bk, std::span(bufs, 4), &p, static_cast<uint32_t>(n_head), groups(static_cast<uint64_t>(B), 16));
+            return;
+        }
         if (B > 1 || n_kv < 2 * kAttnMinChunk) {
             rt->dispatch(kern, bufs, &p, static_cast<uint32_t>(n_head), static_cast<uint32_t>(B));
             return;
@@ -277,11 +308,11 @@ struct Ops {
         rt->dispatch(comb, cbufs, &cp, static_cast<uint32_t>(n_head), 1);
     }
 
-    // out (f16) = in (f32), n values (a multiple of 4).
-    void to_f16(const VkBuf& in, VkBuf& out, uint64_t n) {
-        const VkKernel& kern = kernel(to_f16_k, "to_f16", gpu::to_f16_spirv(), 2, sizeof(CountPush));
-        const CountPush p{static_cast<uint32_t>(n / 4)};
-        const VkBuf* bufs[] = {&in, &out};
+    // out (f16) = in (f32), n values (a multiple of 4); with up: silu(in) * up (SwiGLU) first.
+    void to_f16(const VkBuf& in, VkBuf& out, uint64_t n, const VkBuf* up = nullptr) {
+        const VkKernel& kern = kernel(to_f16_k, "to_f16", gpu::to_f16_spirv(), 3, sizeof(HalfPush));
+        const HalfPush p{static_cast<uint32_t>(n / 4), up ? 1u : 0u};
+        const VkBuf* bufs[] = {&in, &out, up ? up : &dummy};
         const uint32_t g = groups(n / 4, 64), gx = std::min<uint32_t>(g, 65535);
         rt->dispatch(kern, bufs, &p, gx, groups(g, gx));
     }
@@ -450,9 +481,10 @@ struct GpuForward::Impl {
         };
         // The input of the products ws as f16 in xh, where one of them runs on tensor cores (one
         // conversion for the products that share it); null otherwise.
-        const auto half_of = [&](const VkBuf& in, size_t cols, int rows, std::initializer_list<const GpuMatrix*> ws) -> const VkBuf* {
+        const auto half_of = [&](const VkBuf& in, size_t cols, int rows, std::initializer_list<const GpuMatrix*> ws,
+                                 const VkBuf* glu_up = nullptr) -> const VkBuf* {
             if (std::none_of(ws.begin(), ws.end(), [&](const GpuMatrix* w) { return ops.half_input(*w, rows); })) return nullptr;
-            ops.to_f16(in, xh, static_cast<uint64_t>(rows) * cols);
+            ops.to_f16(in, xh, static_cast<uint64_t>(rows) * cols, glu_up);
             rt->barrier();
             return &xh;
         };
@@ -489,14 +521,17 @@ struct GpuForward::Impl {
             rt->timestamp("matvec gate/up");
             Fused fd;
             if (leaves_parts(L.down)) fd.parts_out = &parts_a;
+            // SwiGLU: inside ffn_down's product (fused), or as its input goes to f16 (tensor
+            // cores), else a step of its own.
+            const bool glu_to_half = !fusable(L.down) && ops.half_input(L.down, B);
             if (fusable(L.down)) {
                 fd.glu_up = &up;
-            } else {
+            } else if (!glu_to_half) {
                 ops.swiglu(gate, up, static_cast<uint64_t>(B) * static_cast<uint64_t>(hp.n_ff));
                 rt->barrier();
                 rt->timestamp("swiglu");
             }
-            h = half_of(gate, static_cast<size_t>(hp.n_ff), B, {&L.down});
+            h = half_of(gate, static_cast<size_t>(hp.n_ff), B, {&L.down}, glu_to_half ? &up : nullptr);
             const uint32_t parts = ops.matvec(L.down, gate, x, B, true, nullptr, fd, h);
             n_parts_a = fd.parts_out ? parts : 0;
             rt->barrier();
@@ -634,16 +669,17 @@ std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, 
     m.buf.upload(split.empty() ? w.data() : split.data(), w.size());
     VkBuf xb = buffer_of(x), bb = buffer_of(bias), ub = buffer_of(glu_up);
     VkBuf yb = buffer_of(y0, static_cast<size_t>(rows * B));
-    // Every matvec_dot.comp format can take SwiGLU (the forward pass fuses it for some only).
-    if (!glu_up.empty() && !(B < kMatmulMinTokens && int_dots(*ops.rt, t))) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
+    // Every matvec_dot.comp format can take SwiGLU (the forward pass fuses it for some only), and
+    // every tensor-core product (as its input goes to f16).
     const bool half = ops.half_input(m, B);
+    if (!glu_up.empty() && !half && !(B < kMatmulMinTokens && int_dots(*ops.rt, t))) throw Error(ExitCode::usage, "[gpu] no fused SwiGLU for this product");
     VkBuf hb;  // x as f16, where the product runs on tensor cores
     if (half) hb = VkBuf(*ops.rt, x.size() * 2, false);
     ops.rt->begin();
     Fused f;
-    if (!glu_up.empty()) f.glu_up = &ub;
+    if (!glu_up.empty() && !half) f.glu_up = &ub;
     if (half) {
-        ops.to_f16(xb, hb, x.size());
+        ops.to_f16(xb, hb, x.size(), glu_up.empty() ? nullptr : &ub);
         ops.rt->barrier();
     }
     ops.matvec(m, xb, yb, B, !y0.empty(), bias.empty() ? nullptr : &bb, f, half ? &hb : nullptr);
@@ -679,8 +715,9 @@ std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin
 }
 
 std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
-                             int n_head_kv, int head_dim, int n_past, int B) {
+                             int n_head_kv, int head_dim, int n_past, int B, int batch_tile) {
     Ops& ops = test_ops();
+    ops.force_tile = static_cast<uint32_t>(batch_tile);
     // The caches filled through kv_store, positions 0 .. n_pos - 1 in one batch (n_ctx = n_pos).
     const int kv_dim = n_head_kv * head_dim, n_pos = static_cast<int>(k_cache.size()) / kv_dim;
     VkBuf qb = buffer_of(q), kb = buffer_of(k_cache), vb = buffer_of(v_cache), ob = buffer_of({}, q.size());
@@ -690,6 +727,7 @@ std::vector<float> attention(std::span<const float> q, std::span<const float> k_
     ops.kv_store(kb, vb, kt, vc, ops.dummy, kv_dim, head_dim, 0, false, n_pos, 0, n_pos);
     ops.rt->barrier();
     ops.attention(qb, kt, vc, ob, part, n_head, n_head_kv, head_dim, n_pos, n_past, B);
+    ops.force_tile = 0;
     ops.rt->submit_and_wait();
     return read(ob, q.size());
 }

@@ -45,7 +45,8 @@ bool coopmat(GgmlType t);
 // activations quantized to 8 bits per block of 32, d = max|x| / 127).
 bool int_dot(GgmlType t);
 // y[b][r] = W[r] . x[b] (+ bias[r]) (+ y0[b][r] when y0 is given); W stored as t. With glu_up
-// (one token, where int_dot(t)) the input is SwiGLU's silu(x) * glu_up, made by the product.
+// (one token where int_dot(t), or a batch where coopmat(t)) the input is SwiGLU's silu(x) * glu_up,
+// made by the product or as the input goes to f16.
 std::vector<float> matvec(GgmlType t, std::span<const uint8_t> w, int64_t rows, int64_t cols, std::span<const float> x, int B,
                           std::span<const float> bias = {}, std::span<const float> y0 = {}, std::span<const float> glu_up = {});
 // Rows of w.size(); with n_parts > 0 through rmsnorm_parts.comp, the rows' sums of squares
@@ -55,8 +56,10 @@ std::vector<float> rope(std::span<const float> v, std::span<const float> cos_sin
 // Keys k ([B][n_heads * head_dim]) through kv_store's rotation into the cache, read back as [B][...].
 std::vector<float> rope_stored_keys(std::span<const float> k, std::span<const float> cos_sin, int n_heads, int head_dim, int n_rot, bool neox,
                                     int B);
+// batch_tile: attention_batch.comp's tile of positions forced (8 or 16; 0: as the forward pass
+// chooses), where a batch runs it; a tile of the subgroup size runs its subgroup form.
 std::vector<float> attention(std::span<const float> q, std::span<const float> k_cache, std::span<const float> v_cache, int n_head,
-                             int n_head_kv, int head_dim, int n_past, int B);
+                             int n_head_kv, int head_dim, int n_past, int B, int batch_tile = 0);
 std::vector<float> swiglu(std::span<const float> gate, std::span<const float> up);
 }  // namespace gpu_ops
 

@@ -199,6 +199,9 @@ const uint32_t kAttention[] =
 const uint32_t kAttnCombine[] =
 #include "attn_combine.inc"
     ;
+const uint32_t kAttentionBatch[] =
+#include "attention_batch.inc"
+    ;
 const uint32_t kToF16[] =
 #include "to_f16.inc"
     ;
@@ -261,6 +264,7 @@ std::span<const uint32_t> rmsnorm_parts_spirv() { return kRmsnormParts; }
 std::span<const uint32_t> rope_spirv() { return kRope; }
 std::span<const uint32_t> attention_spirv() { return kAttention; }
 std::span<const uint32_t> attn_combine_spirv() { return kAttnCombine; }
+std::span<const uint32_t> attention_batch_spirv() { return kAttentionBatch; }
 std::span<const uint32_t> kv_store_spirv() { return kKvStore; }
 std::span<const uint32_t> swiglu_spirv() { return kSwiglu; }
 std::span<const uint32_t> to_f16_spirv() { return kToF16; }

@@ -21,7 +21,8 @@ std::span<const uint32_t> rmsnorm_spirv();
 std::span<const uint32_t> rmsnorm_parts_spirv();  // RMSNorm from matvec_dot.comp's sum-of-squares parts
 std::span<const uint32_t> rope_spirv();
 std::span<const uint32_t> attention_spirv();
-std::span<const uint32_t> attn_combine_spirv();  // the split attention's parts into outputs
+std::span<const uint32_t> attn_combine_spirv();
+std::span<const uint32_t> attention_batch_spirv();  // prompts: 16 tokens of one head a workgroup  // the split attention's parts into outputs
 std::span<const uint32_t> kv_store_spirv();
 std::span<const uint32_t> swiglu_spirv();
 std::span<const uint32_t> to_f16_spirv();  // f32 activations to f16 for matmul_cm.comp

@@ -219,6 +219,7 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         best.info.coopmat = f12.shaderFloat16 && sg.subgroupSize == 32 && p.limits.maxComputeSharedMemorySize >= 45056 && has_coopmat_f16(f, d, exts);
         best.info.int_dot = has_int_dot(f, d, exts);
         best.info.subgroup_size = sg.subgroupSize;
+        best.info.shared_memory = p.limits.maxComputeSharedMemorySize;
         best.info.max_workgroup = std::min(p.limits.maxComputeWorkGroupInvocations, p.limits.maxComputeWorkGroupSize[0]);
     }
     if (!best.phys) fail(why);
@@ -279,6 +280,26 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         dp.shaderIntegerDotProduct = VK_TRUE;
         *chain = &dp;
         dev_ext.push_back(VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
+        chain = &dp.pNext;
+    }
+    // QFORGE_GPU_STATS=1: the driver's statistics of every pipeline (registers, spills), where it
+    // has VK_KHR_pipeline_executable_properties.
+    auto pe = vk_struct<VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR>(
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR);
+    if (const char* e = std::getenv("QFORGE_GPU_STATS"); e && std::string(e) == "1" && f.vkGetPipelineExecutableStatisticsKHR) {
+        uint32_t n = 0;
+        f.vkEnumerateDeviceExtensionProperties(rt->phys_, nullptr, &n, nullptr);
+        std::vector<VkExtensionProperties> exts(n);
+        f.vkEnumerateDeviceExtensionProperties(rt->phys_, nullptr, &n, exts.data());
+        for (const auto& x : exts)
+            if (std::string(x.extensionName) == VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME) rt->stats_ = true;
+        if (rt->stats_) {
+            pe.pipelineExecutableInfo = VK_TRUE;
+            *chain = &pe;
+            dev_ext.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+        } else {
+            std::fprintf(stderr, "[gpu] %s has no VK_KHR_pipeline_executable_properties\n", rt->info_.name.c_str());
+        }
     }
     auto dci = vk_struct<VkDeviceCreateInfo>(VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO);
     dci.pNext = &f11;
@@ -306,6 +327,35 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
         check(f.vkCreateQueryPool(rt->device_, &qp, nullptr, &rt->query_pool_), "vkCreateQueryPool");
     }
     return rt;
+}
+
+void VkRuntime::print_stats(const std::string& name, VkPipeline pipeline) const {
+    const VkFns& f = *fn_;
+    auto pi = vk_struct<VkPipelineInfoKHR>(VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR);
+    pi.pipeline = pipeline;
+    uint32_t n = 0;
+    if (f.vkGetPipelineExecutablePropertiesKHR(device_, &pi, &n, nullptr) != VK_SUCCESS) return;
+    for (uint32_t e = 0; e < n; ++e) {
+        auto ei = vk_struct<VkPipelineExecutableInfoKHR>(VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR);
+        ei.pipeline = pipeline;
+        ei.executableIndex = e;
+        uint32_t m = 0;
+        if (f.vkGetPipelineExecutableStatisticsKHR(device_, &ei, &m, nullptr) != VK_SUCCESS) continue;
+        std::vector<VkPipelineExecutableStatisticKHR> st(m, vk_struct<VkPipelineExecutableStatisticKHR>(VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR));
+        if (f.vkGetPipelineExecutableStatisticsKHR(device_, &ei, &m, st.data()) != VK_SUCCESS) continue;
+        std::string line = "[gpu stats] " + name + ":";
+        for (const auto& s : st) {
+            line += std::string(" ") + s.name + "=";
+            switch (s.format) {
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR: line += s.value.b32 ? "true" : "false"; break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR: line += std::to_string(s.value.i64); break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR: line += std::to_string(s.value.u64); break;
+                case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_FLOAT64_KHR: line += std::to_string(s.value.f64); break;
+                default: line += "?";
+            }
+        }
+        std::fprintf(stderr, "%s\n", line.c_str());
+    }
 }
 
 VkRuntime::~VkRuntime() {
@@ -379,9 +429,11 @@ const VkKernel& VkRuntime::kernel(const std::string& name, std::span<const uint3
     cp.stage = {VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, nullptr, 0, VK_SHADER_STAGE_COMPUTE_BIT, mod, "main",
                 spec.empty() ? nullptr : &si};
     cp.layout = k.layout;
+    if (stats_) cp.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR;
     const VkResult r = f.vkCreateComputePipelines(device_, VK_NULL_HANDLE, 1, &cp, nullptr, &k.pipeline);
     f.vkDestroyShaderModule(device_, mod, nullptr);
     check(r, ("vkCreateComputePipelines (" + name + ")").c_str());
+    if (stats_) print_stats(name, k.pipeline);
     kernels_.push_back(std::move(nk));
     return kernels_.back()->k;
 }

@@ -35,6 +35,7 @@ struct DeviceInfo {
     // on 8-bit activations (matvec_dot.comp), unless QFORGE_GPU_INTDOT=0.
     bool int_dot = false;
     uint32_t subgroup_size = 0;
+    uint32_t shared_memory = 16384;  // bytes of shared memory a workgroup may have
     uint32_t max_workgroup = 128;  // threads a workgroup may have (x dimension, and in all)
 };
 
@@ -138,6 +139,8 @@ private:
     struct NamedKernel;
     std::vector<std::unique_ptr<NamedKernel>> kernels_;
     VkQueryPool query_pool_ = VK_NULL_HANDLE;
+    void print_stats(const std::string& name, VkPipeline pipeline) const;
+    bool stats_ = false;  // QFORGE_GPU_STATS=1: each pipeline's compiler statistics to stderr
     float timestamp_ns_ = 1.0f;
     std::vector<const char*> stamp_labels_;
     std::vector<std::pair<const char*, std::pair<double, int>>> profile_;  // label: (ms, count)

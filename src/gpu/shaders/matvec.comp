@@ -34,9 +34,10 @@ void main() {
             [[unroll]] for (uint v = 0; v < 4; ++v) xv[4 * ch + v] = x4[xo + v];
         }
         [[unroll]] for (uint rr = 0; rr < R; ++rr) {
-            if (r0 + rr >= p.rows) break;
+            // Rows past the matrix read its last row (their sums are never written), so that no
+            // branch keeps the rows' loads from all going out at once.
             float c[UE];
-            unit_weights(r0 + rr, u, c);
+            unit_weights(min(r0 + rr, p.rows - 1), u, c);
             float s = 0.0;
             [[unroll]] for (uint v = 0; v < UE / 4; ++v) s += dot(vec4(c[4 * v], c[4 * v + 1], c[4 * v + 2], c[4 * v + 3]), xv[v]);
             acc[rr] += s;

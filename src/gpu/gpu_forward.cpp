@@ -68,6 +68,11 @@ uint32_t matvec_groups(const gpu::DeviceInfo& info) {
     while (n > 1 && 64 * n > info.max_workgroup) n /= 2;
     return n;
 }
+// A switch of the environment that is on unless set to 0 (QFORGE_GPU_PRERECORD, …: for comparisons).
+bool switched_on(const char* name) {
+    const char* e = std::getenv(name);
+    return !e || std::string(e) != "0";
+}
 constexpr int kMatmulMinTokens = 2;   // batches use the tiled matmul.comp
 struct NormPush {
     uint32_t n;
@@ -261,10 +266,7 @@ struct Ops {
     // of B tokens with heads of head_dim; 0 where it does not apply (one token, heads above 128 or
     // not a multiple of 8; QFORGE_GPU_ATTN_BATCH=0).
     uint32_t batch_tile(int head_dim, int B) const {
-        static const bool on = [] {
-            const char* e = std::getenv("QFORGE_GPU_ATTN_BATCH");
-            return !e || std::string(e) != "0";
-        }();
+        static const bool on = switched_on("QFORGE_GPU_ATTN_BATCH");
         const auto& i = rt->info();
         if (!on || B < 2 || head_dim > 128 || head_dim % 8 != 0) return 0;
         if (force_tile) return force_tile;
@@ -427,10 +429,7 @@ struct GpuForward::Impl {
     // ahead where it is this one, else a new one; then, for one token, the next step's recording
     // while the GPU works.
     void run(int B, int n_past, bool all_logits) {
-        static const bool prerecord = [] {
-            const char* e = std::getenv("QFORGE_GPU_PRERECORD");
-            return !e || std::string(e) != "0";
-        }();
+        static const bool prerecord = switched_on("QFORGE_GPU_PRERECORD");
         if (pre.valid && pre.B == B && pre.n_past == n_past && pre.all_logits == all_logits && pre.stamp == rt->recordings()) rt->swap();
         else record(B, n_past, all_logits);
         pre.valid = false;
@@ -462,10 +461,7 @@ struct GpuForward::Impl {
         // those are not fusable (Q4_K, Q6_K), the parts still make RMSNorm a step of many workgroups.
         const auto fusable = [&](const GpuMatrix& w) { return ops.fusable(w, B); };
         // QFORGE_GPU_FUSE_NORM=0 keeps RMSNorm a step of its own, one workgroup a token (for comparisons).
-        static const bool fuse_norm = [] {
-            const char* e = std::getenv("QFORGE_GPU_FUSE_NORM");
-            return !e || std::string(e) != "0";
-        }();
+        static const bool fuse_norm = switched_on("QFORGE_GPU_FUSE_NORM");
         // Whether the product of w leaves the parts of its output's sum of squares (every
         // integer-dot product, fused or not).
         const auto leaves_parts = [&](const GpuMatrix& w) { return fuse_norm && ops.sums_squares(w, B); };

@@ -169,6 +169,7 @@ struct DeviceChoice {
     DeviceInfo info;
     uint64_t max_range = 0;
     float timestamp_ns = 1.0f;
+    bool stats = false;  // VK_KHR_pipeline_executable_properties (for QFORGE_GPU_STATS=1)
 };
 
 // The best usable device: discrete, then integrated, then anything else (lavapipe). Usable: Vulkan
@@ -221,6 +222,7 @@ DeviceChoice choose_device(const VkFns& f, VkInstance instance) {
         best.info.subgroup_size = sg.subgroupSize;
         best.info.shared_memory = p.limits.maxComputeSharedMemorySize;
         best.info.max_workgroup = std::min(p.limits.maxComputeWorkGroupInvocations, p.limits.maxComputeWorkGroupSize[0]);
+        best.stats = has_extension(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
     }
     if (!best.phys) fail(why);
     return best;
@@ -286,13 +288,8 @@ std::unique_ptr<VkRuntime> VkRuntime::create() {
     // has VK_KHR_pipeline_executable_properties.
     auto pe = vk_struct<VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR>(
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR);
-    if (const char* e = std::getenv("QFORGE_GPU_STATS"); e && std::string(e) == "1" && f.vkGetPipelineExecutableStatisticsKHR) {
-        uint32_t n = 0;
-        f.vkEnumerateDeviceExtensionProperties(rt->phys_, nullptr, &n, nullptr);
-        std::vector<VkExtensionProperties> exts(n);
-        f.vkEnumerateDeviceExtensionProperties(rt->phys_, nullptr, &n, exts.data());
-        for (const auto& x : exts)
-            if (std::string(x.extensionName) == VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME) rt->stats_ = true;
+    if (const char* e = std::getenv("QFORGE_GPU_STATS"); e && std::string(e) == "1") {
+        rt->stats_ = c.stats && f.vkGetPipelineExecutableStatisticsKHR && f.vkGetPipelineExecutablePropertiesKHR;
         if (rt->stats_) {
             pe.pipelineExecutableInfo = VK_TRUE;
             *chain = &pe;

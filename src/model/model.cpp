@@ -131,9 +131,9 @@ void Model::repack_for_cpu() {
             w.x8 = buf;
         }
         if (storage_->gguf && stored != embd && page_size > 0) {
-            const long page = page_size;
-            const auto b = (reinterpret_cast<uintptr_t>(stored) + static_cast<uintptr_t>(page) - 1) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
-            const auto e = (reinterpret_cast<uintptr_t>(stored) + w.row_bytes() * static_cast<size_t>(w.rows())) / static_cast<uintptr_t>(page) * static_cast<uintptr_t>(page);
+            const auto page = static_cast<uintptr_t>(page_size);
+            const auto b = (reinterpret_cast<uintptr_t>(stored) + page - 1) / page * page;
+            const auto e = (reinterpret_cast<uintptr_t>(stored) + w.row_bytes() * static_cast<size_t>(w.rows())) / page * page;
             if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
         }
     };

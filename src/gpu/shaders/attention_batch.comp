@@ -30,6 +30,18 @@ shared float sc[ROWS_IN_SUBGROUPS ? 1 : QB * TP];  // scores (rows in subgroups:
 shared vec4 pt[TP * QB / 4];    // their exponentials: position j, tokens 4 r .. 4 r + 3 at j * QB / 4 + r
 shared float row_m[QB], row_l[QB], row_c[QB];  // running maximum and sum, this tile's correction
 
+// A score's weight against the row's new maximum (masked scores, -inf: 0).
+float weight(float s, float m) { return s == -1.0 / 0.0 ? 0.0 : exp(s - m); }
+
+// Row r after a tile: its new maximum and the sum of the tile's weights; the correction of what it
+// had (0 on the first tile, where the old maximum is -inf).
+void update_row(uint r, float m_old, float m_new, float sum) {
+    const float corr = exp(m_old - m_new);
+    row_c[r] = corr;
+    row_l[r] = row_l[r] * corr + sum;
+    row_m[r] = m_new;
+}
+
 void main() {
     const uint h = gl_WorkGroupID.x, b0 = gl_WorkGroupID.y * QB, t = gl_LocalInvocationID.x;
     const uint kvh = h / (p.n_head / p.n_head_kv);
@@ -75,15 +87,10 @@ void main() {
                 [[unroll]] for (uint i = 0; i < RT; ++i) {
                     const uint r = RT * g + i;
                     const float m_old = row_m[r], m_new = max(m_old, subgroupMax(s[i].x));
-                    const float ex = s[i].x == -1.0 / 0.0 ? 0.0 : exp(s[i].x - m_new);
+                    const float ex = weight(s[i].x, m_new);
                     pt[pj * (QB / 4) + r / 4][r % 4] = ex;
                     const float sum = subgroupAdd(ex);
-                    if (pj == 0) {
-                        const float corr = exp(m_old - m_new);  // 0 on the first tile (m_old = -inf)
-                        row_c[r] = corr;
-                        row_l[r] = row_l[r] * corr + sum;
-                        row_m[r] = m_new;
-                    }
+                    if (pj == 0) update_row(r, m_old, m_new, sum);
                 }
             } else {
                 [[unroll]] for (uint i = 0; i < RT; ++i) sc[(RT * g + i) * TP + pj] = s[i].x;
@@ -96,14 +103,11 @@ void main() {
                 float m_new = m_old, sum = 0.0;
                 for (uint j = 0; j < TP; ++j) m_new = max(m_new, sc[t * TP + j]);
                 for (uint j = 0; j < TP; ++j) {
-                    const float v = sc[t * TP + j], ex = v == -1.0 / 0.0 ? 0.0 : exp(v - m_new);
+                    const float ex = weight(sc[t * TP + j], m_new);
                     pt[j * (QB / 4) + t / 4][t % 4] = ex;
                     sum += ex;
                 }
-                const float corr = exp(m_old - m_new);
-                row_c[t] = corr;
-                row_l[t] = row_l[t] * corr + sum;
-                row_m[t] = m_new;
+                update_row(t, m_old, m_new, sum);
             }
         }
         barrier();

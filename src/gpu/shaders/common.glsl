@@ -8,3 +8,8 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 
 float half_at(uint lo, uint hi) { return unpackHalf2x16(lo | (hi << 8)).x; }
+
+// SwiGLU: silu(g) * u, the same operations wherever a shader makes it (swiglu.comp, to_f16.comp,
+// matvec_dot.comp's fused input).
+float swiglu_of(float g, float u) { return g / (1.0 + exp(-g)) * u; }
+vec4 swiglu_of(vec4 g, vec4 u) { return g / (1.0 + exp(-g)) * u; }

@@ -82,7 +82,7 @@ XBlock quantize_block(uint xr, uint col) {
     if (NORM)
         [[unroll]] for (uint i = 0; i < 8; ++i) v[i] *= g4[col / 4 + i];
     if (GLU)
-        [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = v[i] / (1.0 + exp(-v[i])) * up4[xo / 4 + i];
+        [[unroll]] for (uint i = 0; i < 8; ++i) v[i] = swiglu_of(v[i], up4[xo / 4 + i]);
     vec4 m = abs(v[0]);
     [[unroll]] for (uint i = 1; i < 8; ++i) m = max(m, abs(v[i]));
     const float amax = max(max(m.x, m.y), max(m.z, m.w));
